@@ -1,0 +1,49 @@
+# The two commands of the README:
+#   make run    set up (Debian packages, .venv) and run reconciler on the bundled desired-state/
+#   make test   set up, then every check: ruff, mypy --strict, import-linter, schema freshness, pytest
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: run test setup system-packages lint typecheck layers schema-check unit bench clean
+
+run: setup
+	$(BIN)/reconciler validate desired-state
+
+test: setup lint typecheck layers schema-check unit
+
+setup: $(VENV)/.installed
+
+system-packages:
+	@scripts/install-debian-packages debian-packages.txt
+
+$(VENV)/.installed: pyproject.toml debian-packages.txt | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade 'pip>=25.1'
+	$(BIN)/python -m pip install -q -e . --group dev
+	touch $@
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+layers:
+	$(BIN)/lint-imports
+
+schema-check:
+	$(BIN)/reconciler schema --check
+	$(BIN)/reconciler validate desired-state >/dev/null
+
+unit:
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

@@ -1,0 +1,226 @@
+"""Checks that need more than one document: references, port claims, internal ranges, duplicates, files.
+
+Each check takes the valid resources (with the document each came from) and returns located problems.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.errors import Problem, Severity
+from reconciler.loading.locator import DocRef, Locator, PathElement
+from reconciler.model import (
+    EdgeNetwork,
+    EgressAllowList,
+    EgressGateway,
+    EgressRoute,
+    HealthStrategy,
+    IPPool,
+    TCPProxy,
+)
+from reconciler.model.common import Resource
+from reconciler.model.egress_gateway import ALL_LISTS
+from reconciler.model.internal_ranges import AddressRanges
+from reconciler.model.values import ListenAddress
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A valid resource and the document it came from."""
+
+    resource: Resource
+    ref: DocRef
+
+
+Report = Callable[[DocRef, Sequence[PathElement], str], Problem]
+
+
+def _of_kind(placed: Sequence[Placed], kind: type[Resource]) -> list[Placed]:
+    return [p for p in placed if isinstance(p.resource, kind)]
+
+
+def _names(placed: Sequence[Placed], kind: type[Resource]) -> list[str]:
+    return [p.resource.metadata.name for p in _of_kind(placed, kind)]
+
+
+def _missing(name: str, kind: type[Resource], known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f": did you mean '{close[0]}'?" if close else f" (defined: {', '.join(known) or 'none'})"
+    return f"no {kind.KIND} named '{name}'{hint}"
+
+
+def check_references(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
+    """IPPool.strategy names a HealthStrategy; EgressGateway.allowLists name EgressAllowLists."""
+    strategies = _names(placed, HealthStrategy)
+    for item in _of_kind(placed, IPPool):
+        assert isinstance(item.resource, IPPool)
+        if item.resource.spec.strategy not in strategies:
+            message = _missing(item.resource.spec.strategy, HealthStrategy, strategies)
+            yield locator.problem(item.ref, ("spec", "strategy"), message)
+    lists = _names(placed, EgressAllowList)
+    for item in _of_kind(placed, EgressGateway):
+        assert isinstance(item.resource, EgressGateway)
+        for index, name in enumerate(item.resource.spec.allowLists):
+            if name != ALL_LISTS and name not in lists:
+                yield locator.problem(item.ref, ("spec", "allowLists", index), _missing(name, EgressAllowList, lists))
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    address: ListenAddress
+    item: Placed
+    path: tuple[PathElement, ...]
+    owner: str
+
+
+def _listeners(placed: Sequence[Placed]) -> Iterator[_Listener]:
+    for item in placed:
+        resource = item.resource
+        if isinstance(resource, TCPProxy):
+            for a, app in enumerate(resource.spec.apps):
+                for i, address in enumerate(app.listen):
+                    owner = f"TCPProxy/{resource.metadata.name} app {app.name}"
+                    yield _Listener(address, item, ("spec", "apps", a, "listen", i), owner)
+        elif isinstance(resource, IPPool) and resource.spec.proxy is not None:
+            owner = f"IPPool/{resource.metadata.name}"
+            yield _Listener(resource.spec.proxy.listen, item, ("spec", "proxy", "listen"), owner)
+
+
+def check_ports(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
+    """A listening port is claimed by one listener per node (TCPProxy apps and IPPool proxies)."""
+    claimed: list[_Listener] = []
+    for listener in _listeners(placed):
+        for earlier in claimed:
+            if not listener.address.conflicts_with(earlier.address):
+                continue
+            if earlier.item is not listener.item and not listener.item.resource.spec.shares_nodes_with(
+                earlier.item.resource.spec
+            ):
+                continue
+            where = locator.position(earlier.item.ref, earlier.path)
+            yield locator.problem(
+                listener.item.ref,
+                listener.path,
+                f"{listener.address} overlaps {earlier.address}, already claimed by {earlier.owner} "
+                f"({earlier.item.ref.file}:{where[0]}): a port belongs to one listener per node",
+            )
+            break
+        else:
+            claimed.append(listener)
+
+
+def _gateway_ranges(placed: Sequence[Placed], default: AddressRanges) -> Mapping[str, list[tuple[str, AddressRanges]]]:
+    """For each allow-list name, the internal ranges of every gateway that enforces it."""
+    lists = _names(placed, EgressAllowList)
+    ranges: dict[str, list[tuple[str, AddressRanges]]] = {name: [] for name in lists}
+    for item in _of_kind(placed, EgressGateway):
+        assert isinstance(item.resource, EgressGateway)
+        spec = item.resource.spec
+        own = AddressRanges(spec.internalRanges) if spec.internalRanges is not None else default
+        selected = lists if ALL_LISTS in spec.allowLists else [n for n in spec.allowLists if n in ranges]
+        for name in selected:
+            ranges[name].append((f"EgressGateway/{item.resource.metadata.name}", own))
+    return ranges
+
+
+def check_internal_ranges(placed: Sequence[Placed], locator: Locator, default: AddressRanges) -> Iterator[Problem]:
+    """Allow-list addresses and networks must be public for every gateway that enforces the list.
+
+    A list no gateway uses is checked against the default ranges.
+    """
+    ranges = _gateway_ranges(placed, default)
+    for item in _of_kind(placed, EgressAllowList):
+        assert isinstance(item.resource, EgressAllowList)
+        enforcing = ranges.get(item.resource.metadata.name) or [("", default)]
+        for index, entry in enumerate(item.resource.spec.entries):
+            target = entry.ip if entry.ip is not None else entry.cidr
+            if target is None:
+                continue
+            for gateway, internal in enforcing:
+                hit = internal.overlapping(target)
+                if hit is None:
+                    continue
+                field = "ip" if entry.ip is not None else "cidr"
+                verb = (
+                    "is an internal address"
+                    if isinstance(target, ipaddress.IPv4Address | ipaddress.IPv6Address)
+                    else "overlaps an internal range"
+                )
+                for_gateway = f" for {gateway}" if gateway else ""
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "entries", index, field),
+                    f"{target} {verb} ({hit}){for_gateway}: allow-lists reach the public internet only",
+                )
+                break
+
+
+def check_duplicate_entries(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
+    """The same destination twice in one list is a warning: the second entry adds nothing, or confuses."""
+    for item in _of_kind(placed, EgressAllowList):
+        assert isinstance(item.resource, EgressAllowList)
+        first: dict[str, int] = {}
+        for index, entry in enumerate(item.resource.spec.entries):
+            key = entry.destination
+            if key in first:
+                line, _ = locator.position(item.ref, ("spec", "entries", first[key]))
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "entries", index),
+                    f"duplicate entry: {key.replace(':', ' ', 1)} is already listed at line {line}",
+                    severity=Severity.WARNING,
+                )
+            else:
+                first[key] = index
+
+
+def check_route_conflicts(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
+    """Two EgressRoutes on one node would fight over the same routes."""
+    seen: list[Placed] = []
+    for item in _of_kind(placed, EgressRoute):
+        for earlier in seen:
+            if item.resource.spec.shares_nodes_with(earlier.resource.spec):
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "nodes"),
+                    f"EgressRoute/{earlier.resource.metadata.name} already routes the public address space on "
+                    "these nodes: give each route disjoint nodes",
+                )
+                break
+        else:
+            seen.append(item)
+
+
+def _file_references(resource: Resource) -> Iterator[tuple[tuple[PathElement, ...], str]]:
+    if isinstance(resource, IPPool):
+        members = resource.spec.members
+        if members.nginxConf is not None:
+            yield ("spec", "members", "nginxConf"), members.nginxConf
+        if members.upstream is not None:
+            yield ("spec", "members", "upstream", "file"), members.upstream.file
+    elif isinstance(resource, EdgeNetwork):
+        for index, zone in enumerate(resource.spec.zones):
+            for field in ("include", "template"):
+                value = getattr(zone, field)
+                if value is not None:
+                    yield ("spec", "zones", index, field), value
+
+
+def check_files(placed: Sequence[Placed], locator: Locator, known: frozenset[str]) -> Iterator[Problem]:
+    """Relative file paths point into the desired-state tree, so they must exist there."""
+    for item in placed:
+        for path, value in _file_references(item.resource):
+            if value.startswith("/"):
+                continue
+            normalized = "/".join(p for p in value.split("/") if p not in ("", "."))
+            if ".." in normalized.split("/"):
+                yield locator.problem(item.ref, path, f"'{value}' leaves the desired-state tree; use a path inside it")
+            elif normalized not in known:
+                yield locator.problem(
+                    item.ref,
+                    path,
+                    f"'{value}' does not exist in the desired-state tree (relative paths start at its root)",
+                )

@@ -1,0 +1,180 @@
+"""One YAML document -> one validated resource, or located problems that say what to write instead.
+
+pydantic reports union branches and follow-on errors that only confuse a reader (``edges[1].str: Input should
+be a valid string`` next to the real ``edges[1].mode`` error); they are pruned here, and field names are checked
+against the known ones to suggest a spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import typing
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.errors import Problem
+from reconciler.loading.locator import DocRef, Locator, PathElement
+from reconciler.model import API_VERSION, KINDS, Resource
+
+ENVELOPE_FIELDS = ("apiVersion", "kind", "metadata", "spec")
+
+
+def _declared(data: dict[Any, Any]) -> tuple[str, str]:
+    kind = data.get("kind")
+    metadata = data.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return (kind if isinstance(kind, str) else "", name if isinstance(name, str) else "")
+
+
+def _suggest(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f": did you mean '{close[0]}'?" if close else ""
+
+
+def validate_document(data: Any, ref: DocRef, locator: Locator) -> tuple[Resource | None, list[Problem]]:
+    """Validate the envelope, then the kind's model. ``ref`` is updated with the declared kind and name."""
+    if not isinstance(data, dict):
+        found = "a list" if isinstance(data, list) else f"a {type(data).__name__} value"
+        return None, [
+            locator.problem(ref, (), f"a document must be a mapping of {', '.join(ENVELOPE_FIELDS)}; found {found}")
+        ]
+    kind, name = _declared(data)
+    ref = DocRef(ref.file, ref.index, kind if kind in KINDS else "", name)
+    api_version = data.get("apiVersion")
+    if api_version != API_VERSION:
+        if api_version is None:
+            message = f"apiVersion is missing: write 'apiVersion: {API_VERSION}'"
+        else:
+            message = f"unknown apiVersion '{api_version}': this reconciler reads {API_VERSION}"
+        return None, [locator.problem(ref, ("apiVersion",), message)]
+    if kind not in KINDS:
+        known = ", ".join(KINDS)
+        if not kind:
+            message = f"kind is missing or not a string: one of {known}"
+        else:
+            message = f"unknown kind '{kind}'{_suggest(kind, list(KINDS))} (known kinds: {known})"
+        return None, [locator.problem(ref, ("kind",), message)]
+    model = KINDS[kind]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        located = locator.data(ref)
+        problems = [
+            locator.problem(ref, path, message, at_key=at_key)
+            for path, message, at_key in _explain(exc, located if located is not None else data, model)
+        ]
+        return None, problems
+
+
+def _explain(
+    exc: ValidationError, data: Any, model: type[BaseModel]
+) -> Iterator[tuple[tuple[PathElement, ...], str, bool]]:
+    """(path, message, whether to point at the key rather than the value) for each error worth showing."""
+    errors = exc.errors(include_url=False)
+    paths = [_data_path(data, err["loc"]) for err in errors]
+    kept = [
+        (err, path, tags)
+        for err, (path, tags) in zip(errors, paths, strict=True)
+        if _relevant(err, path, tags, data, [p for p, _ in paths])
+    ] or [(err, path, tags) for err, (path, tags) in zip(errors, paths, strict=True)]
+    seen: set[tuple[tuple[PathElement, ...], str]] = set()
+    for err, path, _ in kept:
+        message = _message(err, path, model)
+        if (path, message) not in seen:
+            seen.add((path, message))
+            yield path, message, err["type"] == "extra_forbidden"
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> tuple[tuple[PathElement, ...], list[tuple[str, int]]]:
+    """The part of pydantic's ``loc`` that addresses the data, and the union-branch tags it skipped (with the
+    number of path elements before each)."""
+    path: list[PathElement] = []
+    tags: list[tuple[str, int]] = []
+    node = data
+    for element in loc:
+        if _has(node, element):
+            node = node[element]
+            path.append(element)
+        elif isinstance(element, str) and (element[:1].isupper() or "[" in element or element in _PRIMITIVE_TAGS):
+            tags.append((element, len(path)))
+        else:
+            path.append(element)
+            node = None
+    return tuple(path), tags
+
+
+def _has(node: Any, element: int | str) -> bool:
+    if isinstance(node, dict):
+        return element in node
+    return isinstance(node, list) and isinstance(element, int) and 0 <= element < len(node)
+
+
+_PRIMITIVE_TAGS = {"str", "int", "float", "bool", "list", "dict", "tuple", "none", "date", "lax-or-strict"}
+
+
+def _value_at(data: Any, path: Sequence[PathElement]) -> Any:
+    for element in path:
+        try:
+            data = data[element]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _relevant(
+    err: Any,
+    path: tuple[PathElement, ...],
+    tags: list[tuple[str, int]],
+    data: Any,
+    all_paths: list[tuple[PathElement, ...]],
+) -> bool:
+    # "Tuple should have at least 1 item after validation" is only the echo of an item's own error.
+    if err["type"] == "too_short" and any(len(p) > len(path) and p[: len(path)] == path for p in all_paths):
+        return False
+    if not tags:
+        return True
+    # A union error: keep the branch that matches what was written (a mapping -> a model branch).
+    tag, depth = tags[-1]
+    return tag[:1].isupper() == isinstance(_value_at(data, path[:depth]), dict)
+
+
+def _message(err: Any, path: tuple[PathElement, ...], model: type[BaseModel]) -> str:
+    kind, message = err["type"], str(err["msg"])
+    if kind == "missing":
+        return f"required field '{path[-1]}' is missing" if path else "a required field is missing"
+    if kind == "extra_forbidden":
+        field = str(path[-1]) if path else "?"
+        return f"unknown field '{field}'{_suggest(field, _field_names(model))}"
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if kind == "string_pattern_mismatch" and path and path[-1] == "name":
+        return f"{message}: use lower-case letters, digits and '-' (at most 63 characters)"
+    return message
+
+
+@functools.cache
+def _field_names(model: type[BaseModel]) -> list[str]:
+    """Every field name (by alias) of a model and the models it contains, for spelling suggestions."""
+    names: set[str] = set()
+    pending: list[type[BaseModel]] = [model]
+    seen: set[type[BaseModel]] = set()
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for name, info in current.model_fields.items():
+            names.add(info.alias or name)
+            pending.extend(_models_in(info.annotation))
+    return sorted(names)
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)

@@ -1,0 +1,169 @@
+"""A desired-state tree (file names and bytes) -> a validated :class:`DesiredState`, or every problem in it.
+
+Steps: per file (size limit, UTF-8, YAML with limits), per document (envelope, kind model), then across
+documents (unique names, references, port claims, internal ranges, duplicates, referenced files). All problems of
+a run are reported, not only the first; warnings do not make the state invalid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.errors import DesiredStateError, Problem, Severity
+from reconciler.loading import cross_checks
+from reconciler.loading.cross_checks import Placed
+from reconciler.loading.documents import validate_document
+from reconciler.loading.locator import DocRef, Locator
+from reconciler.loading.tree import SourceFile, SourceTree
+from reconciler.loading.yaml_reader import YamlError, YamlLimits, read_yaml
+from reconciler.model import DesiredState, SourceRef
+from reconciler.model.common import Resource
+from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How strict loading is. ``internal_ranges`` is what allow-lists may not reach unless a gateway overrides it."""
+
+    internal_ranges: AddressRanges = DEFAULT_RANGES
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    yaml_limits: YamlLimits = field(default_factory=YamlLimits)
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a tree holds: the valid resources, every problem, and how to locate more (for later checks)."""
+
+    state: DesiredState
+    problems: tuple[Problem, ...]
+    refs: Mapping[tuple[str, str], DocRef]
+    locator: Locator
+    documents: int
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
+
+def _decode(file: SourceFile) -> str:
+    content = file.content
+    try:
+        return content.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (content.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise YamlError(
+            f"not UTF-8: byte 0x{content[exc.start]:02x} cannot be decoded; save the file as UTF-8",
+            line,
+            column,
+        ) from None
+
+
+def load_tree(tree: SourceTree, options: LoadOptions | None = None) -> LoadResult:
+    """Load everything that can be loaded; never raises for anything wrong in the tree."""
+    options = options or LoadOptions()
+    problems: list[Problem] = []
+    texts: dict[str, str] = {}
+    placed: list[Placed] = []
+    starts: dict[tuple[str, int], tuple[int, int]] = {}
+    documents = 0
+    locator = Locator(texts, options.yaml_limits)
+    for file in tree.files:
+        if len(file.content) > options.max_file_bytes:
+            problems.append(
+                Problem(
+                    file.path,
+                    1,
+                    1,
+                    f"the file is {len(file.content)} bytes, over the limit of "
+                    f"{options.max_file_bytes}: split it into several files",
+                )
+            )
+            continue
+        try:
+            text = texts[file.path] = _decode(file)
+            parsed = read_yaml(text, limits=options.yaml_limits)
+        except YamlError as exc:
+            problems.append(Problem(file.path, exc.line, exc.column, exc.message))
+            continue
+        for document in parsed:
+            if document.data is None:
+                continue  # an empty document (only comments) is fine
+            documents += 1
+            starts[(file.path, document.index)] = (document.line, document.column)
+            ref = DocRef(file.path, document.index)
+            resource, found = validate_document(document.data, ref, locator)
+            problems.extend(found)
+            if resource is not None:
+                placed.append(
+                    Placed(resource, DocRef(file.path, document.index, resource.KIND, resource.metadata.name))
+                )
+    unique, refs, duplicates = _unique(placed, locator)
+    problems.extend(duplicates)
+    problems.extend(cross_checks.check_references(unique, locator))
+    problems.extend(cross_checks.check_ports(unique, locator))
+    problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges))
+    problems.extend(cross_checks.check_duplicate_entries(unique, locator))
+    problems.extend(cross_checks.check_route_conflicts(unique, locator))
+    problems.extend(cross_checks.check_files(unique, locator, tree.other_paths))
+    state = _state(unique, starts)
+    log.debug(
+        "loaded tree=%s files=%d documents=%d problems=%d",
+        tree.root,
+        len(tree.files),
+        documents,
+        len(problems),
+    )
+    return LoadResult(state, tuple(sorted(problems, key=lambda p: p.sort_key)), refs, locator, documents)
+
+
+def load_desired_state(tree: SourceTree, options: LoadOptions | None = None) -> LoadResult:
+    """Load a tree that must be valid: raises :class:`DesiredStateError` with every problem if it is not."""
+    result = load_tree(tree, options)
+    if result.errors:
+        raise DesiredStateError(result.problems)
+    return result
+
+
+def _unique(
+    placed: list[Placed], locator: Locator
+) -> tuple[list[Placed], dict[tuple[str, str], DocRef], list[Problem]]:
+    seen: dict[tuple[str, str], DocRef] = {}
+    unique: list[Placed] = []
+    problems: list[Problem] = []
+    for item in placed:
+        key = (item.resource.KIND, item.resource.metadata.name)
+        if key in seen:
+            first = seen[key]
+            line, _ = locator.position(first, ("metadata", "name"))
+            problems.append(
+                locator.problem(
+                    item.ref,
+                    ("metadata", "name"),
+                    f"{key[0]} '{key[1]}' is already defined at {first.file}:{line}: names are unique per kind",
+                )
+            )
+            continue
+        seen[key] = item.ref
+        unique.append(item)
+    return unique, seen, problems
+
+
+def _state(placed: list[Placed], starts: Mapping[tuple[str, int], tuple[int, int]]) -> DesiredState:
+    resources: dict[str, dict[str, Resource]] = {}
+    sources: dict[tuple[str, str], SourceRef] = {}
+    for item in placed:
+        key = (item.resource.KIND, item.resource.metadata.name)
+        resources.setdefault(key[0], {})[key[1]] = item.resource
+        sources[key] = SourceRef(item.ref.file, *starts[(item.ref.file, item.ref.index)])
+    return DesiredState(resources, sources)

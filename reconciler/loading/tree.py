@@ -1,0 +1,38 @@
+"""The desired-state tree as data: file names and bytes, read by ``reconciler.system`` and loaded here.
+
+Keeping the bytes in a value means the loader does no I/O: the working tree, a git revision and a test all hand
+it the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+YAML_SUFFIXES = (".yaml", ".yml")
+SKIPPED_FOLDERS = ("status",)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One YAML file: ``path`` as shown to the user, ``relpath`` inside the tree, and its bytes."""
+
+    path: str
+    relpath: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    """The YAML files of a desired-state tree, and the relative paths of every other file (for references)."""
+
+    root: str
+    files: tuple[SourceFile, ...]
+    other_paths: frozenset[str] = field(default_factory=frozenset)
+
+
+def is_desired_state_file(relpath: str) -> bool:
+    """``*.yaml``/``*.yml`` at any depth, except under ``status/`` (agents write there) and hidden folders."""
+    parts = relpath.split("/")
+    if parts[0] in SKIPPED_FOLDERS or any(p.startswith(".") for p in parts):
+        return False
+    return relpath.endswith(YAML_SUFFIXES)

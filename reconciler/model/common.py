@@ -1,0 +1,68 @@
+"""What every resource document shares: the envelope (apiVersion, kind, metadata, spec) and the model settings.
+
+Models are strict (unknown fields are errors), frozen (desired state is a value) and self-documenting (every field
+has a description, which becomes the JSON Schema and the editor hover text).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from reconciler.model.values import ALL_NODES, NodeSelectorItem, ResourceName
+
+API_VERSION = "reconciler/v1"
+
+
+class Strict(BaseModel):
+    """Base of every desired-state model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False, use_attribute_docstrings=False)
+
+
+class Metadata(Strict):
+    """Identifies a resource."""
+
+    name: ResourceName = Field(
+        description="Unique per kind: lower-case letters, digits and '-', at most 63 characters."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Free-form key/value labels; reconciler does not interpret them."
+    )
+
+
+class Spec(Strict):
+    """Base of every spec: which nodes it applies to."""
+
+    nodes: tuple[NodeSelectorItem, ...] = Field(
+        default=(ALL_NODES,),
+        min_length=1,
+        description="Node names this resource applies to; '*' means every node (the default). "
+        "An agent applies only what selects its --node name.",
+    )
+
+    @field_validator("nodes")
+    @classmethod
+    def _star_alone(cls, nodes: tuple[str, ...]) -> tuple[str, ...]:
+        if ALL_NODES in nodes and len(nodes) > 1:
+            raise ValueError("'*' already selects every node: list either '*' or node names")
+        if len(set(nodes)) != len(nodes):
+            raise ValueError("a node is listed twice")
+        return nodes
+
+    def selects(self, node: str) -> bool:
+        return ALL_NODES in self.nodes or node in self.nodes
+
+    def shares_nodes_with(self, other: Spec) -> bool:
+        return ALL_NODES in self.nodes or ALL_NODES in other.nodes or bool(set(self.nodes) & set(other.nodes))
+
+
+class Resource(Strict):
+    """The envelope of a desired-state document; each kind narrows ``kind`` and ``spec``."""
+
+    KIND: ClassVar[str] = ""
+
+    apiVersion: Literal["reconciler/v1"] = Field(description="Always reconciler/v1.")
+    metadata: Metadata = Field(description="Name and labels of the resource.")
+    spec: Spec = Field(description="What this resource wants.")

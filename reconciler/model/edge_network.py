@@ -1,0 +1,161 @@
+"""EdgeNetwork: edges probed over HTTP, the healthiest set published in BIND zone files."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reconciler.model.common import Resource, Spec, Strict
+from reconciler.model.values import DnsName, IPAddressValue, PositiveDuration
+
+EdgeMode = Literal["available", "force", "blindforce", "unavailable"]
+
+
+class Edge(Strict):
+    """One edge; a plain string is an edge in mode 'available'."""
+
+    host: str = Field(min_length=1, description="Host name or IP address of the edge.")
+    mode: EdgeMode = Field(
+        default="available",
+        description="available: chosen by health; force: live if healthy; blindforce: always live; "
+        "unavailable: never live.",
+    )
+    comment: str = Field(default="", max_length=500, description="Why the mode is set.")
+
+
+class ProbeObject(Strict):
+    """The object fetched from every edge."""
+
+    url: str = Field(description="URL template; {host} is replaced by the edge.")
+    host: DnsName | None = Field(default=None, description="Host header to send (the site the edges serve).")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Expected body checksum.")
+    verifyTls: bool = Field(default=True, description="Verify the edge's certificate.")
+
+    @field_validator("url")
+    @classmethod
+    def _template(cls, url: str) -> str:
+        if not re.match(r"^https?://", url):
+            raise ValueError("url must start with http:// or https://")
+        if "{host}" not in url:
+            raise ValueError("url must contain {host}, replaced by each edge")
+        return url
+
+
+class Rotation(Strict):
+    """How often the live set may change (the old tool's dnschange_maxfreq, enforced)."""
+
+    maxChanges: int = Field(default=10, ge=1, le=10_000, description="Changes of the live set allowed per window.")
+    per: PositiveDuration = Field(default=timedelta(minutes=10), description="The window.")
+
+
+class Zone(Strict):
+    """A zone whose labels point at the live edges."""
+
+    name: DnsName = Field(description="Zone origin, like example.org.")
+    labels: tuple[str, ...] = Field(
+        default=("@",),
+        min_length=1,
+        description="Owner names given the live edges' addresses; '@' is the apex.",
+    )
+    include: str | None = Field(
+        default=None, description="Zone file fragment included verbatim (relative to the repo)."
+    )
+    template: str | None = Field(default=None, description="Jinja2 template for the zone (relative to the repo).")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        for label in labels:
+            if label != "@" and not re.fullmatch(
+                r"(\*|[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_-]+)*", label
+            ):
+                raise ValueError(f"'{label}' is not a relative owner name or '@'")
+        return labels
+
+
+class Soa(Strict):
+    """The SOA record of every zone."""
+
+    mname: DnsName = Field(description="Primary name server.")
+    rname: DnsName = Field(description="Responsible mailbox, as a name (hostmaster.example.org.).")
+    refresh: PositiveDuration = Field(default=timedelta(hours=12), description="SOA refresh.")
+    retry: PositiveDuration = Field(default=timedelta(hours=3), description="SOA retry.")
+    expire: PositiveDuration = Field(default=timedelta(weeks=2), description="SOA expire.")
+    minimum: PositiveDuration = Field(default=timedelta(minutes=5), description="SOA minimum (negative TTL).")
+    ttl: PositiveDuration = Field(default=timedelta(minutes=1), description="TTL of the edge records.")
+
+
+class Output(Strict):
+    """Where zone files go and what runs after a change."""
+
+    dir: str = Field(min_length=1, description="Directory the zone files are written to.")
+    check: bool = Field(default=True, description="Run named-checkzone before a file replaces the old one.")
+    afterChange: tuple[str, ...] = Field(
+        default=(),
+        description="Command (argument list, no shell) run after any zone changed, like [rndc, reload].",
+    )
+
+
+class EdgeNetworkSpec(Spec):
+    """Edges, how they are judged, and where the result is published."""
+
+    edges: tuple[str | Edge, ...] = Field(min_length=1, description="The edges: host names or {host, mode, comment}.")
+    object: ProbeObject = Field(description="What is fetched from each edge.")
+    interval: PositiveDuration = Field(default=timedelta(seconds=60), description="Probe round every.")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=10), description="A probe slower than this fails.")
+    goodEnough: PositiveDuration = Field(
+        default=timedelta(milliseconds=700), description="A probe at most this slow is a pass."
+    )
+    window: PositiveDuration = Field(default=timedelta(minutes=5), description="Window for the windowed mean.")
+    history: int = Field(default=2000, ge=1, le=1_000_000, description="Probe results kept per edge.")
+    liveCount: int = Field(default=4, ge=1, le=1000, description="How many edges are live.")
+    rotation: Rotation = Field(default_factory=Rotation, description="Rotation limit.")
+    zones: tuple[Zone, ...] = Field(min_length=1, description="Zones written.")
+    soa: Soa = Field(description="SOA values.")
+    nameservers: tuple[DnsName, ...] = Field(min_length=1, description="NS records of every zone.")
+    canaries: dict[DnsName, IPAddressValue] = Field(
+        default_factory=dict,
+        description="Zone name -> canary edge address, published alongside the live set.",
+    )
+    canaryKiller: int = Field(
+        default=6, ge=1, description="Disable all canaries for a run once this many canary probes failed."
+    )
+    output: Output = Field(description="Where zone files go.")
+
+    @property
+    def edge_list(self) -> tuple[Edge, ...]:
+        return tuple(e if isinstance(e, Edge) else Edge(host=e) for e in self.edges)
+
+    @field_validator("edges")
+    @classmethod
+    def _unique_edges(cls, edges: tuple[str | Edge, ...]) -> tuple[str | Edge, ...]:
+        seen: set[str] = set()
+        for edge in edges:
+            host = edge.host if isinstance(edge, Edge) else edge
+            if host in seen:
+                raise ValueError(f"edge {host} is listed twice")
+            seen.add(host)
+        return edges
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EdgeNetworkSpec:
+        if self.goodEnough >= self.timeout:
+            raise ValueError("goodEnough must be shorter than timeout, or every timeout would pass")
+        zones = {z.name for z in self.zones}
+        if len(zones) != len(self.zones):
+            raise ValueError("a zone is listed twice")
+        for zone in self.canaries:
+            if zone not in zones:
+                raise ValueError(f"canary zone {zone} is not one of zones: {', '.join(sorted(zones))}")
+        return self
+
+
+class EdgeNetwork(Resource):
+    """A set of edges published through DNS."""
+
+    KIND: ClassVar[str] = "EdgeNetwork"
+    kind: Literal["EdgeNetwork"] = Field(description="EdgeNetwork.")
+    spec: EdgeNetworkSpec = Field(description="The edges and their publication.")

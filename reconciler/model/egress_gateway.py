@@ -1,0 +1,42 @@
+"""EgressGateway: how a gateway machine enforces allow-lists on the traffic it forwards."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from reconciler.model.common import Resource, Spec
+from reconciler.model.values import IPNetworkValue
+
+ALL_LISTS = "*"
+
+
+class EgressGatewaySpec(Spec):
+    """Which allow-lists a gateway enforces, for which clients, and what happens to the rest."""
+
+    allowLists: tuple[str, ...] = Field(
+        default=(ALL_LISTS,),
+        min_length=1,
+        description="Names of EgressAllowList resources; '*' means all of them.",
+    )
+    clients: tuple[IPNetworkValue, ...] = Field(
+        min_length=1, description="Sources whose forwarded traffic is subject to the allow-lists."
+    )
+    defaultAction: Literal["drop", "reject", "log"] = Field(
+        default="drop",
+        description="What happens to traffic no list allows; log is audit mode (nothing dropped).",
+    )
+    internalRanges: tuple[IPNetworkValue, ...] | None = Field(
+        default=None,
+        description="Replaces the default internal-range list (see the README) for this gateway.",
+    )
+    masquerade: bool = Field(default=False, description="Source-NAT allowed traffic to the gateway's address.")
+
+
+class EgressGateway(Resource):
+    """A gateway configuration; usually selects gateway nodes with spec.nodes."""
+
+    KIND: ClassVar[str] = "EgressGateway"
+    kind: Literal["EgressGateway"] = Field(description="EgressGateway.")
+    spec: EgressGatewaySpec = Field(description="What the gateway enforces.")

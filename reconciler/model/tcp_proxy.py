@@ -1,0 +1,103 @@
+"""TCPProxy: apps with many listening ports each, balanced over health-checked targets."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reconciler.model.common import Resource, Spec, Strict
+from reconciler.model.values import Duration, HostPortValue, ListenAddressValue, PositiveDuration
+
+Balance = Literal["round-robin", "random", "least-connections"]
+
+
+class WeightedTarget(Strict):
+    """A target with a weight; a plain 'host:port' string has weight 1."""
+
+    address: HostPortValue = Field(description="host:port of the target; names are re-resolved.")
+    weight: int = Field(default=1, ge=0, le=1000, description="Relative share of new connections; 0 drains.")
+
+
+class HealthCheck(Strict):
+    """Active health checks of every target (HAProxy's inter / rise / fall)."""
+
+    interval: PositiveDuration = Field(default=timedelta(seconds=2), description="Time between checks (jittered).")
+    timeout: PositiveDuration = Field(default=timedelta(seconds=1), description="A check slower than this fails.")
+    rise: int = Field(default=2, ge=1, le=100, description="Passed checks in a row that mark a target up.")
+    fall: int = Field(default=3, ge=1, le=100, description="Failed checks in a row that mark a target down.")
+    send: str | None = Field(default=None, description="Bytes to send after connecting (optional).")
+    expect: str | None = Field(default=None, description="Bytes the answer must start with (optional).")
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> HealthCheck:
+        if self.timeout > self.interval:
+            raise ValueError("timeout must not be longer than interval")
+        return self
+
+
+class App(Strict):
+    """One app: its ports and its targets."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", description="Unique within the TCPProxy.")
+    listen: tuple[ListenAddressValue, ...] = Field(
+        min_length=1, description="Addresses and ports ('0.0.0.0:5001', '0.0.0.0:5300-5302')."
+    )
+    targets: tuple[HostPortValue | WeightedTarget, ...] = Field(
+        min_length=1, description="Where connections go: 'host:port' or {address, weight}."
+    )
+    balance: Balance | None = Field(default=None, description="Overrides the proxy-wide balance for this app.")
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_targets(
+        cls, targets: tuple[HostPortValue | WeightedTarget, ...]
+    ) -> tuple[HostPortValue | WeightedTarget, ...]:
+        seen: set[str] = set()
+        for target in targets:
+            key = str(target.address if isinstance(target, WeightedTarget) else target)
+            if key in seen:
+                raise ValueError(f"target {key} is listed twice")
+            seen.add(key)
+        return targets
+
+    @property
+    def weighted_targets(self) -> tuple[WeightedTarget, ...]:
+        return tuple(t if isinstance(t, WeightedTarget) else WeightedTarget(address=t) for t in self.targets)
+
+
+class TCPProxySpec(Spec):
+    """Apps and how they are balanced and checked."""
+
+    apps: tuple[App, ...] = Field(min_length=1, description="The apps.")
+    balance: Balance = Field(default="round-robin", description="How a target is picked for a new connection.")
+    healthCheck: HealthCheck = Field(default_factory=HealthCheck, description="Active checks.")
+    connectTimeout: PositiveDuration = Field(
+        default=timedelta(seconds=3), description="Give up connecting to a target after this long."
+    )
+    retries: int = Field(default=2, ge=0, le=10, description="A failed connect tries the next healthy target.")
+    idleTimeout: Duration | None = Field(default=None, description="Close connections idle this long.")
+    maxConnections: int = Field(
+        default=10_000,
+        ge=1,
+        le=1_000_000,
+        description="Per app; beyond it new connections wait (back-pressure).",
+    )
+
+    @field_validator("apps")
+    @classmethod
+    def _unique_apps(cls, apps: tuple[App, ...]) -> tuple[App, ...]:
+        names = [a.name for a in apps]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"app name '{name}' is used twice")
+        return apps
+
+
+class TCPProxy(Resource):
+    """A set of TCP proxy apps."""
+
+    KIND: ClassVar[str] = "TCPProxy"
+    kind: Literal["TCPProxy"] = Field(description="TCPProxy.")
+    spec: TCPProxySpec = Field(description="The apps.")

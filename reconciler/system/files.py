@@ -1,0 +1,64 @@
+"""Files: reading a desired-state tree from a folder, and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from reconciler.errors import SourceError
+from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file
+
+
+def _read_limited(path: Path, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes: enough for the loader to tell that a file is too big without reading it all."""
+    with path.open("rb") as handle:
+        return handle.read(limit + 1)
+
+
+def read_source_tree(root: Path, *, display_root: str | None = None, max_file_bytes: int) -> SourceTree:
+    """Every desired-state YAML file under ``root`` (sorted, so runs are reproducible) and the other files' paths.
+
+    Symbolic links that lead out of the tree are ignored: a desired-state repository may not read the machine.
+    """
+    if not root.is_dir():
+        raise SourceError(f"{root}: not a directory (give the folder that holds the desired state)")
+    shown = display_root if display_root is not None else str(root)
+    resolved_root = root.resolve()
+    files: list[SourceFile] = []
+    others: set[str] = set()
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            full = Path(folder) / name
+            relpath = full.relative_to(root).as_posix()
+            if not full.resolve().is_relative_to(resolved_root) or not full.is_file():
+                continue
+            if is_desired_state_file(relpath):
+                display = f"{shown.rstrip('/')}/{relpath}" if shown not in ("", ".") else relpath
+                files.append(SourceFile(display, relpath, _read_limited(full, max_file_bytes)))
+            else:
+                others.add(relpath)
+    return SourceTree(shown, tuple(files), frozenset(others))
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write to a temporary file in the same folder, fsync, rename: readers see the old or the new file, whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_bytes_if_exists(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

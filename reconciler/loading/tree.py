@@ -30,9 +30,12 @@ class SourceTree:
     other_paths: frozenset[str] = field(default_factory=frozenset)
 
 
-def is_desired_state_file(relpath: str) -> bool:
-    """``*.yaml``/``*.yml`` at any depth, except under ``status/`` (agents write there) and hidden folders."""
+def is_skipped(relpath: str) -> bool:
+    """``status/`` (agents write there) and hidden files and folders are not part of the desired state."""
     parts = relpath.split("/")
-    if parts[0] in SKIPPED_FOLDERS or any(p.startswith(".") for p in parts):
-        return False
-    return relpath.endswith(YAML_SUFFIXES)
+    return parts[0] in SKIPPED_FOLDERS or any(p.startswith(".") for p in parts)
+
+
+def is_desired_state_file(relpath: str) -> bool:
+    """``*.yaml``/``*.yml`` at any depth, unless skipped."""
+    return relpath.endswith(YAML_SUFFIXES) and not is_skipped(relpath)

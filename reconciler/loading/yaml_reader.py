@@ -56,20 +56,22 @@ class Positions:
     of_keys: dict[int, dict[Any, tuple[Position, Position]]] = field(default_factory=dict)
     of_items: dict[int, list[Position]] = field(default_factory=dict)
     of_containers: dict[int, Position] = field(default_factory=dict)
+    root: Position = (1, 1)
 
     def locate(self, data: Any, path: tuple[str | int, ...], *, at_key: bool = False) -> tuple[Position, int]:
         """The position of the deepest part of ``path`` that exists, and how many path elements it matched.
 
-        A missing key points at its mapping; a key that exists points at its value (at the key with ``at_key``).
+        A key that exists points at its value, unless the value is a mapping or list (whose first line may be
+        further down) or ``at_key`` is set: then at the key. A missing key points at its mapping's key.
         """
-        position = self.of_containers.get(id(data), (1, 1))
+        position = self.root
         matched = 0
         for element in path:
             if isinstance(data, dict) and element in data and id(data) in self.of_keys:
                 key_position, position = self.of_keys[id(data)][element]
-                if at_key and matched == len(path) - 1:
-                    position = key_position
                 data = data[element]
+                if isinstance(data, dict | list) or (at_key and matched == len(path) - 1):
+                    position = key_position
             elif isinstance(data, list) and isinstance(element, int) and 0 <= element < len(data):
                 position = self.of_items[id(data)][element]
                 data = data[element]
@@ -97,7 +99,11 @@ def _mark(event: Any) -> Position:
 def _resolve_plain(value: str) -> Any:
     for tag, regexp in _RESOLVERS.get(value[0] if value else "", ()):
         if regexp.match(value):
-            return _construct(tag[len(YAML_TAG) :], value)
+            try:
+                return _construct(tag[len(YAML_TAG) :], value)
+            except ValueError:
+                # Looks like a date but is not one (2027-02-30): leave it to the model to say what is wrong.
+                return value
     return value
 
 
@@ -252,6 +258,8 @@ class _DocumentBuilder:
         position = start or _mark(event)
         if not self.stack:
             self.root = value
+            if self.positions is not None:
+                self.positions.root = position
             return
         frame = self.stack[-1]
         frame.size += size

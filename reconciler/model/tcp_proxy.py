@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from reconciler.model.common import Resource, Spec, Strict
 from reconciler.model.values import Duration, HostPortValue, ListenAddressValue, PositiveDuration
@@ -18,6 +18,17 @@ class WeightedTarget(Strict):
 
     address: HostPortValue = Field(description="host:port of the target; names are re-resolved.")
     weight: int = Field(default=1, ge=0, le=1000, description="Relative share of new connections; 0 drains.")
+
+
+def _target_from_string(value: Any) -> Any:
+    return {"address": value} if isinstance(value, str) else value
+
+
+# Operators write 'host:port' for the common case; the model always holds a WeightedTarget.
+Target = Annotated[
+    WeightedTarget,
+    BeforeValidator(_target_from_string, json_schema_input_type=HostPortValue | WeightedTarget),
+]
 
 
 class HealthCheck(Strict):
@@ -44,27 +55,19 @@ class App(Strict):
     listen: tuple[ListenAddressValue, ...] = Field(
         min_length=1, description="Addresses and ports ('0.0.0.0:5001', '0.0.0.0:5300-5302')."
     )
-    targets: tuple[HostPortValue | WeightedTarget, ...] = Field(
+    targets: tuple[Target, ...] = Field(
         min_length=1, description="Where connections go: 'host:port' or {address, weight}."
     )
     balance: Balance | None = Field(default=None, description="Overrides the proxy-wide balance for this app.")
 
     @field_validator("targets")
     @classmethod
-    def _unique_targets(
-        cls, targets: tuple[HostPortValue | WeightedTarget, ...]
-    ) -> tuple[HostPortValue | WeightedTarget, ...]:
-        seen: set[str] = set()
-        for target in targets:
-            key = str(target.address if isinstance(target, WeightedTarget) else target)
-            if key in seen:
-                raise ValueError(f"target {key} is listed twice")
-            seen.add(key)
+    def _unique_targets(cls, targets: tuple[WeightedTarget, ...]) -> tuple[WeightedTarget, ...]:
+        addresses = [str(t.address) for t in targets]
+        for address in addresses:
+            if addresses.count(address) > 1:
+                raise ValueError(f"target {address} is listed twice")
         return targets
-
-    @property
-    def weighted_targets(self) -> tuple[WeightedTarget, ...]:
-        return tuple(t if isinstance(t, WeightedTarget) else WeightedTarget(address=t) for t in self.targets)
 
 
 class TCPProxySpec(Spec):

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from reconciler.errors import SourceError
-from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file
+from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
 
 
 def _read_limited(path: Path, limit: int) -> bytes:
@@ -37,7 +37,7 @@ def read_source_tree(root: Path, *, display_root: str | None = None, max_file_by
             if is_desired_state_file(relpath):
                 display = f"{shown.rstrip('/')}/{relpath}" if shown not in ("", ".") else relpath
                 files.append(SourceFile(display, relpath, _read_limited(full, max_file_bytes)))
-            else:
+            elif not is_skipped(relpath):
                 others.add(relpath)
     return SourceTree(shown, tuple(files), frozenset(others))
 

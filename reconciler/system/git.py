@@ -7,7 +7,7 @@ from pathlib import Path
 import git  # noqa: TID251 - this module is the git seam
 
 from reconciler.errors import SourceError
-from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file
+from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
 
 
 def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> SourceTree:
@@ -41,7 +41,7 @@ def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> 
             if is_desired_state_file(relpath):
                 shown = f"{revision}:{item.path}"
                 files.append(SourceFile(shown, relpath, item.data_stream.read(max_file_bytes + 1)))
-            else:
+            elif not is_skipped(relpath):
                 others.add(relpath)
     files.sort(key=lambda f: f.relpath)
     return SourceTree(f"{revision}:{folder}", tuple(files), frozenset(others))

@@ -1,0 +1,147 @@
+"""The loader across files and documents: what is read, skipped, checked together, and reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import DesiredStateError, Severity
+from reconciler.loading.loader import LoadOptions, load_desired_state, load_tree
+from reconciler.loading.tree import SourceFile, SourceTree
+from reconciler.model import EgressAllowList, IPPool
+from reconciler.model.internal_ranges import AddressRanges
+from reconciler.system.files import read_source_tree
+from tests.conftest import EXAMPLE
+
+ALLOW = """apiVersion: reconciler/v1
+kind: EgressAllowList
+metadata: {{name: {name}}}
+spec:
+  entries:
+{entries}
+"""
+
+
+def _tree(**files: str | bytes) -> SourceTree:
+    return SourceTree(
+        "t", tuple(SourceFile(f"t/{n}", n, c if isinstance(c, bytes) else c.encode()) for n, c in files.items())
+    )
+
+
+def test_the_example_loads() -> None:
+    """The bundled desired state is valid and holds every kind."""
+    tree = read_source_tree(EXAMPLE, max_file_bytes=1 << 20)
+    result = load_desired_state(tree)
+    assert not result.problems
+    assert len({r.KIND for r in result.state}) == 7
+    pool = result.state.get(IPPool, "egress")
+    assert pool is not None
+    source = result.state.source_of(pool)
+    assert source is not None
+    assert source.file.endswith("pools/egress-pool.yaml")
+
+
+def test_all_errors_of_a_run_are_reported() -> None:
+    """Problems in several files and documents come together, sorted by file and line."""
+    tree = _tree(
+        **{
+            "a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1"),
+            "b.yaml": ALLOW.format(name="b", entries="    - ip: nope\n    - cidr: 1.2.3.4/8"),
+        }
+    )
+    with pytest.raises(DesiredStateError) as caught:
+        load_desired_state(tree)
+    problems = caught.value.problems
+    assert [(p.file, p.path) for p in problems] == [
+        ("t/a.yaml", "spec.entries[0].ip"),
+        ("t/b.yaml", "spec.entries[0].ip"),
+        ("t/b.yaml", "spec.entries[1].cidr"),
+    ]
+    assert "and 2 more" in str(caught.value)
+
+
+def test_status_and_hidden_folders_are_skipped(write_tree: Callable[[dict[str, str | bytes]], Path]) -> None:
+    """status/ (written by agents) and hidden folders are not desired state; other files are references."""
+    root = write_tree(
+        {
+            "status/node/x.yaml": "not: [valid",
+            ".github/workflows/ci.yml": "on: push",
+            "egress/a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1"),
+            "files/nginx.conf": "server {}",
+        }
+    )
+    tree = read_source_tree(root, max_file_bytes=1 << 20)
+    assert [f.relpath for f in tree.files] == ["egress/a.yaml"]
+    assert tree.other_paths == frozenset({"files/nginx.conf"})
+
+
+def test_symlinks_out_of_the_tree_are_ignored(write_tree: Callable[[dict[str, str | bytes]], Path], tmp_path: Path) -> None:
+    """A desired-state repository cannot make the agent read files elsewhere on the machine."""
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("password: hunter2\n")
+    root = write_tree({"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1")})
+    (root / "b.yaml").symlink_to(secret)
+    tree = read_source_tree(root, max_file_bytes=1 << 20)
+    assert [f.relpath for f in tree.files] == ["a.yaml"]
+
+
+def test_oversized_files_are_refused() -> None:
+    """A file over the limit is one located problem, not a slow parse."""
+    result = load_tree(_tree(**{"big.yaml": "a: " + "x" * 200}), LoadOptions(max_file_bytes=100))
+    assert [(p.file, p.line, p.message[:16]) for p in result.errors] == [("t/big.yaml", 1, "the file is 203 ")]
+
+
+def test_empty_documents_and_comment_only_files_are_fine() -> None:
+    """A file of comments, or a trailing '---', holds no resource and no error."""
+    result = load_desired_state(_tree(**{"a.yaml": "# nothing yet\n", "b.yaml": ALLOW.format(name="b", entries="    - ip: 203.0.113.1") + "---\n"}))
+    assert result.documents == 1
+
+
+def test_duplicate_entries_are_warnings() -> None:
+    """The same destination twice in a list is a warning that names the first one; the state stays valid."""
+    result = load_desired_state(_tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1\n    - ip: 203.0.113.1")}))
+    [warning] = result.warnings
+    assert warning.severity is Severity.WARNING
+    assert (warning.line, warning.path) == (7, "spec.entries[1]")
+    assert "already listed at line 6" in warning.message
+
+
+def test_internal_ranges_are_configurable() -> None:
+    """Tests (and operators) can choose the internal-range list; here 10/8 becomes public."""
+    tree = _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1\n    - ip: 192.0.2.1")})
+    result = load_tree(tree, LoadOptions(internal_ranges=AddressRanges(["192.0.2.0/24"])))
+    assert [p.path for p in result.errors] == ["spec.entries[1].ip"]
+
+
+def test_a_gateway_override_applies_to_the_lists_it_enforces() -> None:
+    """A gateway whose internalRanges omit 10/8 may enforce a list with 10.x; other lists keep the default."""
+    gateway = """apiVersion: reconciler/v1
+kind: EgressGateway
+metadata: {name: lab}
+spec:
+  allowLists: [lab]
+  clients: [192.168.0.0/16]
+  internalRanges: [127.0.0.0/8]
+"""
+    tree = _tree(
+        **{
+            "gw.yaml": gateway,
+            "lab.yaml": ALLOW.format(name="lab", entries="    - ip: 10.0.0.1"),
+            "prod.yaml": ALLOW.format(name="prod", entries="    - ip: 10.0.0.1"),
+        }
+    )
+    result = load_tree(tree)
+    assert [(p.name, p.path) for p in result.errors] == [("prod", "spec.entries[0].ip")]
+    assert result.state.get(EgressAllowList, "lab") is not None
+
+
+def test_node_selection_keeps_only_what_selects_the_node() -> None:
+    """DesiredState.for_node drops resources whose spec.nodes exclude the node."""
+    tree = read_source_tree(EXAMPLE, max_file_bytes=1 << 20)
+    state = load_desired_state(tree).state
+    on_gateway = {(r.KIND, r.metadata.name) for r in state.for_node("gw-1")}
+    assert ("EgressGateway", "gateways") in on_gateway
+    assert ("IPPool", "egress") not in on_gateway
+    assert ("EgressAllowList", "partners") in on_gateway

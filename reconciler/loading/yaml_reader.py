@@ -12,6 +12,7 @@ aliases, nesting deeper than ``max_depth`` and documents whose aliases expand pa
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,15 @@ from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.resolver import VersionedResolver
 
 YAML_TAG = "tag:yaml.org,2002:"
-_RESOLVERS: dict[Any, list[tuple[str, Any]]] = VersionedResolver(version=(1, 2)).versioned_resolver
+# ruamel's YAML 1.2 implicit-resolver table, keyed by first character, with its lazily compiled patterns
+# compiled once here (the lazy wrapper costs a Python call per match).
+_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(
+        (tag[len("tag:yaml.org,2002:") :], re.compile(regexp.pattern, regexp.flags)) for tag, regexp in entries
+    )
+    for first, entries in VersionedResolver(version=(1, 2)).versioned_resolver.items()
+    if first is not None
+}
 _TIMESTAMP = SafeConstructor()
 _MERGE = object()
 
@@ -47,6 +56,7 @@ class YamlError(Exception):
 
 
 Position = tuple[int, int]
+_NOWHERE: Position = (0, 0)
 
 
 @dataclass(slots=True)
@@ -100,7 +110,7 @@ def _resolve_plain(value: str) -> Any:
     for tag, regexp in _RESOLVERS.get(value[0] if value else "", ()):
         if regexp.match(value):
             try:
-                return _construct(tag[len(YAML_TAG) :], value)
+                return _construct(tag, value)
             except ValueError:
                 # Looks like a date but is not one (2027-02-30): leave it to the model to say what is wrong.
                 return value
@@ -229,9 +239,10 @@ class _DocumentBuilder:
         if len(self.stack) >= self.limits.max_depth:
             raise ValueError(f"nested deeper than {self.limits.max_depth} levels")
         container: dict[Any, Any] | list[Any] = {} if is_map else []
-        self.stack.append(_Frame(container, _mark(event), event.anchor))
+        position = _mark(event) if self.positions is not None else _NOWHERE
+        self.stack.append(_Frame(container, position, event.anchor))
         if self.positions is not None:
-            self.positions.of_containers[id(container)] = _mark(event)
+            self.positions.of_containers[id(container)] = position
             if is_map:
                 self.positions.of_keys[id(container)] = {}
             else:
@@ -255,7 +266,8 @@ class _DocumentBuilder:
         anchor = anchor if anchor is not None else getattr(event, "anchor", None)
         if anchor is not None and not isinstance(event, events.AliasEvent):
             self.anchors[anchor] = (value, size)
-        position = start or _mark(event)
+        # Positions cost time; a fast read skips them (the loader re-reads a file located when it must).
+        position = (start or _mark(event)) if self.positions is not None else _NOWHERE
         if not self.stack:
             self.root = value
             if self.positions is not None:

@@ -77,7 +77,9 @@ def test_status_and_hidden_folders_are_skipped(write_tree: Callable[[dict[str, s
     assert tree.other_paths == frozenset({"files/nginx.conf"})
 
 
-def test_symlinks_out_of_the_tree_are_ignored(write_tree: Callable[[dict[str, str | bytes]], Path], tmp_path: Path) -> None:
+def test_symlinks_out_of_the_tree_are_ignored(
+    write_tree: Callable[[dict[str, str | bytes]], Path], tmp_path: Path
+) -> None:
     """A desired-state repository cannot make the agent read files elsewhere on the machine."""
     secret = tmp_path / "secret.yaml"
     secret.write_text("password: hunter2\n")
@@ -95,13 +97,19 @@ def test_oversized_files_are_refused() -> None:
 
 def test_empty_documents_and_comment_only_files_are_fine() -> None:
     """A file of comments, or a trailing '---', holds no resource and no error."""
-    result = load_desired_state(_tree(**{"a.yaml": "# nothing yet\n", "b.yaml": ALLOW.format(name="b", entries="    - ip: 203.0.113.1") + "---\n"}))
+    result = load_desired_state(
+        _tree(
+            **{"a.yaml": "# nothing yet\n", "b.yaml": ALLOW.format(name="b", entries="    - ip: 203.0.113.1") + "---\n"}
+        )
+    )
     assert result.documents == 1
 
 
 def test_duplicate_entries_are_warnings() -> None:
     """The same destination twice in a list is a warning that names the first one; the state stays valid."""
-    result = load_desired_state(_tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1\n    - ip: 203.0.113.1")}))
+    result = load_desired_state(
+        _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1\n    - ip: 203.0.113.1")})
+    )
     [warning] = result.warnings
     assert warning.severity is Severity.WARNING
     assert (warning.line, warning.path) == (7, "spec.entries[1]")

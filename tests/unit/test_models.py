@@ -54,7 +54,12 @@ def test_every_field_has_a_description() -> None:
 def test_models_are_frozen() -> None:
     """Desired state is a value: it cannot be changed after loading."""
     strategy = HealthStrategy.model_validate(
-        {"apiVersion": "reconciler/v1", "kind": "HealthStrategy", "metadata": {"name": "x"}, "spec": {"type": "latency"}}
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "HealthStrategy",
+            "metadata": {"name": "x"},
+            "spec": {"type": "latency"},
+        }
     )
     with pytest.raises(ValidationError):
         strategy.spec.type = "consecutive"  # type: ignore[misc]
@@ -63,9 +68,16 @@ def test_models_are_frozen() -> None:
 def test_strategy_defaults_apply_when_the_block_is_left_out() -> None:
     """type: consecutive without a block means 3 failures within 5m, 10m cool-down."""
     strategy = HealthStrategy.model_validate(
-        {"apiVersion": "reconciler/v1", "kind": "HealthStrategy", "metadata": {"name": "x"}, "spec": {"type": "consecutive"}}
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "HealthStrategy",
+            "metadata": {"name": "x"},
+            "spec": {"type": "consecutive"},
+        }
     )
-    assert strategy.spec.settings == ConsecutiveSettings(failures=3, within=timedelta(minutes=5), cooldown=timedelta(minutes=10))
+    assert strategy.spec.settings == ConsecutiveSettings(
+        failures=3, within=timedelta(minutes=5), cooldown=timedelta(minutes=10)
+    )
 
 
 def test_allow_list_entries_know_their_identity() -> None:
@@ -78,7 +90,11 @@ def test_allow_list_entries_know_their_identity() -> None:
             "spec": {"entries": [{"domain": "API.Example.com."}, {"cidr": "2001:db8::/32"}, {"ip": "203.0.113.7"}]},
         }
     )
-    assert [e.destination for e in allow.spec.entries] == ["domain:api.example.com", "cidr:2001:db8::/32", "ip:203.0.113.7"]
+    assert [e.destination for e in allow.spec.entries] == [
+        "domain:api.example.com",
+        "cidr:2001:db8::/32",
+        "ip:203.0.113.7",
+    ]
 
 
 def test_tcp_targets_accept_strings_and_weights() -> None:
@@ -88,7 +104,15 @@ def test_tcp_targets_accept_strings_and_weights() -> None:
             "apiVersion": "reconciler/v1",
             "kind": "TCPProxy",
             "metadata": {"name": "x"},
-            "spec": {"apps": [{"name": "a", "listen": ["0.0.0.0:1"], "targets": ["a.example:1", {"address": "b.example:2", "weight": 3}]}]},
+            "spec": {
+                "apps": [
+                    {
+                        "name": "a",
+                        "listen": ["0.0.0.0:1"],
+                        "targets": ["a.example:1", {"address": "b.example:2", "weight": 3}],
+                    }
+                ]
+            },
         }
     )
     assert [(str(t.address), t.weight) for t in proxy.spec.apps[0].targets] == [("a.example:1", 1), ("b.example:2", 3)]
@@ -96,7 +120,7 @@ def test_tcp_targets_accept_strings_and_weights() -> None:
 
 def test_nodes_select() -> None:
     """'*' selects every node; a list selects only its names."""
-    edge = [d for d in _example_documents() if d["kind"] == "EdgeNetwork"][0]
+    edge = next(d for d in _example_documents() if d["kind"] == "EdgeNetwork")
     network = EdgeNetwork.model_validate(edge)
     assert network.spec.selects("dns-1")
     assert not network.spec.selects("gw-1")

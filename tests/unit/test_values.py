@@ -30,7 +30,10 @@ def test_durations_parse(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize(("text", "fragment"), [("60", "has no unit"), ("5 minutes", "not a duration"), ("", "not a duration"), ("1h-5m", "not a duration")])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("60", "has no unit"), ("5 minutes", "not a duration"), ("", "not a duration"), ("1h-5m", "not a duration")],
+)
 def test_bad_durations_say_why(text: str, fragment: str) -> None:
     """A bare number is refused with the hint to add a unit."""
     with pytest.raises(ValueError, match=fragment):

@@ -6,6 +6,7 @@ has a description, which becomes the JSON Schema and the editor hover text).
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,6 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from reconciler.model.values import ALL_NODES, NodeSelectorItem, ResourceName
 
 API_VERSION = "reconciler/v1"
+
+
+def ensure_unique(values: Iterable[Hashable], what: str) -> None:
+    """Raise ``ValueError("<what> <value> is listed twice")`` for the first repeated value."""
+    seen: set[Hashable] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{what} {value} is listed twice")
+        seen.add(value)
 
 
 class Strict(BaseModel):
@@ -47,8 +57,7 @@ class Spec(Strict):
     def _star_alone(cls, nodes: tuple[str, ...]) -> tuple[str, ...]:
         if ALL_NODES in nodes and len(nodes) > 1:
             raise ValueError("'*' already selects every node: list either '*' or node names")
-        if len(set(nodes)) != len(nodes):
-            raise ValueError("a node is listed twice")
+        ensure_unique(nodes, "node")
         return nodes
 
     def selects(self, node: str) -> bool:

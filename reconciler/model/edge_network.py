@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.model.common import Resource, Spec, Strict
+from reconciler.model.common import Resource, Spec, Strict, ensure_unique
 from reconciler.model.values import DnsName, IPAddressValue, PositiveDuration
 
 EdgeMode = Literal["available", "force", "blindforce", "unavailable"]
@@ -132,21 +132,15 @@ class EdgeNetworkSpec(Spec):
     @field_validator("edges")
     @classmethod
     def _unique_edges(cls, edges: tuple[str | Edge, ...]) -> tuple[str | Edge, ...]:
-        seen: set[str] = set()
-        for edge in edges:
-            host = edge.host if isinstance(edge, Edge) else edge
-            if host in seen:
-                raise ValueError(f"edge {host} is listed twice")
-            seen.add(host)
+        ensure_unique((e.host if isinstance(e, Edge) else e for e in edges), "edge")
         return edges
 
     @model_validator(mode="after")
     def _consistent(self) -> EdgeNetworkSpec:
         if self.goodEnough >= self.timeout:
             raise ValueError("goodEnough must be shorter than timeout, or every timeout would pass")
+        ensure_unique((z.name for z in self.zones), "zone")
         zones = {z.name for z in self.zones}
-        if len(zones) != len(self.zones):
-            raise ValueError("a zone is listed twice")
         for zone in self.canaries:
             if zone not in zones:
                 raise ValueError(f"canary zone {zone} is not one of zones: {', '.join(sorted(zones))}")

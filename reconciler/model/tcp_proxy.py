@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from reconciler.model.common import Resource, Spec, Strict
+from reconciler.model.common import Resource, Spec, Strict, ensure_unique
 from reconciler.model.values import Duration, HostPortValue, ListenAddressValue, PositiveDuration
 
 Balance = Literal["round-robin", "random", "least-connections"]
@@ -63,10 +63,7 @@ class App(Strict):
     @field_validator("targets")
     @classmethod
     def _unique_targets(cls, targets: tuple[WeightedTarget, ...]) -> tuple[WeightedTarget, ...]:
-        addresses = [str(t.address) for t in targets]
-        for address in addresses:
-            if addresses.count(address) > 1:
-                raise ValueError(f"target {address} is listed twice")
+        ensure_unique((str(t.address) for t in targets), "target")
         return targets
 
 
@@ -91,10 +88,7 @@ class TCPProxySpec(Spec):
     @field_validator("apps")
     @classmethod
     def _unique_apps(cls, apps: tuple[App, ...]) -> tuple[App, ...]:
-        names = [a.name for a in apps]
-        for name in names:
-            if names.count(name) > 1:
-                raise ValueError(f"app name '{name}' is used twice")
+        ensure_unique((a.name for a in apps), "app")
         return apps
 
 

@@ -6,17 +6,30 @@ Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 runtime failure.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import logging
+import os
+import socket
 import sys
+import tempfile
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from reconciler import __version__
+from reconciler.agent.runner import STATUS_FILE, Agent, real_git
+from reconciler.agent.tick import TickResult
 from reconciler.agent.validation import validate_path
-from reconciler.errors import SourceError
+from reconciler.errors import ReconcilerError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
+from reconciler.model.values import parse_duration
+from reconciler.planning.render import RENDERERS, render_text
+from reconciler.settings import DEFAULT_STATE_DIR, WEBHOOK_SECRET_ENV, AgentSettings, GitIdentity
 from reconciler.system.files import read_bytes_if_exists, write_atomic
+from reconciler.system.folder_source import FolderSource
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -45,7 +58,167 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="write (or --check) schemas/*.schema.json from the models")
     schema.add_argument("--dir", type=Path, default=Path("schemas"), help="default: schemas")
     schema.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
+
+    plan = commands.add_parser("plan", help="what would change on this node, as a readable diff; changes nothing")
+    plan.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
+    plan.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+    plan.add_argument("--format", choices=sorted(RENDERERS), default="text", help="default: text")
+
+    apply = commands.add_parser("apply", help="one reconcile pass from a folder, then exit")
+    apply.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
+    apply.add_argument("--once", action="store_true", required=True, help="one pass (required: say it)")
+    apply.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+    apply.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    apply.add_argument("--force", action="store_true", help="pass the safety gate")
+
+    run = commands.add_parser("run", help="the agent: scheduler, HTTP API, status commits")
+    _agent_flags(run)
+
+    status = commands.add_parser("status", help="the current status of this node, human readable")
+    status.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    status.add_argument("--format", choices=["text", "json"], default="text")
     return parser
+
+
+def _env(flag: str, default: str) -> str:
+    """Every flag's default may come from RECONCILER_<FLAG> (dashes as underscores)."""
+    return os.environ.get(f"RECONCILER_{flag.upper()}", default)
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _agent_flags(parser: argparse.ArgumentParser) -> None:
+    repo = _env("repo", "")
+    parser.add_argument("--repo", default=repo, required=not repo, help="git URL of the desired-state repository")
+    parser.add_argument("--branch", default=_env("branch", "main"))
+    parser.add_argument("--path", default=_env("path", "."), help="folder of the desired state inside the repo")
+    parser.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+    parser.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    parser.add_argument("--listen", default=_env("listen", "127.0.0.1:9900"), help="HTTP API and metrics")
+    parser.add_argument("--interval", type=_duration, default=_env("interval", "30s"), help="git poll interval")
+    parser.add_argument("--resync-interval", type=_duration, default=_env("resync_interval", "5m"))
+    parser.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
+    parser.add_argument(
+        "--status-interval",
+        type=_duration,
+        default=_env("status_interval", "10s"),
+        help="at most one status commit per interval",
+    )
+    parser.add_argument("--status-message", default=_env("status_message", "status: {node} at {revision}"))
+    parser.add_argument("--author-name", default=_env("author_name", "reconciler"))
+    parser.add_argument("--author-email", default=_env("author_email", "reconciler@localhost"))
+    parser.add_argument("--sign-status", action="store_true", default=_env("sign_status", "") == "true")
+    parser.add_argument("--dry-run", action="store_true", default=_env("dry_run", "") == "true")
+    parser.add_argument("--once", action="store_true", default=_env("once", "") == "true")
+    parser.add_argument("--force", action="store_true", help="pass the safety gate")
+    parser.add_argument(
+        "--verify-signatures",
+        action="store_true",
+        default=_env("verify_signatures", "") == "true",
+        help="apply only commits signed by an allowed key",
+    )
+    parser.add_argument("--allowed-signers", type=Path, default=_env("allowed_signers", "") or None)
+    parser.add_argument("--gpg-home", type=Path, default=_env("gpg_home", "") or None)
+    parser.add_argument("--shutdown-timeout", type=_duration, default=_env("shutdown_timeout", "8s"))
+
+
+def _settings(args: argparse.Namespace) -> AgentSettings:
+    return AgentSettings(
+        repo=args.repo,
+        node=args.node,
+        branch=args.branch,
+        path=args.path,
+        state_dir=args.state_dir,
+        listen=args.listen,
+        interval=args.interval,
+        resync_interval=args.resync_interval,
+        status_branch=args.status_branch,
+        status_interval=args.status_interval,
+        status_message=args.status_message,
+        author=GitIdentity(args.author_name, args.author_email),
+        sign_status=args.sign_status,
+        dry_run=args.dry_run,
+        once=args.once,
+        force=args.force,
+        verify_signatures=args.verify_signatures,
+        allowed_signers=args.allowed_signers,
+        gpg_home=args.gpg_home,
+        webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
+        shutdown_timeout=args.shutdown_timeout,
+    )
+
+
+def _exit_code(result: TickResult) -> int:
+    return EXIT_INVALID if result.outcome == "stalled" else EXIT_OK
+
+
+def _print_status(document: dict[str, Any]) -> None:
+    print(f"node {document['node']}: branch {document['branch']}")
+    print(f"  applied revision:   {document['lastAppliedRevision'] or '-'}")
+    print(f"  attempted revision: {document['lastAttemptedRevision'] or '-'}")
+    for condition in document["conditions"]:
+        print(f"  {condition['type']}={condition['status']} {condition['reason']}: {condition['message']}")
+    for problem in document["problems"]:
+        print(
+            f"  {problem['severity']}: {problem['location']}: {problem['resource']}: {problem['path']}: "
+            f"{problem['message']}"
+        )
+    for resource in document.get("resources", []):
+        ready = next((c for c in resource["conditions"] if c["type"] == "Ready"), None)
+        state = f"{ready['status']} {ready['reason']}" if ready else "?"
+        print(f"  {resource['kind']}/{resource['name']}: Ready={state}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    agent = Agent(settings, git=real_git(settings))
+    if not settings.once:
+        return asyncio.run(agent.run())
+    result = asyncio.run(agent.run_once())
+    print(render_text(result.plan))
+    _print_status(agent.status_document())
+    return _exit_code(result)
+
+
+def _local_agent(path: Path, node: str, state_dir: Path, *, dry_run: bool, force: bool) -> Agent:
+    settings = AgentSettings(repo=str(path), node=node, state_dir=state_dir, dry_run=dry_run, force=force)
+    return Agent(settings, git=FolderSource(path))
+
+
+def _plan(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as state_dir:
+        agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
+        result = asyncio.run(agent.run_once())
+    print(RENDERERS[args.format](result.plan))
+    if result.outcome == "stalled":
+        _print_status(agent.status_document())
+    return _exit_code(result)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    agent = _local_agent(args.path, args.node, args.state_dir, dry_run=False, force=args.force)
+    result = asyncio.run(agent.run_once())
+    print(render_text(result.plan))
+    _print_status(agent.status_document())
+    return _exit_code(result)
+
+
+def _status(args: argparse.Namespace) -> int:
+    content = read_bytes_if_exists(args.state_dir / STATUS_FILE)
+    if content is None:
+        print(f"reconciler: no status in {args.state_dir} (has the agent run with this --state-dir?)", file=sys.stderr)
+        return EXIT_USAGE
+    document = json.loads(content)
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        _print_status(document)
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -80,18 +253,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
+    quiet = args.command in ("validate", "schema", "plan", "status")
     logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        level=(logging.WARNING if quiet else logging.INFO, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler logs every job run at INFO; its warnings and errors are what an operator needs.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    commands = {
+        "validate": _validate,
+        "schema": _schema,
+        "plan": _plan,
+        "apply": _apply,
+        "run": _run,
+        "status": _status,
+    }
     try:
-        if args.command == "validate":
-            return _validate(args)
-        return _schema(args)
+        return commands[args.command](args)
     except SourceError as exc:
         print(f"reconciler: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ReconcilerError as exc:
+        print(f"reconciler: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
     except Exception:
         log.exception("internal error: please report it with the command that caused it")
         return EXIT_RUNTIME

@@ -42,8 +42,20 @@ class Metadata(Strict):
     )
 
 
+class Safety(Strict):
+    """How much of a target one plan may remove or change before the agent refuses it."""
+
+    maxChangePercent: int = Field(
+        default=30,
+        ge=0,
+        le=100,
+        description="Share of a target's members (targets of 10 or more) one plan may remove or change; "
+        "100 turns the check off for this resource.",
+    )
+
+
 class Spec(Strict):
-    """Base of every spec: which nodes it applies to."""
+    """Base of every spec: which nodes it applies to, and its safety limit."""
 
     nodes: tuple[NodeSelectorItem, ...] = Field(
         default=(ALL_NODES,),
@@ -51,6 +63,8 @@ class Spec(Strict):
         description="Node names this resource applies to; '*' means every node (the default). "
         "An agent applies only what selects its --node name.",
     )
+
+    safety: Safety = Field(default_factory=Safety, description="The safety gate's limit for this resource.")
 
     @field_validator("nodes")
     @classmethod

@@ -1,13 +1,89 @@
-"""git: reading a desired-state tree as it was at a revision (for ``validate --base``)."""
+"""git: the desired-state source (fetch, read a revision, verify its signature) and the status branch (publish).
+
+The agent keeps one bare repository in its state dir. Desired state is read straight from commit objects, never
+from a working tree, so a revision is applied whole or not at all. Status files are committed without a working
+tree either: the status branch's tree is read into a private index, only this node's paths are replaced, and the
+commit is pushed; a rejected push (another node was faster) starts again from the new tip, so history stays
+linear and no node's files are ever lost.
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import io
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import git  # noqa: TID251 - this module is the git seam
+from git.index.typ import BaseIndexEntry, IndexEntry  # noqa: TID251 - the git seam
+from gitdb import IStream
 
-from reconciler.errors import SourceError
+from reconciler.errors import ReconcilerError, SourceError
 from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
+from reconciler.settings import GitIdentity
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "RECONCILER_GIT_TOKEN"  # noqa: S105 - a variable name, not a secret
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+class FetchError(ReconcilerError):
+    """The remote could not be fetched (unreachable, branch missing, authentication). Retryable."""
+
+    retryable = True
+
+
+class PublishError(ReconcilerError):
+    """Status could not be pushed after several attempts. Retryable."""
+
+    retryable = True
+
+
+class Git(Protocol):
+    """The git seam of the agent (blocking calls; the agent runs them in a worker thread)."""
+
+    def fetch(self) -> str:
+        """Fetch the desired-state branch; return its head commit."""
+        ...
+
+    def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
+        """The desired-state folder (settings.path) as of ``revision``."""
+        ...
+
+    def verify(self, revision: str) -> str | None:
+        """None when ``revision`` is signed by an allowed key, else why not."""
+        ...
+
+    def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
+        """Make ``prefix`` on the status branch hold exactly ``files``; the new commit, or None if unchanged."""
+        ...
+
+
+def _tree_files(commit: git.Commit, folder: str, label: str, max_file_bytes: int) -> SourceTree:
+    root = commit.tree
+    if folder not in ("", "."):
+        try:
+            root = root / folder
+        except KeyError:
+            return SourceTree(f"{label}:{folder}", ())
+    files: list[SourceFile] = []
+    others: set[str] = set()
+    for item in root.traverse():
+        if not isinstance(item, git.Blob):
+            continue
+        path = Path(item.path).as_posix()
+        relpath = Path(path).relative_to(folder).as_posix() if folder not in ("", ".") else path
+        if is_desired_state_file(relpath):
+            files.append(SourceFile(f"{label}:{path}", relpath, item.data_stream.read(max_file_bytes + 1)))
+        elif not is_skipped(relpath):
+            others.add(relpath)
+    files.sort(key=lambda f: f.relpath)
+    return SourceTree(f"{label}:{folder}", tuple(files), frozenset(others))
 
 
 def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> SourceTree:
@@ -26,22 +102,153 @@ def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> 
             commit = repo.commit(revision)
         except (git.BadName, ValueError, git.GitCommandError):
             raise SourceError(f"unknown revision '{revision}' in {top} (fetch it first?)") from None
-        root = commit.tree
-        if folder != ".":
+        return _tree_files(commit, folder, revision, max_file_bytes)
+
+
+def _token_config() -> dict[str, str]:
+    """An HTTP token from the environment becomes a git config entry in the environment: never in argv."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "http.extraHeader",
+        "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+    }
+
+
+class GitRepository:
+    """The real git seam, on a bare repository in ``workdir``."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        workdir: Path,
+        branch: str,
+        path: str,
+        status_branch: str,
+        identity: GitIdentity,
+        timeout: float,
+        sign: bool = False,
+        allowed_signers: Path | None = None,
+        gpg_home: Path | None = None,
+        publish_attempts: int = 10,
+    ) -> None:
+        self.url = url
+        self.branch = branch
+        self.path = path
+        self.status_branch = status_branch
+        self.identity = identity
+        self.timeout = timeout
+        self.sign = sign
+        self.allowed_signers = allowed_signers
+        self.gpg_home = gpg_home
+        self.publish_attempts = publish_attempts
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.repo = git.Repo.init(workdir, bare=True)
+        with self.repo.config_writer() as config:
+            config.set_value('remote "origin"', "url", url)
+            if allowed_signers is not None:
+                config.set_value("gpg.ssh", "allowedSignersFile", str(allowed_signers))
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **_token_config()}
+        if gpg_home is not None:
+            env["GNUPGHOME"] = str(gpg_home)
+        self.repo.git.update_environment(**env)
+
+    def _remote_ref(self, branch: str) -> str:
+        return f"refs/remotes/origin/{branch}"
+
+    @contextlib.contextmanager
+    def _translated(self, error: type[ReconcilerError], doing: str) -> Iterator[None]:
+        """GitPython's and the OS's errors become ours; helper processes that died (a SIGTERM sent to the whole
+        process group, say) are dropped so that the next call starts fresh ones."""
+        try:
+            yield
+        except (git.GitError, OSError, ValueError) as exc:
+            self.repo.git.clear_cache()
+            raise error(f"{doing}: {_git_detail(exc)}") from exc
+
+    def fetch(self) -> str:
+        ref = self._remote_ref(self.branch)
+        with self._translated(FetchError, f"cannot fetch {self.branch}"):
+            self.repo.git.fetch(
+                "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:{ref}", kill_after_timeout=self.timeout
+            )
+            return self.repo.commit(ref).hexsha
+
+    def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
+        with self._translated(SourceError, f"cannot read revision {revision[:12]}"):
+            return _tree_files(self.repo.commit(revision), self.path, revision[:12], max_file_bytes)
+
+    def verify(self, revision: str) -> str | None:
+        try:
+            self.repo.git.verify_commit(revision, kill_after_timeout=self.timeout)
+        except git.GitCommandError as exc:
+            return f"commit {revision[:12]} is not signed by an allowed key: {_git_detail(exc)}"
+        return None
+
+    def _status_parent(self) -> git.Commit | None:
+        ref = self._remote_ref(self.status_branch)
+        try:
+            self.repo.git.fetch(
+                "--quiet",
+                "--no-tags",
+                "origin",
+                f"+refs/heads/{self.status_branch}:{ref}",
+                kill_after_timeout=self.timeout,
+            )
+        except git.GitCommandError as exc:
+            if "couldn't find remote ref" not in str(exc):
+                raise PublishError(f"cannot fetch {self.status_branch}: {_git_detail(exc)}") from exc
+            return None  # the branch does not exist yet: the first push creates it
+        return self.repo.commit(ref)
+
+    def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
+        with self._translated(PublishError, f"cannot publish to {self.status_branch}"):
+            return self._publish(files, prefix=prefix, message=message)
+
+    def _publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
+        last_error = ""
+        for attempt in range(1, self.publish_attempts + 1):
+            parent = self._status_parent()
+            index = git.IndexFile.from_tree(self.repo, parent if parent is not None else EMPTY_TREE)
+            for key in [k for k in index.entries if str(k[0]).startswith(prefix)]:
+                del index.entries[key]
+            for path, content in files.items():
+                blob = self.repo.odb.store(IStream(git.Blob.type, len(content), io.BytesIO(content)))
+                index.entries[(path, 0)] = IndexEntry.from_base(BaseIndexEntry((0o100644, blob.binsha, 0, path)))
+            tree = index.write_tree()
+            if parent is not None and tree.hexsha == parent.tree.hexsha:
+                return None
+            commit = self._commit(tree.hexsha, parent, message)
             try:
-                root = root / folder
-            except KeyError:
-                return SourceTree(f"{revision}:{folder}", ())
-        files: list[SourceFile] = []
-        others: set[str] = set()
-        for item in root.traverse():
-            if not isinstance(item, git.Blob):
+                self.repo.git.push(
+                    "--quiet", "origin", f"{commit}:refs/heads/{self.status_branch}", kill_after_timeout=self.timeout
+                )
+            except git.GitCommandError as exc:
+                last_error = _git_detail(exc)
+                log.info("status push rejected attempt=%d reason=%s", attempt, last_error)
                 continue
-            relpath = Path(item.path).relative_to(folder).as_posix() if folder != "." else Path(item.path).as_posix()
-            if is_desired_state_file(relpath):
-                shown = f"{revision}:{item.path}"
-                files.append(SourceFile(shown, relpath, item.data_stream.read(max_file_bytes + 1)))
-            elif not is_skipped(relpath):
-                others.add(relpath)
-    files.sort(key=lambda f: f.relpath)
-    return SourceTree(f"{revision}:{folder}", tuple(files), frozenset(others))
+            return commit
+        raise PublishError(f"status push failed {self.publish_attempts} times: {last_error}")
+
+    def _commit(self, tree: str, parent: git.Commit | None, message: str) -> str:
+        args = [tree, "-m", message]
+        if parent is not None:
+            args += ["-p", parent.hexsha]
+        if self.sign:
+            args.insert(0, "-S")
+        env = {
+            "GIT_AUTHOR_NAME": self.identity.name,
+            "GIT_AUTHOR_EMAIL": self.identity.email,
+            "GIT_COMMITTER_NAME": self.identity.name,
+            "GIT_COMMITTER_EMAIL": self.identity.email,
+        }
+        return str(self.repo.git.commit_tree(*args, env=env, kill_after_timeout=self.timeout))
+
+
+def _git_detail(exc: Exception) -> str:
+    text = getattr(exc, "stderr", "") or str(exc)
+    return " ".join(str(text).replace("stderr:", "").split())[-300:]

@@ -1,0 +1,76 @@
+"""Agent settings: from flags and ``RECONCILER_<FLAG>`` environment variables, never from the desired state.
+
+The webhook secret comes from the environment only (``RECONCILER_WEBHOOK_SECRET``), so it never shows in a
+process list or in ``GET /config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
+WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
+
+
+@dataclass(frozen=True)
+class GitIdentity:
+    """Author of status commits."""
+
+    name: str = "reconciler"
+    email: str = "reconciler@localhost"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Everything the agent needs to know that is not desired state."""
+
+    repo: str
+    node: str
+    branch: str = "main"
+    path: str = "."
+    state_dir: Path = DEFAULT_STATE_DIR
+    listen: str = "127.0.0.1:9900"
+    interval: timedelta = timedelta(seconds=30)
+    resync_interval: timedelta = timedelta(minutes=5)
+    status_branch: str = "reconciler-status"
+    status_interval: timedelta = timedelta(seconds=10)
+    status_message: str = "status: {node} at {revision}"
+    author: GitIdentity = field(default_factory=GitIdentity)
+    sign_status: bool = False
+    dry_run: bool = False
+    once: bool = False
+    force: bool = False
+    verify_signatures: bool = False
+    allowed_signers: Path | None = None
+    gpg_home: Path | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    shutdown_timeout: timedelta = timedelta(seconds=8)
+    git_timeout: timedelta = timedelta(seconds=60)
+
+    def public(self) -> dict[str, object]:
+        """The settings as shown by ``GET /config``: no secrets, and no credentials inside the repository URL."""
+        return {
+            "repo": _without_credentials(self.repo),
+            "branch": self.branch,
+            "path": self.path,
+            "node": self.node,
+            "stateDir": str(self.state_dir),
+            "listen": self.listen,
+            "interval": self.interval.total_seconds(),
+            "resyncInterval": self.resync_interval.total_seconds(),
+            "statusBranch": self.status_branch,
+            "statusInterval": self.status_interval.total_seconds(),
+            "dryRun": self.dry_run,
+            "force": self.force,
+            "verifySignatures": self.verify_signatures,
+            "webhook": self.webhook_secret is not None,
+        }
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,1 @@
+"""Status: conditions, the documents each agent commits under ``status/<node>/``, and the local state file."""

@@ -85,7 +85,7 @@ class Reconciler:
         self.plan = Plan("", settings.node)
         self.resources: dict[tuple[str, str], ResourceStatus] = {}
         self.ready = False
-        self.status = self._node_status()
+        self.status = self._node_status(record=False)
 
     # --- loading ---------------------------------------------------------------------------------------------
 
@@ -224,7 +224,9 @@ class Reconciler:
 
     # --- status ----------------------------------------------------------------------------------------------
 
-    def _node_status(self, failed: tuple[str, ...] = ()) -> NodeStatus:
+    def _node_status(self, failed: tuple[str, ...] = (), *, record: bool = True) -> NodeStatus:
+        """The node's status now. ``record`` merges its conditions into the saved history (not at start-up,
+        where "Starting" would otherwise count as a transition and rewrite every transition time)."""
         applied = self.saved.applied_revision
         if self.stall is not None:
             reason, message = self.stall
@@ -240,7 +242,8 @@ class Reconciler:
         else:
             current = cond.ready("Applied", f"revision {applied[:12] if applied else '-'} applied")
         merged = cond.carry_over(self.saved.conditions.get(NODE_KEY, ()), current, now=self.clock.now())
-        self.saved.conditions[NODE_KEY] = merged
+        if record:
+            self.saved.conditions[NODE_KEY] = merged
         self.metrics.set_conditions("Node", self.settings.node, merged)
         shown = tuple(p for p in self.problems if p.severity is Severity.ERROR) or self.problems
         return NodeStatus(

@@ -1,0 +1,150 @@
+"""Recording fakes of the seams in ``reconciler/system`` and of a capability, shipped for tests.
+
+They behave like the real thing where tests rely on it (a published status with unchanged content makes no
+commit; a fetch can fail; a revision can be unsigned) and record what was asked of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from reconciler.agent.capabilities import Observed
+from reconciler.loading.tree import SourceFile, SourceTree
+from reconciler.model.common import Resource
+from reconciler.planning.plan import TargetPlan
+from reconciler.system.commands import CommandResult
+from reconciler.system.git import FetchError, PublishError
+
+
+@dataclass
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    wall: float = 1_800_000_000.0
+    mono: float = 1000.0
+
+    def now(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@dataclass
+class FakeCommandRunner:
+    """Answers commands from a table (argv prefix -> result) and records every call."""
+
+    answers: dict[tuple[str, ...], CommandResult] = field(default_factory=dict)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        stdin: bytes | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        command = tuple(argv)
+        self.calls.append(command)
+        for prefix, result in self.answers.items():
+            if command[: len(prefix)] == prefix:
+                return result
+        return CommandResult(command, 0, b"", b"")
+
+
+def tree_of(files: Mapping[str, str], root: str = "repo") -> SourceTree:
+    """A SourceTree from {relative path: YAML text}."""
+    return SourceTree(
+        root, tuple(SourceFile(f"{root}/{path}", path, text.encode()) for path, text in sorted(files.items()))
+    )
+
+
+@dataclass
+class FakeGit:
+    """An in-memory remote: commits are SourceTrees; the status branch is a dict of files per commit."""
+
+    commits: dict[str, SourceTree] = field(default_factory=dict)
+    head: str | None = None
+    unsigned: set[str] = field(default_factory=set)
+    fail_fetch: bool = False
+    fail_publish: bool = False
+    status: dict[str, bytes] = field(default_factory=dict)
+    status_commits: list[str] = field(default_factory=list)
+    fetches: int = 0
+
+    def push(self, files: Mapping[str, str], *, signed: bool = True) -> str:
+        tree = tree_of(files)
+        revision = hashlib.sha1(repr(sorted(files.items())).encode() + str(len(self.commits)).encode()).hexdigest()  # noqa: S324 - a fake commit id
+        self.commits[revision] = tree
+        if not signed:
+            self.unsigned.add(revision)
+        self.head = revision
+        return revision
+
+    def fetch(self) -> str:
+        self.fetches += 1
+        if self.fail_fetch or self.head is None:
+            raise FetchError("cannot fetch main: remote unreachable")
+        return self.head
+
+    def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
+        return self.commits[revision]
+
+    def verify(self, revision: str) -> str | None:
+        return f"commit {revision[:12]} is not signed" if revision in self.unsigned else None
+
+    def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
+        if self.fail_publish:
+            raise PublishError("push rejected")
+        updated = {p: c for p, c in self.status.items() if not p.startswith(prefix)} | dict(files)
+        if updated == self.status:
+            return None
+        self.status = updated
+        commit = hashlib.sha1(repr(sorted(updated.items())).encode()).hexdigest()  # noqa: S324 - a fake commit id
+        self.status_commits.append(commit)
+        return commit
+
+
+@dataclass
+class RecordingCapability:
+    """A capability whose observations, plans and failures a test sets, and which records what it applied."""
+
+    kind: str
+    targets: dict[str, list[TargetPlan]] = field(default_factory=dict)
+    failing_observe: set[str] = field(default_factory=set)
+    failing_apply: set[str] = field(default_factory=set)
+    interval: timedelta | None = None
+    applied: list[tuple[str, TargetPlan]] = field(default_factory=list)
+    observed: list[str] = field(default_factory=list)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)
+
+    def observe_interval(self, resource: Resource) -> timedelta | None:
+        return self.interval
+
+    async def observe(self, resource: Resource) -> Observed:
+        name = resource.metadata.name
+        self.observed.append(name)
+        if name in self.failing_observe:
+            raise OSError(f"cannot observe {name}")
+        return Observed(facts=None, summary={"observedBy": "RecordingCapability"})
+
+    def plan(self, resource: Resource, observed: Observed, *, now: float) -> list[TargetPlan]:
+        return list(self.targets.get(resource.metadata.name, []))
+
+    async def apply(self, resource: Resource, target: TargetPlan) -> None:
+        if resource.metadata.name in self.failing_apply:
+            raise OSError(f"cannot apply {target.target}")
+        self.applied.append((resource.metadata.name, target))
+
+    async def forget(self, kind: str, name: str) -> None:
+        self.forgotten.append((kind, name))

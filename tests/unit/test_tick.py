@@ -1,0 +1,234 @@
+"""The tick, in-process with fakes: transactional revisions, isolated failures, the gate, dry runs, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from reconciler.agent.capabilities import ConfigurationOnly
+from reconciler.agent.metrics import Metrics
+from reconciler.agent.runner import Agent
+from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.settings import AgentSettings
+from reconciler.testing import FakeClock, FakeGit, RecordingCapability
+
+LIST = """apiVersion: reconciler/v1
+kind: EgressAllowList
+metadata: {{name: {name}}}
+spec:
+  entries:
+    - ip: {ip}
+"""
+
+
+def _files(**lists: str) -> dict[str, str]:
+    return {f"{name}.yaml": LIST.format(name=name, ip=ip) for name, ip in lists.items()}
+
+
+def _target(name: str, size: int = 1, removed: int = 0, added: int = 1) -> TargetPlan:
+    changes = [Change(f"old{i}", Action.REMOVE, before="x") for i in range(removed)]
+    changes += [Change(f"new{i}", Action.ADD, after="y") for i in range(added)]
+    return TargetPlan("EgressAllowList", name, f"set:{name}", size, tuple(changes))
+
+
+class World:
+    """An agent over a fake remote, a fake clock and a recording capability for EgressAllowList."""
+
+    def __init__(self, tmp_path: Path, *, dry_run: bool = False, verify: bool = False, force: bool = False) -> None:
+        self.git = FakeGit()
+        self.clock = FakeClock()
+        self.capability = RecordingCapability("EgressAllowList")
+        self.metrics = Metrics()
+        self.settings = AgentSettings(
+            repo="fake",
+            node="gw-1",
+            state_dir=tmp_path / "state",
+            dry_run=dry_run,
+            verify_signatures=verify,
+            force=force,
+        )
+        self.agent = self.restart()
+
+    def restart(self) -> Agent:
+        self.agent = Agent(
+            self.settings,
+            git=self.git,
+            clock=self.clock,
+            capabilities={"EgressAllowList": self.capability, "HealthStrategy": ConfigurationOnly("HealthStrategy")},
+            metrics=self.metrics,
+        )
+        return self.agent
+
+    def once(self) -> str:
+        return asyncio.run(self.agent.run_once()).outcome
+
+    def condition(self, key: tuple[str, str], kind: str = "Ready") -> tuple[str, str]:
+        status = self.agent.reconciler.resources[key]
+        found = next(c for c in status.conditions if c.type == kind)
+        return found.status, found.reason
+
+    def node(self, kind: str) -> tuple[str, str]:
+        found = next(c for c in self.agent.reconciler.status.conditions if c.type == kind)
+        return found.status, found.reason
+
+
+def test_a_valid_revision_is_applied(tmp_path: Path) -> None:
+    """Every resource is observed, planned and applied; the revision becomes the applied one."""
+    world = World(tmp_path)
+    world.capability.targets["a"] = [_target("a")]
+    revision = world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    assert world.once() == "applied"
+    assert [name for name, _ in world.capability.applied] == ["a"]
+    assert world.agent.reconciler.saved.applied_revision == revision
+    assert world.condition(("EgressAllowList", "b")) == ("True", "Applied")
+    assert world.git.status["status/gw-1/EgressAllowList/a.yaml"].startswith(b"apiVersion: reconciler/v1")
+
+
+def test_an_invalid_revision_changes_nothing(tmp_path: Path) -> None:
+    """A revision with an error is not applied at all; the node is Stalled with the located errors."""
+    world = World(tmp_path)
+    good = world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    world.capability.targets["a"] = [_target("a")]
+    bad = world.git.push(_files(a="203.0.113.1", b="10.0.0.1"))
+    assert world.once() == "stalled"
+    assert world.node("Stalled") == ("True", "InvalidDesiredState")
+    assert world.agent.reconciler.saved.applied_revision == good
+    assert world.agent.reconciler.saved.attempted_revision == bad
+    [problem] = world.agent.reconciler.status.problems
+    assert (problem.file, problem.line, problem.path) == ("repo/b.yaml", 6, "spec.entries[0].ip")
+    assert b"InvalidDesiredState" in world.git.status["status/gw-1/agent.yaml"]
+    assert b"b.yaml:6:11" in world.git.status["status/gw-1/agent.yaml"]
+
+    fixed = world.git.push(_files(a="203.0.113.1", b="203.0.113.9"))
+    assert world.once() == "applied"
+    assert world.agent.reconciler.saved.applied_revision == fixed
+    assert world.node("Stalled") == ("False", "Applied")
+
+
+def test_a_failing_observer_degrades_only_its_resource(tmp_path: Path) -> None:
+    """One resource's observer fails: it is Degraded, the other is applied, the revision is not 'applied'."""
+    world = World(tmp_path)
+    world.capability.failing_observe.add("a")
+    world.capability.targets["b"] = [_target("b")]
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    assert world.once() == "degraded"
+    assert world.condition(("EgressAllowList", "a"), "Degraded") == ("True", "ObserveFailed")
+    assert [name for name, _ in world.capability.applied] == ["b"]
+    assert world.agent.reconciler.saved.applied_revision is None
+    assert world.node("Degraded") == ("True", "ResourcesFailing")
+
+
+def test_a_failing_applier_degrades_only_its_resource(tmp_path: Path) -> None:
+    """An apply error is reported on its resource, with the target, and counted in metrics."""
+    world = World(tmp_path)
+    world.capability.failing_apply.add("a")
+    world.capability.targets.update(a=[_target("a")], b=[_target("b")])
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    assert world.once() == "degraded"
+    assert world.condition(("EgressAllowList", "a")) == ("False", "ApplyFailed")
+    assert world.condition(("EgressAllowList", "b")) == ("True", "Applied")
+    assert b'reconciler_errors_total{component="applier"} 1.0' in world.metrics.exposition()
+
+
+def test_the_safety_gate_holds_back_a_large_removal(tmp_path: Path) -> None:
+    """Removing 12 of 20 members is refused (Stalled with the gate's message) unless forced."""
+    world = World(tmp_path)
+    world.capability.targets["a"] = [_target("a", size=20, removed=12, added=0)]
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "degraded"
+    status, reason = world.condition(("EgressAllowList", "a"), "Stalled")
+    assert (status, reason) == ("True", "SafetyGate")
+    assert world.capability.applied == []
+
+    forced = World(tmp_path / "forced", force=True)
+    forced.capability.targets["a"] = [_target("a", size=20, removed=12, added=0)]
+    forced.git.push(_files(a="203.0.113.1"))
+    assert forced.once() == "applied"
+    assert len(forced.capability.applied) == 1
+
+
+def test_dry_run_observes_and_plans_but_applies_nothing(tmp_path: Path) -> None:
+    """--dry-run: the plan is there, nothing is applied, status says so."""
+    world = World(tmp_path, dry_run=True)
+    world.capability.targets["a"] = [_target("a")]
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    assert world.capability.observed == ["a"]
+    assert world.capability.applied == []
+    assert world.agent.reconciler.plan.changes == 1
+    assert world.condition(("EgressAllowList", "a")) == ("True", "DryRun")
+    assert world.node("Ready") == ("True", "DryRun")
+    assert b"dryRun: true" in world.git.status["status/gw-1/agent.yaml"]
+
+
+def test_unsigned_revisions_are_refused(tmp_path: Path) -> None:
+    """With signature verification, an unsigned commit is Stalled and not applied."""
+    world = World(tmp_path, verify=True)
+    signed = world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    world.capability.targets["a"] = [_target("a")]
+    world.git.push(_files(a="203.0.113.5"), signed=False)
+    assert world.once() == "stalled"
+    assert world.node("Stalled") == ("True", "UnsignedRevision")
+    assert world.agent.reconciler.saved.applied_revision == signed
+    assert world.agent.reconciler.desired_revision == signed
+
+
+def test_a_restart_restores_the_applied_revision_first(tmp_path: Path) -> None:
+    """After a restart with a newer invalid revision, the last good one is back in force and still enforced."""
+    world = World(tmp_path)
+    good = world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    world.git.push(_files(a="10.0.0.1"))
+    world.once()
+    world.restart()
+    world.capability.observed.clear()
+    assert world.once() == "stalled"
+    assert world.agent.reconciler.desired_revision == good
+    assert world.capability.observed == ["a"]
+    assert world.agent.reconciler.saved.applied_revision == good
+
+
+def test_unchanged_status_makes_no_commit_and_keeps_transition_times(tmp_path: Path) -> None:
+    """A second pass over the same revision changes no status file, so nothing is committed."""
+    world = World(tmp_path)
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    commits = list(world.git.status_commits)
+    world.clock.advance(3600)
+    world.restart()
+    assert world.once() == "unchanged"
+    assert world.git.status_commits == commits
+
+
+def test_removed_resources_are_forgotten(tmp_path: Path) -> None:
+    """A resource that leaves the desired state is handed to its capability's forget and leaves status."""
+    world = World(tmp_path)
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    world.once()
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    assert world.capability.forgotten == [("EgressAllowList", "b")]
+    assert ("EgressAllowList", "b") not in world.agent.reconciler.resources
+    assert "status/gw-1/EgressAllowList/b.yaml" not in world.git.status
+
+
+def test_kinds_without_a_capability_are_reported_not_enforced(tmp_path: Path) -> None:
+    """A kind this agent cannot enforce yet is validated and shown as NotEnforced, without failing the node."""
+    world = World(tmp_path)
+    world.agent.reconciler.capabilities = {}
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "applied"
+    assert world.condition(("EgressAllowList", "a")) == ("False", "NotEnforced")
+    assert world.node("Ready") == ("True", "Applied")
+
+
+def test_a_fetch_failure_is_raised_by_run_once(tmp_path: Path) -> None:
+    """--once has nothing to apply without the remote: the fetch error reaches the caller."""
+    world = World(tmp_path)
+    world.git.fail_fetch = True
+    with pytest.raises(Exception, match="remote unreachable"):
+        world.once()

@@ -9,8 +9,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run test setup system-packages lint typecheck layers schema-check unit bench clean
 
+# The agent, once, in dry-run mode, on the bundled example published as a local git repository (node gw-1).
 run: setup
 	$(BIN)/reconciler validate desired-state
+	$(BIN)/reconciler run --once --dry-run --node gw-1 --state-dir .run/state \
+		--repo "$$(scripts/example-repo .run)"
 
 test: setup lint typecheck layers schema-check unit
 
@@ -44,6 +47,7 @@ unit:
 
 bench: setup
 	$(BIN)/python bench/validate.py
+	$(BIN)/python bench/tick.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage
+	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

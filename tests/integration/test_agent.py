@@ -1,0 +1,234 @@
+"""The real agent (``reconciler run`` as a subprocess) against a bare git repository as its remote."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.agents import AgentProcess, Remote, git, lists, wait_for
+
+pytestmark = pytest.mark.integration
+
+SECRET = "webhook-secret-for-tests"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    assert shutil.which("git"), "git is a Debian package of the project (debian-packages.txt)"
+    return Remote(tmp_path)
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """Start agents; every one still running at the end is stopped."""
+    started: list[AgentProcess] = []
+
+    def start(remote: Remote, node: str = "gw-1", *args: str, state: str | None = None, **env: str) -> AgentProcess:
+        agent = AgentProcess(remote, tmp_path / (state or f"state-{node}"), node=node, args=args, env=env)
+        started.append(agent.start())
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def _applied_is(agent: AgentProcess, revision: str) -> bool:
+    return agent.applied() == revision
+
+
+def _sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def test_a_push_is_applied_within_the_interval(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """With --interval 2s, a pushed commit is applied within interval + 2 s."""
+    remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "2s")
+    wait_for(agent.applied, timeout=10, what="first revision")
+    revision = remote.commit(lists(a="203.0.113.1", b="203.0.113.2"))
+    pushed = time.monotonic()
+    wait_for(lambda: agent.applied() == revision, timeout=4, what="the new revision")
+    assert time.monotonic() - pushed < 4
+    assert {r["name"] for r in agent.status()["resources"]} == {"a", "b"}
+
+
+def test_a_signed_webhook_applies_at_once(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """With a 60 s poll, a correctly signed webhook gets the commit applied within 1 s; a wrong one gets 401."""
+    remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "60s", RECONCILER_WEBHOOK_SECRET=SECRET)
+    first = wait_for(agent.applied, timeout=10, what="first revision")
+    revision = remote.commit(lists(a="203.0.113.7"))
+    body = b'{"ref": "refs/heads/main"}'
+
+    code, _ = agent.request("/hooks/git", data=body, headers={"X-Hub-Signature-256": _sign(b"forged")})
+    assert code == 401
+    time.sleep(1.5)
+    assert agent.applied() == first
+
+    sent = time.monotonic()
+    code, _ = agent.request("/hooks/git", data=body, headers={"X-Hub-Signature-256": _sign(body)})
+    assert code == 202
+    wait_for(lambda: agent.applied() == revision, timeout=1, interval=0.01, what="the webhook's revision")
+    assert time.monotonic() - sent < 1
+    assert 'reconciler_webhook_requests_total{result="unauthorized"} 1.0' in agent.metrics()
+
+
+def test_an_invalid_commit_stalls_and_the_next_valid_one_applies(
+    remote: Remote, agents: Callable[..., AgentProcess]
+) -> None:
+    """Stalled with located errors in /status and in the status commit; the applied revision stays; then recovers."""
+    good = remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s")
+    wait_for(lambda: agent.applied() == good, timeout=10, what="first revision")
+    bad = remote.commit(lists(a="203.0.113.1", b="10.1.2.3"))
+
+    status = wait_for(
+        lambda: (s := agent.status())["lastAttemptedRevision"] == bad and s, timeout=5, what="the invalid revision"
+    )
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "InvalidDesiredState")
+    assert status["lastAppliedRevision"] == good
+    [problem] = status["problems"]
+    assert problem["location"] == f"{bad[:12]}:egress/b.yaml:6:11"
+    assert problem["path"] == "spec.entries[0].ip"
+    committed = wait_for(
+        lambda: (text := remote.status_file("status/gw-1/agent.yaml")) and "InvalidDesiredState" in text and text,
+        timeout=5,
+        what="the stalled status commit",
+    )
+    assert "egress/b.yaml:6:11" in committed
+    assert f"lastAppliedRevision: {good}" in committed
+
+    fixed = remote.commit(lists(a="203.0.113.1", b="203.0.113.2"))
+    wait_for(lambda: agent.applied() == fixed, timeout=5, what="the fixed revision")
+    assert agent.status()["problems"] == []
+
+
+def test_the_agent_rides_out_a_remote_outage(
+    tmp_path: Path, remote: Remote, agents: Callable[..., AgentProcess]
+) -> None:
+    """The remote is gone for 30 s: /healthz and /status keep answering, metrics show the failures and the
+    backoff, and the agent recovers by itself when the remote returns."""
+    remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "1s")
+    wait_for(agent.applied, timeout=10, what="first revision")
+    hidden = tmp_path / "hidden.git"
+    remote.bare.rename(hidden)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert agent.request("/healthz")[0] == 200
+            assert agent.request("/status")[0] == 200
+            time.sleep(1)
+        metrics = agent.metrics()
+        errors = next(
+            line for line in metrics.splitlines() if line.startswith('reconciler_git_fetch_total{result="error"}')
+        )
+        assert float(errors.split()[-1]) >= 3
+        backoff = next(line for line in metrics.splitlines() if line.startswith("reconciler_git_fetch_backoff_seconds"))
+        assert float(backoff.split()[-1]) > 1
+    finally:
+        hidden.rename(remote.bare)
+    revision = remote.commit(lists(a="203.0.113.9"))
+    wait_for(lambda: agent.applied() == revision, timeout=35, interval=0.5, what="recovery after the outage")
+    assert agent.metrics().count("reconciler_git_fetch_backoff_seconds 0.0") == 1
+
+
+def test_two_agents_share_the_status_branch(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """Two nodes publish to one branch for 60 s while commits keep coming: linear history, nothing lost."""
+    remote.commit(lists(a="203.0.113.1"))
+    first = agents(remote, "node-a", "--interval", "1s", "--status-interval", "1s")
+    second = agents(remote, "node-b", "--interval", "1s", "--status-interval", "1s")
+    deadline = time.monotonic() + 60
+    number = 0
+    while time.monotonic() < deadline:
+        number += 1
+        last = remote.commit(lists(a=f"203.0.113.{number % 250 + 1}", b=f"198.51.100.{number % 250 + 1}"))
+        time.sleep(1.5)
+    for agent in (first, second):
+        wait_for(functools.partial(_applied_is, agent, last), timeout=10, what=f"{agent.node} on the last revision")
+        agent.signal(signal.SIGTERM)
+        assert agent.wait(timeout=15) == 0
+    log = remote.status_log()
+    assert len(log) >= 20
+    assert git(remote.bare, "rev-list", "--merges", "reconciler-status") == ""
+    for node in ("node-a", "node-b"):
+        text = remote.status_file(f"status/{node}/agent.yaml")
+        assert text is not None
+        assert f"lastAppliedRevision: {last}" in text
+        assert remote.status_file(f"status/{node}/EgressAllowList/b.yaml") is not None
+    for commit in log:
+        touched = git(remote.bare, "show", "--name-only", "--format=", commit).splitlines()
+        assert len({path.split("/")[1] for path in touched}) == 1, f"{commit} touches several nodes: {touched}"
+
+
+def test_sigterm_publishes_a_final_status_and_exits_0(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """SIGTERM right after a new revision: the agent finishes, publishes status for it, exits 0 within 10 s."""
+    remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "30s")
+    wait_for(agent.applied, timeout=10, what="first revision")
+    revision = remote.commit(lists(a="203.0.113.4"))
+    wait_for(lambda: agent.applied() == revision, timeout=5, what="the new revision")
+    sent = time.monotonic()
+    agent.signal(signal.SIGTERM)
+    assert agent.wait(timeout=10) == 0
+    assert time.monotonic() - sent < 10
+    text = remote.status_file("status/gw-1/agent.yaml")
+    assert text is not None
+    assert f"lastAppliedRevision: {revision}" in text
+
+
+def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """SIGKILL during a tick, then restart: the new revision is applied, and a converged restart commits nothing."""
+    remote.commit(lists(a="203.0.113.1"))
+    agent = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    wait_for(agent.applied, timeout=10, what="first revision")
+    revision = remote.commit(lists(a="203.0.113.1", b="203.0.113.2"))
+    time.sleep(1.0)  # the next poll picks the revision up: the kill lands in or around its tick
+    agent.signal(signal.SIGKILL)
+    agent.wait(timeout=5)
+
+    restarted = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    wait_for(lambda: restarted.applied() == revision, timeout=10, what="convergence after SIGKILL")
+    wait_for(
+        lambda: f"lastAppliedRevision: {revision}" in (remote.status_file("status/gw-1/agent.yaml") or ""),
+        timeout=5,
+        what="the converged status commit",
+    )
+    commits = remote.status_log()
+    restarted.signal(signal.SIGTERM)
+    assert restarted.wait(timeout=10) == 0
+
+    again = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    wait_for(lambda: again.applied() == revision, timeout=10, what="the third start")
+    time.sleep(3)
+    assert remote.status_log() == commits, "an unchanged status was committed again"
+
+
+def test_unsigned_commits_are_not_applied(tmp_path: Path, remote: Remote, agents: Callable[..., AgentProcess]) -> None:
+    """With --verify-signatures, a commit signed by an allowed SSH key applies; an unsigned one is Stalled."""
+    key = tmp_path / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    allowed = tmp_path / "allowed_signers"
+    allowed.write_text(f"operator@example.invalid {(tmp_path / 'signing-key.pub').read_text()}")
+    signed = remote.commit(lists(a="203.0.113.1"), sign_with=key)
+    agent = agents(remote, "gw-1", "--interval", "1s", "--verify-signatures", "--allowed-signers", str(allowed))
+    wait_for(lambda: agent.applied() == signed, timeout=10, what="the signed revision")
+
+    unsigned = remote.commit(lists(a="203.0.113.66"))
+    status = wait_for(
+        lambda: (s := agent.status())["lastAttemptedRevision"] == unsigned and s, timeout=5, what="the unsigned one"
+    )
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "UnsignedRevision")
+    assert status["lastAppliedRevision"] == signed

@@ -30,7 +30,7 @@ from reconciler.agent.runner import Agent, real_git
 from reconciler.settings import AgentSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
-from validate import generate  # noqa: E402 - the sibling benchmark's generator
+from validate import generate
 
 SECRET = "bench-secret"
 

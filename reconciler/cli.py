@@ -12,7 +12,6 @@ import logging
 import os
 import socket
 import sys
-import tempfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
 from reconciler.planning.render import RENDERERS, render_text
 from reconciler.settings import DEFAULT_STATE_DIR, WEBHOOK_SECRET_ENV, AgentSettings, GitIdentity
-from reconciler.system.files import read_bytes_if_exists, write_atomic
+from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
 from reconciler.system.folder_source import FolderSource
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -191,7 +190,7 @@ def _local_agent(path: Path, node: str, state_dir: Path, *, dry_run: bool, force
 
 
 def _plan(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="reconciler-plan-") as state_dir:
+    with temporary_directory("reconciler-plan-") as state_dir:
         agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
         result = asyncio.run(agent.run_once())
     print(RENDERERS[args.format](result.plan))

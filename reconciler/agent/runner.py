@@ -38,7 +38,7 @@ from reconciler.settings import AgentSettings
 from reconciler.status.documents import status_files, status_prefix
 from reconciler.status.state_file import SavedState, StateFileError, decode
 from reconciler.system.clock import Clock, SystemClock
-from reconciler.system.files import read_bytes_if_exists, write_atomic
+from reconciler.system.files import ensure_directory, read_bytes_if_exists, write_atomic
 from reconciler.system.git import Git, GitRepository
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class Agent:
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,
             git=git,

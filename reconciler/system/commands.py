@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess  # noqa: TID251 - this module is the process seam
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path

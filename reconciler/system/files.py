@@ -57,6 +57,15 @@ def write_atomic(path: Path, content: bytes) -> None:
         raise
 
 
+def temporary_directory(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A folder removed when the ``with`` block ends (``reconciler plan`` keeps no state)."""
+    return tempfile.TemporaryDirectory(prefix=prefix)
+
+
+def ensure_directory(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+
+
 def read_bytes_if_exists(path: Path) -> bytes | None:
     try:
         return path.read_bytes()

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Protocol
 
-import git  # noqa: TID251 - this module is the git seam
-from git.index.typ import BaseIndexEntry, IndexEntry  # noqa: TID251 - the git seam
+import git
+from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb import IStream
 
 from reconciler.errors import ReconcilerError, SourceError

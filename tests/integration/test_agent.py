@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CliResult
 from tests.integration.agents import AgentProcess, Remote, git, lists, wait_for
 
 pytestmark = pytest.mark.integration
@@ -232,3 +233,21 @@ def test_unsigned_commits_are_not_applied(tmp_path: Path, remote: Remote, agents
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "UnsignedRevision")
     assert status["lastAppliedRevision"] == signed
+
+
+def test_run_once_prints_plan_and_status_and_exits_by_outcome(
+    tmp_path: Path, remote: Remote, cli: Callable[..., CliResult]
+) -> None:
+    """run --once --dry-run: exit 0 with plan and status, status committed; an invalid head exits 1."""
+    revision = remote.commit(lists(a="203.0.113.1"))
+    state = tmp_path / "once"
+    result = cli("run", "--once", "--dry-run", "--repo", remote.url, "--node", "gw-1", "--state-dir", state)
+    assert result.code == 0
+    assert result.out.splitlines()[0] == f"plan for node gw-1 at {revision[:12]}: 0 change(s)"
+    assert "Ready=True DryRun" in result.out
+    assert "dryRun: true" in (remote.status_file("status/gw-1/agent.yaml") or "")
+
+    remote.commit(lists(a="10.0.0.1"))
+    invalid = cli("run", "--once", "--repo", remote.url, "--node", "gw-1", "--state-dir", state)
+    assert invalid.code == 1
+    assert "Stalled=True InvalidDesiredState" in invalid.out

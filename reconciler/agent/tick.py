@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from reconciler.agent.capabilities import Capability
 from reconciler.agent.metrics import Metrics
 from reconciler.errors import Problem, ReconcilerError, Severity
-from reconciler.loading.loader import LoadOptions, load_tree
+from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.planning import gate
@@ -76,6 +76,7 @@ class Reconciler:
         self.load_options = load_options or LoadOptions()
         self.observe_timeout = observe_timeout
         self.lock = asyncio.Lock()
+        self.file_cache = FileCache()
         self.fetched_revision: str | None = None
         self.attempted: str | None = None  # the newest revision loaded (or refused) by this process
         self.desired: DesiredState | None = None
@@ -107,7 +108,7 @@ class Reconciler:
             self.stall = ("SourceUnreadable", str(exc))
             self.metrics.errors.labels("source").inc()
             return
-        result = await asyncio.to_thread(load_tree, tree, self.load_options)
+        result = await asyncio.to_thread(load_tree, tree, self.load_options, cache=self.file_cache)
         self.problems = result.problems
         errors = result.errors
         if errors:

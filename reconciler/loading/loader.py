@@ -7,6 +7,7 @@ a run are reported, not only the first; warnings do not make the state invalid.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,45 +70,91 @@ def _decode(file: SourceFile) -> str:
         ) from None
 
 
-def load_tree(tree: SourceTree, options: LoadOptions | None = None) -> LoadResult:
-    """Load everything that can be loaded; never raises for anything wrong in the tree."""
+@dataclass(frozen=True, slots=True)
+class _ValidDocument:
+    index: int
+    line: int
+    column: int
+    resource: Resource
+
+
+class FileCache:
+    """Valid files' documents by relative path and content digest, so that a new revision re-reads only the
+    files it changed. Files with problems are never cached (their messages name the revision's file names).
+    Holds only the files of the last tree loaded."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, bytes], list[_ValidDocument]] = {}
+        self._next: dict[tuple[str, bytes], list[_ValidDocument]] = {}
+
+    def get(self, key: tuple[str, bytes]) -> list[_ValidDocument] | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._next[key] = found
+        return found
+
+    def put(self, key: tuple[str, bytes], documents: list[_ValidDocument]) -> None:
+        self._next[key] = documents
+
+    def rotate(self) -> None:
+        self._entries, self._next = self._next, {}
+
+
+def _read_documents(
+    file: SourceFile, options: LoadOptions, locator: Locator
+) -> tuple[list[_ValidDocument], list[Problem], int]:
+    """The valid documents of one file, the problems of the others (and of the file itself), and how many
+    documents with content there were."""
+    if len(file.content) > options.max_file_bytes:
+        message = (
+            f"the file is {len(file.content)} bytes, over the limit of {options.max_file_bytes}: "
+            "split it into several files"
+        )
+        return [], [Problem(file.path, 1, 1, message)], 0
+    try:
+        parsed = read_yaml(_decode(file), limits=options.yaml_limits)
+    except YamlError as exc:
+        return [], [Problem(file.path, exc.line, exc.column, exc.message)], 0
+    valid: list[_ValidDocument] = []
+    problems: list[Problem] = []
+    with_content = [d for d in parsed if d.data is not None]  # an empty document (only comments) is fine
+    for document in with_content:
+        resource, found = validate_document(document.data, DocRef(file.path, document.index), locator)
+        problems.extend(found)
+        if resource is not None:
+            valid.append(_ValidDocument(document.index, document.line, document.column, resource))
+    return valid, problems, len(with_content)
+
+
+def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: FileCache | None = None) -> LoadResult:
+    """Load everything that can be loaded; never raises for anything wrong in the tree.
+
+    With a ``cache``, files whose content was valid in the previous load are not read again.
+    """
     options = options or LoadOptions()
     problems: list[Problem] = []
-    texts: dict[str, str] = {}
+    contents: dict[str, bytes] = {}
     placed: list[Placed] = []
     starts: dict[tuple[str, int], tuple[int, int]] = {}
+    locator = Locator(contents, options.yaml_limits)
     documents = 0
-    locator = Locator(texts, options.yaml_limits)
     for file in tree.files:
-        if len(file.content) > options.max_file_bytes:
-            problems.append(
-                Problem(
-                    file.path,
-                    1,
-                    1,
-                    f"the file is {len(file.content)} bytes, over the limit of "
-                    f"{options.max_file_bytes}: split it into several files",
-                )
-            )
-            continue
-        try:
-            text = texts[file.path] = _decode(file)
-            parsed = read_yaml(text, limits=options.yaml_limits)
-        except YamlError as exc:
-            problems.append(Problem(file.path, exc.line, exc.column, exc.message))
-            continue
-        for document in parsed:
-            if document.data is None:
-                continue  # an empty document (only comments) is fine
+        contents[file.path] = file.content
+        key = (file.relpath, hashlib.sha256(file.content).digest())
+        valid = cache.get(key) if cache is not None else None
+        if valid is None:
+            valid, found, count = _read_documents(file, options, locator)
+            problems.extend(found)
+            documents += count - len(valid)
+            if cache is not None and not found:
+                cache.put(key, valid)
+        for document in valid:
             documents += 1
             starts[(file.path, document.index)] = (document.line, document.column)
-            ref = DocRef(file.path, document.index)
-            resource, found = validate_document(document.data, ref, locator)
-            problems.extend(found)
-            if resource is not None:
-                placed.append(
-                    Placed(resource, DocRef(file.path, document.index, resource.KIND, resource.metadata.name))
-                )
+            ref = DocRef(file.path, document.index, document.resource.KIND, document.resource.metadata.name)
+            placed.append(Placed(document.resource, ref))
+    if cache is not None:
+        cache.rotate()
     unique, refs, duplicates = _unique(placed, locator)
     problems.extend(duplicates)
     problems.extend(cross_checks.check_references(unique, locator))
@@ -127,9 +174,11 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None) -> LoadResul
     return LoadResult(state, tuple(sorted(problems, key=lambda p: p.sort_key)), refs, locator, documents)
 
 
-def load_desired_state(tree: SourceTree, options: LoadOptions | None = None) -> LoadResult:
+def load_desired_state(
+    tree: SourceTree, options: LoadOptions | None = None, *, cache: FileCache | None = None
+) -> LoadResult:
     """Load a tree that must be valid: raises :class:`DesiredStateError` with every problem if it is not."""
-    result = load_tree(tree, options)
+    result = load_tree(tree, options, cache=cache)
     if result.errors:
         raise DesiredStateError(result.problems)
     return result

@@ -36,16 +36,17 @@ class DocRef:
 class Locator:
     """Locates paths in documents, re-reading each file with positions at most once."""
 
-    def __init__(self, texts: dict[str, str], limits: YamlLimits) -> None:
-        self._texts = texts
+    def __init__(self, contents: dict[str, bytes], limits: YamlLimits) -> None:
+        self._contents = contents
         self._limits = limits
         self._located: dict[str, list[YamlDocument]] = {}
 
     def document(self, file: str, index: int) -> YamlDocument | None:
         if file not in self._located:
             try:
-                self._located[file] = read_yaml(self._texts[file], located=True, limits=self._limits)
-            except (YamlError, KeyError):
+                text = self._contents[file].decode("utf-8-sig")
+                self._located[file] = read_yaml(text, located=True, limits=self._limits)
+            except (YamlError, KeyError, UnicodeDecodeError):
                 self._located[file] = []
         documents = self._located[file]
         return documents[index] if index < len(documents) else None

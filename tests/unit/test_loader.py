@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.errors import DesiredStateError, Severity
-from reconciler.loading.loader import LoadOptions, load_desired_state, load_tree
+from reconciler.loading.loader import FileCache, LoadOptions, load_desired_state, load_tree
 from reconciler.loading.tree import SourceFile, SourceTree
 from reconciler.model import EgressAllowList, IPPool
 from reconciler.model.internal_ranges import AddressRanges
@@ -153,3 +153,25 @@ def test_node_selection_keeps_only_what_selects_the_node() -> None:
     assert ("EgressGateway", "gateways") in on_gateway
     assert ("IPPool", "egress") not in on_gateway
     assert ("EgressAllowList", "partners") in on_gateway
+
+
+def test_the_file_cache_rereads_only_changed_files() -> None:
+    """A second load with a cache reuses the resources of unchanged valid files and re-reads the rest."""
+    cache = FileCache()
+    a = ALLOW.format(name="a", entries="    - ip: 203.0.113.1")
+    b_before = ALLOW.format(name="b", entries="    - ip: 203.0.113.2")
+    b_after = ALLOW.format(name="b", entries="    - ip: 203.0.113.3")
+    first = load_desired_state(_tree(**{"a.yaml": a, "b.yaml": b_before}), cache=cache)
+    second = load_desired_state(_tree(**{"a.yaml": a, "b.yaml": b_after}), cache=cache)
+    assert second.state.get(EgressAllowList, "a") is first.state.get(EgressAllowList, "a")
+    assert second.state.get(EgressAllowList, "b") is not first.state.get(EgressAllowList, "b")
+    assert second.documents == 2
+
+
+def test_files_with_errors_are_not_cached() -> None:
+    """An invalid file is read again on every load, so its problems are always reported."""
+    cache = FileCache()
+    tree = _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1")})
+    for _ in range(2):
+        result = load_tree(tree, cache=cache)
+        assert [p.path for p in result.errors] == ["spec.entries[0].ip"]

@@ -153,7 +153,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
 
 
 def _exit_code(result: TickResult) -> int:
-    return EXIT_INVALID if result.outcome == "stalled" else EXIT_OK
+    """Stalled (invalid or refused revision) is invalid input; a resource that failed is a runtime failure."""
+    return {"stalled": EXIT_INVALID, "degraded": EXIT_RUNTIME}.get(result.outcome, EXIT_OK)
 
 
 def _print_status(document: dict[str, Any]) -> None:

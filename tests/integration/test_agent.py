@@ -251,3 +251,16 @@ def test_run_once_prints_plan_and_status_and_exits_by_outcome(
     invalid = cli("run", "--once", "--repo", remote.url, "--node", "gw-1", "--state-dir", state)
     assert invalid.code == 1
     assert "Stalled=True InvalidDesiredState" in invalid.out
+
+
+def test_path_selects_the_desired_state_folder(tmp_path: Path, remote: Remote, cli: Callable[..., CliResult]) -> None:
+    """--path reads the desired state from a folder of the repository and ignores the rest."""
+    files = {f"desired-state/{name}": text for name, text in lists(a="203.0.113.1").items()}
+    files["other/broken.yaml"] = "not: [valid"
+    remote.commit(files)
+    state = tmp_path / "path"
+    result = cli(
+        "run", "--once", "--repo", remote.url, "--path", "desired-state", "--node", "gw-1", "--state-dir", state
+    )
+    assert result.code == 0, result.out
+    assert "EgressAllowList/a: Ready=False NotEnforced" in result.out

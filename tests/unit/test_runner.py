@@ -1,0 +1,109 @@
+"""The running agent in-process (fake git, real scheduler and workers): retries, observe intervals, webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from reconciler.agent.metrics import Metrics
+from reconciler.agent.runner import Agent
+from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.settings import AgentSettings
+from reconciler.testing import FakeGit, RecordingCapability
+
+LIST = """apiVersion: reconciler/v1
+kind: EgressAllowList
+metadata: {{name: a}}
+spec:
+  entries:
+    - ip: {ip}
+"""
+
+
+async def _until(condition: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.01)
+
+
+def _agent(
+    tmp_path: Path, git: FakeGit, capability: RecordingCapability, interval: timedelta = timedelta(seconds=30)
+) -> Agent:
+    settings = AgentSettings(
+        repo="fake",
+        node="gw-1",
+        state_dir=tmp_path / "state",
+        listen="127.0.0.1:0",
+        interval=interval,
+        status_interval=timedelta(seconds=0.2),
+    )
+    return Agent(settings, git=git, capabilities={"EgressAllowList": capability}, metrics=Metrics())
+
+
+def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> None:
+    """A failing apply is retried with backoff; a new revision (here via the webhook path) is applied at once."""
+    git = FakeGit()
+    capability = RecordingCapability("EgressAllowList")
+    capability.failing_apply.add("a")
+    capability.targets["a"] = [TargetPlan("EgressAllowList", "a", "set:a", 1, (Change("x", Action.ADD, after="x"),))]
+    git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    agent = _agent(tmp_path, git, capability)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run(), name="agent-under-test")
+        await _until(lambda: len(capability.observed) >= 2, timeout=5)  # the first try and one retry
+        assert agent.tick_backoff.failures >= 1
+        capability.failing_apply.clear()
+        revision = git.push({"a.yaml": LIST.format(ip="203.0.113.2")})
+        started = time.monotonic()
+        agent.trigger_sync("test")
+        await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=2)
+        assert time.monotonic() - started < 1
+        await _until(lambda: revision.encode() in git.status.get("status/gw-1/agent.yaml", b""), timeout=2)
+        agent.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+
+    asyncio.run(scenario())
+    assert agent.tick_backoff.failures == 0
+
+
+def test_observe_intervals_reconcile_without_new_revisions(tmp_path: Path) -> None:
+    """A capability's observe interval re-runs the reconcile on its own clock."""
+    git = FakeGit()
+    capability = RecordingCapability("EgressAllowList", interval=timedelta(seconds=0.2))
+    git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    agent = _agent(tmp_path, git, capability)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run(), name="agent-under-test")
+        await _until(lambda: len(capability.observed) >= 4, timeout=5)
+        assert git.fetches == 1  # no new fetch was needed for those observations
+        agent.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+
+    asyncio.run(scenario())
+
+
+def test_fetch_failures_back_off_and_recover(tmp_path: Path) -> None:
+    """While the remote fails, fetches back off (visible in metrics); when it returns, the revision applies."""
+    git = FakeGit(fail_fetch=True)
+    capability = RecordingCapability("EgressAllowList")
+    revision = git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    agent = _agent(tmp_path, git, capability, interval=timedelta(seconds=0.1))
+
+    async def scenario() -> None:
+        task = asyncio.create_task(agent.run(), name="agent-under-test")
+        await _until(lambda: agent.sync_backoff.failures >= 2, timeout=5)
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" not in agent.metrics_exposition()
+        assert not agent.is_ready()
+        git.fail_fetch = False
+        await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=5)
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" in agent.metrics_exposition()
+        agent.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+
+    asyncio.run(scenario())

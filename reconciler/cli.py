@@ -60,21 +60,21 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = commands.add_parser("plan", help="what would change on this node, as a readable diff; changes nothing")
     plan.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
-    plan.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+    _node_flag(plan)
     plan.add_argument("--format", choices=sorted(RENDERERS), default="text", help="default: text")
 
     apply = commands.add_parser("apply", help="one reconcile pass from a folder, then exit")
     apply.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
     apply.add_argument("--once", action="store_true", required=True, help="one pass (required: say it)")
-    apply.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
-    apply.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    _node_flag(apply)
+    _state_dir_flag(apply)
     apply.add_argument("--force", action="store_true", help="pass the safety gate")
 
     run = commands.add_parser("run", help="the agent: scheduler, HTTP API, status commits")
     _agent_flags(run)
 
     status = commands.add_parser("status", help="the current status of this node, human readable")
-    status.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    _state_dir_flag(status)
     status.add_argument("--format", choices=["text", "json"], default="text")
     return parser
 
@@ -82,6 +82,16 @@ def _parser() -> argparse.ArgumentParser:
 def _env(flag: str, default: str) -> str:
     """Every flag's default may come from RECONCILER_<FLAG> (dashes as underscores)."""
     return os.environ.get(f"RECONCILER_{flag.upper()}", default)
+
+
+def _node_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+
+
+def _state_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))), help="default: %(default)s"
+    )
 
 
 def _duration(text: str) -> timedelta:
@@ -96,8 +106,8 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=repo, required=not repo, help="git URL of the desired-state repository")
     parser.add_argument("--branch", default=_env("branch", "main"))
     parser.add_argument("--path", default=_env("path", "."), help="folder of the desired state inside the repo")
-    parser.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
-    parser.add_argument("--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))))
+    _node_flag(parser)
+    _state_dir_flag(parser)
     parser.add_argument("--listen", default=_env("listen", "127.0.0.1:9900"), help="HTTP API and metrics")
     parser.add_argument("--interval", type=_duration, default=_env("interval", "30s"), help="git poll interval")
     parser.add_argument("--resync-interval", type=_duration, default=_env("resync_interval", "5m"))

@@ -39,6 +39,24 @@ class FakeClock:
 
 
 @dataclass
+class FakeFileSystem:
+    """Files in a dict; every write is recorded (and is atomic by construction)."""
+
+    files: dict[Path, bytes] = field(default_factory=dict)
+    writes: list[Path] = field(default_factory=list)
+
+    def read_bytes(self, path: Path) -> bytes | None:
+        return self.files.get(path)
+
+    def write_atomic(self, path: Path, content: bytes) -> None:
+        self.files[path] = content
+        self.writes.append(path)
+
+    def ensure_directory(self, path: Path) -> None:
+        return None
+
+
+@dataclass
 class FakeCommandRunner:
     """Answers commands from a table (argv prefix -> result) and records every call."""
 

@@ -38,7 +38,7 @@ from reconciler.settings import AgentSettings
 from reconciler.status.documents import status_files, status_prefix
 from reconciler.status.state_file import SavedState, StateFileError, decode
 from reconciler.system.clock import Clock, SystemClock
-from reconciler.system.files import ensure_directory, read_bytes_if_exists, write_atomic
+from reconciler.system.files import FileSystem, LocalFileSystem
 from reconciler.system.git import Git, GitRepository
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
 
 
-def load_saved_state(settings: AgentSettings) -> SavedState:
-    content = read_bytes_if_exists(settings.state_dir / STATE_FILE)
+def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
+    content = files.read_bytes(settings.state_dir / STATE_FILE)
     if content is None:
         return SavedState()
     try:
@@ -92,20 +92,22 @@ class Agent:
         capabilities: dict[str, Capability] | None = None,
         metrics: Metrics | None = None,
         load_options: LoadOptions | None = None,
+        files: FileSystem | None = None,
     ) -> None:
         self.settings = settings
         self.git = git
+        self.files = files or LocalFileSystem()
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
-        ensure_directory(settings.state_dir)
+        self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,
             git=git,
             clock=self.clock,
             capabilities=capabilities if capabilities is not None else build_capabilities(),
             metrics=self.metrics,
-            saved=load_saved_state(settings),
+            saved=load_saved_state(settings, self.files),
             load_options=load_options,
         )
         self.sync_backoff = Backoff(base=1.0, cap=max(30.0, settings.interval.total_seconds()))
@@ -195,8 +197,8 @@ class Agent:
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         if self._persisted == (state, snapshot):
             return
-        write_atomic(self.settings.state_dir / STATE_FILE, state)
-        write_atomic(self.settings.state_dir / STATUS_FILE, snapshot)
+        self.files.write_atomic(self.settings.state_dir / STATE_FILE, state)
+        self.files.write_atomic(self.settings.state_dir / STATUS_FILE, snapshot)
         self._persisted = (state, snapshot)
 
     async def publish(self, *, final: bool = False) -> str | None:

@@ -1,10 +1,11 @@
-"""Files: reading a desired-state tree from a folder, and atomic writes."""
+"""Files: reading a desired-state tree from a folder, atomic writes, and the FileSystem seam of the agent."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from reconciler.errors import SourceError
 from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
@@ -71,3 +72,26 @@ def read_bytes_if_exists(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+class FileSystem(Protocol):
+    """The files the agent keeps for itself (state file, status snapshot)."""
+
+    def read_bytes(self, path: Path) -> bytes | None:
+        """The content, or None when the file does not exist."""
+        ...
+
+    def write_atomic(self, path: Path, content: bytes) -> None: ...
+
+    def ensure_directory(self, path: Path) -> None: ...
+
+
+class LocalFileSystem:
+    def read_bytes(self, path: Path) -> bytes | None:
+        return read_bytes_if_exists(path)
+
+    def write_atomic(self, path: Path, content: bytes) -> None:
+        write_atomic(path, content)
+
+    def ensure_directory(self, path: Path) -> None:
+        ensure_directory(path)

@@ -12,7 +12,7 @@ from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
-from reconciler.testing import FakeClock, FakeGit, RecordingCapability
+from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability
 
 LIST = """apiVersion: reconciler/v1
 kind: EgressAllowList
@@ -41,6 +41,7 @@ class World:
         self.clock = FakeClock()
         self.capability = RecordingCapability("EgressAllowList")
         self.metrics = Metrics()
+        self.files = FakeFileSystem()
         self.settings = AgentSettings(
             repo="fake",
             node="gw-1",
@@ -58,6 +59,7 @@ class World:
             clock=self.clock,
             capabilities={"EgressAllowList": self.capability, "HealthStrategy": ConfigurationOnly("HealthStrategy")},
             metrics=self.metrics,
+            files=self.files,
         )
         return self.agent
 
@@ -232,3 +234,25 @@ def test_a_fetch_failure_is_raised_by_run_once(tmp_path: Path) -> None:
     world.git.fail_fetch = True
     with pytest.raises(Exception, match="remote unreachable"):
         world.once()
+
+
+def test_state_survives_a_restart_in_the_state_file(tmp_path: Path) -> None:
+    """Revisions and conditions are written (atomically) to state.json and read back by the next process."""
+    world = World(tmp_path)
+    revision = world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    state_file = world.settings.state_dir / "state.json"
+    assert state_file in world.files.writes
+    assert revision.encode() in world.files.files[state_file]
+    world.git.fail_fetch = True
+    world.restart()
+    assert world.agent.reconciler.saved.applied_revision == revision
+
+
+def test_an_unreadable_state_file_is_ignored(tmp_path: Path) -> None:
+    """A corrupt or foreign state file does not stop the agent: it starts fresh."""
+    world = World(tmp_path)
+    world.files.files[world.settings.state_dir / "state.json"] = b"{not json"
+    world.restart()
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "applied"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from reconciler.agent.capabilities import Observed
+from reconciler.appliers.base import Observed
 from reconciler.loading.tree import SourceFile, SourceTree
 from reconciler.model.common import Resource
 from reconciler.planning.plan import TargetPlan

@@ -1,75 +1,35 @@
-"""Capabilities: what the agent can enforce, one per kind, behind one small Protocol, from a fixed registry.
+"""The fixed registry of capabilities: the whole list of what this agent can enforce.
 
-A capability observes the world for a resource (``observe``, side-effect free), plans purely (``plan``: the
-functional core lives in ``reconciler/planning``) and applies target plans (``apply``, idempotent). ``forget``
-removes what the agent made for a resource that left the desired state. There is no way to name a Python import
-path from YAML: the registry below is the whole list.
+There is no way to name a Python import path from YAML. Kinds absent here are validated and reported as not
+enforced yet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
 
-from reconciler.model.common import Resource
-from reconciler.planning.plan import TargetPlan
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """What a capability saw for one resource: facts for its planner and a summary for the status document."""
-
-    facts: Any = None
-    summary: Mapping[str, Any] | None = None
+from reconciler.appliers.base import Capability, ConfigurationOnly
+from reconciler.appliers.tcp_proxy import TCPProxyCapability
+from reconciler.proxy.manager import ProxyManager
 
 
-class Capability(Protocol):
-    kind: str
+@dataclass(frozen=True)
+class CapabilityContext:
+    """What capabilities share with the agent: today, the proxy manager that runs every proxy app."""
 
-    def observe_interval(self, resource: Resource) -> timedelta | None:
-        """How often the resource's world should be observed again (None: only on reconcile)."""
-        ...
-
-    async def observe(self, resource: Resource) -> Observed: ...
-
-    def plan(self, resource: Resource, observed: Observed, *, now: float) -> list[TargetPlan]: ...
-
-    async def apply(self, resource: Resource, target: TargetPlan) -> None: ...
-
-    async def forget(self, kind: str, name: str) -> None: ...
+    proxies: ProxyManager
 
 
-class ConfigurationOnly:
-    """For kinds that other resources reference and that have nothing of their own to enforce."""
+CapabilityFactory = Callable[[CapabilityContext], Capability]
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-    def observe_interval(self, resource: Resource) -> timedelta | None:
-        return None
-
-    async def observe(self, resource: Resource) -> Observed:
-        return Observed(summary={"referencedBy": "other resources"})
-
-    def plan(self, resource: Resource, observed: Observed, *, now: float) -> list[TargetPlan]:
-        return []
-
-    async def apply(self, resource: Resource, target: TargetPlan) -> None:
-        raise AssertionError("a configuration-only kind has no targets")
-
-    async def forget(self, kind: str, name: str) -> None:
-        return None
-
-
-CapabilityFactory = Callable[[], Capability]
-
-# Kinds whose capability has not been built yet are absent: the agent reports them as not enforced.
 REGISTRY: Mapping[str, CapabilityFactory] = {
-    "HealthStrategy": lambda: ConfigurationOnly("HealthStrategy"),
+    "HealthStrategy": lambda _: ConfigurationOnly("HealthStrategy"),
+    "TCPProxy": lambda context: TCPProxyCapability(context.proxies),
 }
 
 
-def build_capabilities(registry: Mapping[str, CapabilityFactory] = REGISTRY) -> dict[str, Capability]:
-    return {kind: factory() for kind, factory in registry.items()}
+def build_capabilities(
+    context: CapabilityContext, registry: Mapping[str, CapabilityFactory] = REGISTRY
+) -> dict[str, Capability]:
+    return {kind: factory(context) for kind, factory in registry.items()}

@@ -27,13 +27,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.agent.backoff import Backoff
-from reconciler.agent.capabilities import Capability, build_capabilities
+from reconciler.agent.capabilities import CapabilityContext, build_capabilities
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
+from reconciler.appliers.base import Capability
 from reconciler.errors import ReconcilerError
 from reconciler.loading.loader import LoadOptions
 from reconciler.planning.plan import Plan
+from reconciler.proxy.manager import ProxyManager
 from reconciler.settings import AgentSettings
 from reconciler.status.documents import status_files, status_prefix
 from reconciler.status.state_file import SavedState, StateFileError, decode
@@ -100,12 +102,15 @@ class Agent:
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
+        self.proxies = ProxyManager(drain=settings.shutdown_timeout.total_seconds() / 2)
         self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,
             git=git,
             clock=self.clock,
-            capabilities=capabilities if capabilities is not None else build_capabilities(),
+            capabilities=capabilities
+            if capabilities is not None
+            else build_capabilities(CapabilityContext(self.proxies)),
             metrics=self.metrics,
             saved=load_saved_state(settings, self.files),
             load_options=load_options,
@@ -312,8 +317,11 @@ class Agent:
     async def run_once(self) -> TickResult:
         """One pass: fetch, reconcile, publish. Raises the fetch failure if the remote cannot be read."""
         self._accept(await self.fetch())
-        result = await self.tick()
-        await self.publish(final=True)
+        try:
+            result = await self.tick()
+            await self.publish(final=True)
+        finally:
+            await self.proxies.close()  # one pass: proxies do not outlive the process
         return result
 
     async def run(self) -> int:
@@ -353,3 +361,6 @@ class Agent:
         self.persist()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.publish(final=True), timeout=max(0.1, deadline - self.clock.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            # Established proxy connections get what is left of the shutdown budget to finish.
+            await asyncio.wait_for(self.proxies.close(), timeout=max(0.1, deadline - self.clock.monotonic()))

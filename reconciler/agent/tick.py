@@ -16,8 +16,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.agent.capabilities import Capability
 from reconciler.agent.metrics import Metrics
+from reconciler.appliers.base import Capability
 from reconciler.errors import Problem, ReconcilerError, Severity
 from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState

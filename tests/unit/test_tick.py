@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.agent.capabilities import ConfigurationOnly
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
+from reconciler.appliers.base import ConfigurationOnly
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability

@@ -1,0 +1,315 @@
+"""The TCP proxy on loopback with our own echo servers: layout, failover, hot reload, half-close, descriptors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from reconciler.appliers.tcp_proxy import app_configs
+from reconciler.model import TCPProxy
+from reconciler.proxy.app import AppSettings
+from reconciler.proxy.health import CheckSettings
+from reconciler.proxy.manager import AppConfig, ProxyManager
+from tests.integration.agents import free_port
+
+pytestmark = pytest.mark.integration
+
+FAST_CHECKS = CheckSettings(interval=0.2, timeout=0.2, rise=2, fall=3)
+
+
+class Echo:
+    """A target that answers ``<tag>:<everything received>`` once the client half-closes."""
+
+    def __init__(self, tag: str, port: int | None = None) -> None:
+        self.tag = tag.encode()
+        self.port = port or free_port()
+        self.server: asyncio.Server | None = None
+        self.accepted = 0
+
+    async def start(self) -> Echo:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.accepted += 1
+            try:
+                data = await reader.read()
+                writer.write(self.tag + b":" + data)
+                await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", self.port, reuse_address=True)
+        return self
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class Streamer:
+    """A target that echoes every chunk as it arrives (for long-lived streams)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+
+    async def start(self) -> asyncio.Server:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        return await asyncio.start_server(handle, "127.0.0.1", self.port)
+
+
+async def ask(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+    """Send, half-close, read to EOF."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    writer.write(payload)
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), timeout)
+    writer.close()
+    return answer
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(scenario())
+
+
+def _proxy_document(apps: list[dict[str, Any]]) -> TCPProxy:
+    return TCPProxy.model_validate(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TCPProxy",
+            "metadata": {"name": "challenge"},
+            "spec": {"apps": apps, "healthCheck": {"interval": "200ms", "timeout": "200ms", "rise": 2, "fall": 3}},
+        }
+    )
+
+
+def test_the_challenge_layout(tmp_path: object) -> None:
+    """Three apps with four ports each: every port accepts, each app reaches only its own targets, in
+    round-robin order; an unresolvable target is excluded and reported."""
+
+    async def scenario() -> None:
+        targets = {name: [await Echo(f"{name}{i}").start() for i in range(2)] for name in ("a", "b", "c")}
+        ports = {name: [free_port() for _ in range(4)] for name in targets}
+        apps = [
+            {
+                "name": f"app-{name}",
+                "listen": [f"127.0.0.1:{port}" for port in ports[name]],
+                "targets": [echo.address for echo in echoes] + (["nonexistent.invalid:7000"] if name == "c" else []),
+            }
+            for name, echoes in targets.items()
+        ]
+        manager = ProxyManager(drain=1)
+        await manager.apply(app_configs(_proxy_document(apps)))
+        await asyncio.sleep(0.5)  # one check round resolves (or fails to resolve) every target
+        for name in targets:
+            answers = [await ask(port) for port in ports[name] for _ in range(2)]
+            tags = [answer.split(b":")[0].decode() for answer in answers]
+            assert tags == [f"{name}0", f"{name}1"] * 4, tags
+        snapshot = manager.snapshot()
+        [unresolvable] = [t for t in snapshot["challenge/app-c"]["targets"] if t["address"].startswith("nonexistent")]
+        assert unresolvable["up"] is False
+        assert unresolvable["reason"].startswith("unresolvable")
+        assert unresolvable["connections"] == 0
+        assert sorted(snapshot["challenge/app-a"]["listen"]) == sorted(f"127.0.0.1:{p}" for p in ports["a"])
+        await manager.close()
+        for echoes in targets.values():
+            for echo in echoes:
+                await echo.stop()
+
+    run(scenario)
+
+
+def test_a_killed_target_costs_no_client_a_failure() -> None:
+    """One of two targets dies during 10 s of new connections: no client sees an error (retries); it is marked
+    down within fall x interval and up again within rise x interval after it returns."""
+
+    async def scenario() -> None:
+        first, second = await Echo("one").start(), await Echo("two").start()
+        port = free_port()
+        config = AppConfig(
+            "t/app",
+            (("127.0.0.1", port),),
+            ((first.address, 1), (second.address, 1)),
+            AppSettings(retries=2),
+            FAST_CHECKS,
+        )
+        manager = ProxyManager(drain=1)
+        await manager.apply({"t/app": config})
+        backend = next(b for b in manager.running["t/app"].app.backends if b.address == second.address)
+        failures, answers = 0, 0
+        killed_at = returned_at = down_after = up_after = None
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            elapsed = time.monotonic() - started
+            if killed_at is None and elapsed > 2:
+                await second.stop()
+                killed_at = time.monotonic()
+            if killed_at and down_after is None and not backend.up:
+                down_after = time.monotonic() - killed_at
+            if returned_at is None and elapsed > 6:
+                second = await Echo("two", second.port).start()
+                returned_at = time.monotonic()
+            if returned_at and up_after is None and backend.up:
+                up_after = time.monotonic() - returned_at
+            try:
+                answer = await ask(port, timeout=2)
+                answers += 1
+                failures += 0 if answer.endswith(b":ping") else 1
+            except (OSError, TimeoutError):
+                failures += 1
+            await asyncio.sleep(0.01)
+        assert answers > 300
+        assert failures == 0
+        # fall x interval (jittered up to +10 %), plus the failing check's own timeout and scheduling slack
+        assert down_after is not None
+        assert down_after <= 3 * 0.2 * 1.1 + 0.2 + 0.3, down_after
+        assert up_after is not None
+        assert up_after <= 2 * 0.2 * 1.1 + 0.3, up_after
+        assert manager.running["t/app"].app.stats.retries > 0
+        await manager.close()
+        await first.stop()
+        await second.stop()
+
+    run(scenario)
+
+
+def test_hot_reload_keeps_established_streams() -> None:
+    """A target and a port are added while 100 long-lived connections stream: none is dropped; the new port serves."""
+
+    async def scenario() -> None:
+        streamer = Streamer()
+        server = await streamer.start()
+        extra = await Echo("new").start()
+        port, new_port = free_port(), free_port()
+        base = AppConfig("r/app", (("127.0.0.1", port),), ((f"127.0.0.1:{streamer.port}", 1),), AppSettings(), None)
+        manager = ProxyManager(drain=1)
+        await manager.apply({"r/app": base})
+        streams = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+        stop = asyncio.Event()
+        errors: list[BaseException] = []
+
+        async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> int:
+            rounds = 0
+            payload = f"stream {number} ".encode() * 20
+            try:
+                while not stop.is_set():
+                    writer.write(payload)
+                    await writer.drain()
+                    assert await asyncio.wait_for(reader.readexactly(len(payload)), 2) == payload
+                    rounds += 1
+                    await asyncio.sleep(0.02)
+            except BaseException as exc:
+                errors.append(exc)
+                raise
+            return rounds
+
+        tasks = [asyncio.create_task(stream(r, w, i)) for i, (r, w) in enumerate(streams)]
+        await asyncio.sleep(1)
+        reloaded = AppConfig(
+            "r/app",
+            (("127.0.0.1", port), ("127.0.0.1", new_port)),
+            ((f"127.0.0.1:{streamer.port}", 1), (extra.address, 1)),
+            AppSettings(),
+            None,
+        )
+        await manager.apply({"r/app": reloaded})
+        answers = {await ask(new_port) for _ in range(4)}
+        await asyncio.sleep(1)
+        stop.set()
+        rounds = await asyncio.gather(*tasks)
+        assert errors == []
+        assert min(rounds) > 10
+        assert b"new:ping" in answers
+        for _, writer in streams:
+            writer.close()
+        await manager.close()
+        server.close()
+        await extra.stop()
+
+    run(scenario)
+
+
+def test_half_close_delivers_the_whole_answer() -> None:
+    """A client that shuts down its write side still receives the complete (large) response."""
+
+    async def scenario() -> None:
+        echo = await Echo("big").start()
+        port = free_port()
+        manager = ProxyManager(drain=1)
+        await manager.apply(
+            {"h/app": AppConfig("h/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
+        )
+        payload = os.urandom(4 << 20)
+        answer = await ask(port, payload, timeout=20)
+        assert answer == b"big:" + payload
+        await manager.close()
+        await echo.stop()
+
+    run(scenario)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_ten_thousand_connections_leak_no_descriptor() -> None:
+    """After 10,000 proxied connections (some with early half-close), the process holds no more descriptors."""
+
+    async def scenario() -> None:
+        echo = await Echo("fd").start()
+        port = free_port()
+        manager = ProxyManager(drain=1)
+        await manager.apply(
+            {"f/app": AppConfig("f/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
+        )
+        await ask(port)
+        before = _open_descriptors()
+        semaphore = asyncio.Semaphore(64)
+
+        async def one() -> None:
+            async with semaphore:
+                assert await ask(port) == b"fd:ping"
+
+        await asyncio.gather(*(one() for _ in range(10_000)))
+        await asyncio.sleep(0.5)
+        app = manager.running["f/app"].app
+        assert app.stats.connections == 10_001
+        assert app.stats.active == 0
+        assert _open_descriptors() <= before
+        await manager.close()
+        await echo.stop()
+
+    run(scenario)
+
+
+def test_an_empty_pool_answers_as_configured() -> None:
+    """No usable backend: the client is closed, or gets the old tool's 502 line; the proxy keeps running."""
+
+    async def scenario() -> None:
+        port = free_port()
+        dead = f"127.0.0.1:{free_port()}"
+        manager = ProxyManager(drain=1)
+        settings = AppSettings(on_empty="http-502", connect_timeout=0.5)
+        await manager.apply({"e/app": AppConfig("e/app", (("127.0.0.1", port),), ((dead, 1),), settings, None)})
+        assert (await ask(port)).startswith(b"HTTP/1.1 502 Bad Gateway")
+        assert (await ask(port)).startswith(b"HTTP/1.1 502")
+        assert manager.running["e/app"].app.stats.no_backend == 2
+        await manager.close()
+
+    run(scenario)

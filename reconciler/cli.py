@@ -184,11 +184,21 @@ def _print_status(document: dict[str, Any]) -> None:
         print(f"  {resource['kind']}/{resource['name']}: Ready={state}")
 
 
+def _event_loop() -> asyncio.Runner:
+    """uvloop when installed (the proxy's data path is much faster on it), else asyncio's own loop."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional: only where the platform has it
+    except ImportError:
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     agent = Agent(settings, git=real_git(settings))
     if not settings.once:
-        return asyncio.run(agent.run())
+        with _event_loop() as runner:
+            return runner.run(agent.run())
     result = asyncio.run(agent.run_once())
     print(render_text(result.plan))
     _print_status(agent.status_document())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from reconciler.status.conditions import Condition
 
@@ -76,3 +80,42 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+    def watch_proxies(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
+        """Proxy counters and target health, read from the proxy manager at scrape time."""
+        self.registry.register(_ProxyCollector(snapshot))
+
+
+class _ProxyCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        apps = self.snapshot()
+        counters = {
+            "connections": ("reconciler_proxy_connections", "Connections accepted."),
+            "connect_failures": ("reconciler_proxy_connect_failures", "Failed connects to targets."),
+            "retries": ("reconciler_proxy_retries", "Connects retried on another target."),
+            "no_backend": ("reconciler_proxy_no_backend", "Clients turned away with no target left."),
+        }
+        families = {key: CounterMetricFamily(name, help_, labels=["app"]) for key, (name, help_) in counters.items()}
+        transferred = CounterMetricFamily(
+            "reconciler_proxy_bytes", "Bytes relayed (in: client to target).", labels=["app", "direction"]
+        )
+        active = GaugeMetricFamily("reconciler_proxy_active_connections", "Open connections.", labels=["app"])
+        up = GaugeMetricFamily("reconciler_proxy_target_up", "Target health (1 up, 0 down).", labels=["app", "target"])
+        target_active = GaugeMetricFamily(
+            "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
+        )
+        for app, state in apps.items():
+            stats = state["stats"]
+            for key, family in families.items():
+                family.add_metric([app], stats[key])
+            transferred.add_metric([app, "in"], stats["bytes_in"])
+            transferred.add_metric([app, "out"], stats["bytes_out"])
+            active.add_metric([app], stats["active"])
+            for target in state["targets"]:
+                up.add_metric([app, target["address"]], 1 if target["up"] else 0)
+                target_active.add_metric([app, target["address"]], target["active"])
+        yield from families.values()
+        yield from (transferred, active, up, target_active)

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
+PROXY_HEALTH = "proxyTargetsDown"
 
 
 def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
@@ -102,7 +103,10 @@ class Agent:
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
-        self.proxies = ProxyManager(drain=settings.shutdown_timeout.total_seconds() / 2)
+        saved = load_saved_state(settings, self.files)
+        known_down = {k: set(v) for k, v in saved.extra.get(PROXY_HEALTH, {}).items()}
+        self.proxies = ProxyManager(drain=settings.shutdown_timeout.total_seconds() / 2, known_down=known_down)
+        self.metrics.watch_proxies(self.proxies.snapshot)
         self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,
@@ -112,7 +116,7 @@ class Agent:
             if capabilities is not None
             else build_capabilities(CapabilityContext(self.proxies)),
             metrics=self.metrics,
-            saved=load_saved_state(settings, self.files),
+            saved=saved,
             load_options=load_options,
         )
         self.sync_backoff = Backoff(base=1.0, cap=max(30.0, settings.interval.total_seconds()))
@@ -198,6 +202,7 @@ class Agent:
 
     def persist(self) -> None:
         """Write the state file and the local status snapshot, atomically, when they changed."""
+        self.reconciler.saved.extra[PROXY_HEALTH] = self.proxies.health()
         state = self.reconciler.saved.encode()
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         if self._persisted == (state, snapshot):

@@ -169,7 +169,6 @@ class ProxyApp:
                 self.stats.connect_failures += 1
                 log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, exc)
                 continue
-            assert isinstance(transport, asyncio.Transport)
             _no_delay(transport)
             backend.active += 1
             backend.connections += 1

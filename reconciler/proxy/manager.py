@@ -48,18 +48,34 @@ class _Running:
 class ProxyManager:
     """All apps of this agent, by key."""
 
-    def __init__(self, *, drain: float = 30.0) -> None:
+    def __init__(self, *, drain: float = 30.0, known_down: Mapping[str, set[str]] | None = None) -> None:
         self.drain = drain
         self.running: dict[str, _Running] = {}
+        # Targets that were down when the last process stopped: they start down and need `rise` good checks.
+        self.known_down = {key: set(addresses) for key, addresses in (known_down or {}).items()}
 
-    def _backends(self, config: AppConfig, existing: list[Backend]) -> list[Backend]:
+    def _backends(self, key: str, config: AppConfig, existing: list[Backend]) -> list[Backend]:
         by_address = {b.address: b for b in existing}
+        down = self.known_down.get(key, set())
         backends = []
         for address, weight in config.targets:
-            backend = by_address.get(address) or Backend(address, resolved=_literal(address))
+            backend = by_address.get(address)
+            if backend is None:
+                backend = Backend(address, resolved=_literal(address))
+                if address in down and config.checks is not None:
+                    backend.up = False
+                    backend.reason = "down before the restart"
             backend.weight = weight
             backends.append(backend)
         return backends
+
+    def health(self) -> dict[str, list[str]]:
+        """App key -> addresses of targets that are down now (what the next process should not trust)."""
+        return {
+            key: sorted(b.address for b in running.app.backends if not b.up)
+            for key, running in sorted(self.running.items())
+            if any(not b.up for b in running.app.backends)
+        }
 
     async def apply(self, configs: Mapping[str, AppConfig], *, scope: str = "") -> None:
         """Make the running apps whose key starts with ``scope`` match ``configs`` (keyed like AppConfig.key)."""
@@ -68,10 +84,10 @@ class ProxyManager:
         for key, config in configs.items():
             running = self.running.get(key)
             if running is None:
-                app = ProxyApp(key, config.settings, self._backends(config, []))
+                app = ProxyApp(key, config.settings, self._backends(key, config, []))
                 running = self.running[key] = _Running(app, None, None)
             else:
-                running.app.reconfigure(config.settings, self._backends(config, running.app.backends))
+                running.app.reconfigure(config.settings, self._backends(key, config, running.app.backends))
             self._checks(running, config)
             wanted = set(config.listen)
             for host, port in list(running.app.listeners):

@@ -11,7 +11,7 @@ Rules that each fixed a real defect of the old tools:
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from reconciler.proxy.app import ProxyApp
@@ -144,9 +144,9 @@ class Relay:
 
 class _Downstream(_Side):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.pause_reading()
+        # uvloop's transports are not subclasses of asyncio.Transport, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()
         self.relay.last_activity = self.relay.app.loop.time()
         self.relay.app.accepted(self.relay)
 
@@ -159,8 +159,8 @@ class Upstream(_Side):
     """The backend end; created by ``loop.create_connection``."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not subclasses of asyncio.Transport, but have its methods.
+        self.transport = cast(asyncio.Transport, transport)
 
 
 def new_client_protocol(app: ProxyApp) -> asyncio.Protocol:

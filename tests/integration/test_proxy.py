@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
+import uvloop
 
 from reconciler.appliers.tcp_proxy import app_configs
 from reconciler.model import TCPProxy
@@ -84,8 +85,19 @@ async def ask(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> byte
     return answer
 
 
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
+Run = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run(request: pytest.FixtureRequest) -> Run:
+    """Every scenario on asyncio's own loop and on uvloop (what the agent uses)."""
+
+    def runner(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        factory = uvloop.new_event_loop if request.param == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as loop:
+            loop.run(scenario())
+
+    return runner
 
 
 def _proxy_document(apps: list[dict[str, Any]]) -> TCPProxy:
@@ -99,7 +111,7 @@ def _proxy_document(apps: list[dict[str, Any]]) -> TCPProxy:
     )
 
 
-def test_the_challenge_layout(tmp_path: object) -> None:
+def test_the_challenge_layout(run: Run) -> None:
     """Three apps with four ports each: every port accepts, each app reaches only its own targets, in
     round-robin order; an unresolvable target is excluded and reported."""
 
@@ -135,7 +147,7 @@ def test_the_challenge_layout(tmp_path: object) -> None:
     run(scenario)
 
 
-def test_a_killed_target_costs_no_client_a_failure() -> None:
+def test_a_killed_target_costs_no_client_a_failure(run: Run) -> None:
     """One of two targets dies during 10 s of new connections: no client sees an error (retries); it is marked
     down within fall x interval and up again within rise x interval after it returns."""
 
@@ -189,7 +201,7 @@ def test_a_killed_target_costs_no_client_a_failure() -> None:
     run(scenario)
 
 
-def test_hot_reload_keeps_established_streams() -> None:
+def test_hot_reload_keeps_established_streams(run: Run) -> None:
     """A target and a port are added while 100 long-lived connections stream: none is dropped; the new port serves."""
 
     async def scenario() -> None:
@@ -245,7 +257,7 @@ def test_hot_reload_keeps_established_streams() -> None:
     run(scenario)
 
 
-def test_half_close_delivers_the_whole_answer() -> None:
+def test_half_close_delivers_the_whole_answer(run: Run) -> None:
     """A client that shuts down its write side still receives the complete (large) response."""
 
     async def scenario() -> None:
@@ -268,7 +280,7 @@ def _open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_ten_thousand_connections_leak_no_descriptor() -> None:
+def test_ten_thousand_connections_leak_no_descriptor(run: Run) -> None:
     """After 10,000 proxied connections (some with early half-close), the process holds no more descriptors."""
 
     async def scenario() -> None:
@@ -298,7 +310,7 @@ def test_ten_thousand_connections_leak_no_descriptor() -> None:
     run(scenario)
 
 
-def test_an_empty_pool_answers_as_configured() -> None:
+def test_an_empty_pool_answers_as_configured(run: Run) -> None:
     """No usable backend: the client is closed, or gets the old tool's 502 line; the proxy keeps running."""
 
     async def scenario() -> None:

@@ -48,6 +48,7 @@ unit:
 bench: setup
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/tick.py
+	$(BIN)/python bench/proxy.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

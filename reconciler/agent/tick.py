@@ -156,6 +156,15 @@ class Reconciler:
                 outcome.failed = True
                 return outcome
             log.info("applied resource=%s target=%s changes=%d", target.resource, target.target, len(target.changes))
+        if any(t.changes for t in outcome.targets):
+            # The status should show the world after the change, not before it.
+            try:
+                after = await asyncio.wait_for(capability.observe(resource), self.observe_timeout)
+                outcome.observations = dict(after.summary or {})
+            except Exception as exc:  # the change is applied; the next observation will catch up
+                log.info(
+                    "observe after apply failed resource=%s/%s error=%s", resource.KIND, resource.metadata.name, exc
+                )
         return outcome
 
     async def _forget_removed(self, current: set[tuple[str, str]]) -> None:

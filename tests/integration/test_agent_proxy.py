@@ -1,0 +1,157 @@
+"""TCPProxy through the real agent: apps come from git, reload in place, and report their targets' health."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.agents import AgentProcess, Remote, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+PROXY = """apiVersion: reconciler/v1
+kind: TCPProxy
+metadata: {{name: apps}}
+spec:
+  healthCheck: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 2}}
+  apps:
+    - name: stream
+      listen: [{listen}]
+      targets: [{targets}]
+"""
+
+
+class _Echo(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        tag: bytes = self.server.tag  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):
+            while data := self.request.recv(65536):
+                self.request.sendall(tag + data if tag else data)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    request_queue_size = 512  # the proxy dials 100 connections at once; the default backlog of 5 drops SYNs
+    daemon_threads = True
+
+
+@contextlib.contextmanager
+def echo_server(tag: bytes = b"") -> Iterator[int]:
+    server = _Server(("127.0.0.1", 0), _Echo)
+    server.tag = tag  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, name="echo", daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    return Remote(tmp_path)
+
+
+@pytest.fixture
+def agent_for(tmp_path: Path) -> Iterator[Callable[[Remote], AgentProcess]]:
+    started: list[AgentProcess] = []
+
+    def start(remote: Remote) -> AgentProcess:
+        agent = AgentProcess(remote, tmp_path / "state", node="proxy-1", args=("--interval", "1s"))
+        started.append(agent.start())
+        return agent
+
+    yield start
+    for agent in started:
+        agent.stop()
+
+
+def _proxy_status(agent: AgentProcess) -> dict[str, Any]:
+    for resource in agent.status()["resources"]:
+        if resource["kind"] == "TCPProxy":
+            apps: dict[str, Any] = resource["observations"].get("apps", {})
+            return apps
+    return {}
+
+
+def test_apps_from_git_reload_without_dropping_streams(
+    remote: Remote, agent_for: Callable[[Remote], AgentProcess]
+) -> None:
+    """100 streams through a TCPProxy keep flowing while a commit adds a port and a target; the new port serves;
+    an unresolvable target is reported in status and never used."""
+    with echo_server() as streamer, echo_server(b"new:") as tagged:
+        port, new_port = free_port(), free_port()
+        remote.commit(
+            {
+                "proxy.yaml": PROXY.format(
+                    listen=f'"127.0.0.1:{port}"', targets=f'"127.0.0.1:{streamer}", "nonexistent.invalid:9"'
+                )
+            }
+        )
+        agent = agent_for(remote)
+        wait_for(lambda: "apps/stream" in _proxy_status(agent), timeout=10, what="the app in status")
+        targets = wait_for(
+            lambda: [
+                t for t in _proxy_status(agent)["apps/stream"]["targets"] if t["reason"].startswith("unresolvable")
+            ],
+            timeout=10,
+            what="the unresolvable target in status",
+        )
+        assert targets[0]["address"] == "nonexistent.invalid:9"
+        assert targets[0]["up"] is False
+
+        async def scenario() -> tuple[list[int], bytes]:
+            connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+            stop = asyncio.Event()
+
+            async def stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, number: int) -> int:
+                payload, rounds = f"<{number}>".encode() * 50, 0
+                while not stop.is_set():
+                    writer.write(payload)
+                    await writer.drain()
+                    assert await asyncio.wait_for(reader.readexactly(len(payload)), 3) == payload
+                    rounds += 1
+                    await asyncio.sleep(0.05)
+                writer.close()
+                return rounds
+
+            tasks = [asyncio.create_task(stream(r, w, i)) for i, (r, w) in enumerate(connections)]
+            await asyncio.sleep(1)
+            await asyncio.to_thread(
+                remote.commit,
+                {
+                    "proxy.yaml": PROXY.format(
+                        listen=f'"127.0.0.1:{port}", "127.0.0.1:{new_port}"',
+                        targets=f'"127.0.0.1:{streamer}", "127.0.0.1:{tagged}", "nonexistent.invalid:9"',
+                    )
+                },
+            )
+            answer = b""
+            deadline = time.monotonic() + 10
+            while b"new:" not in answer and time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    reader, writer = await asyncio.open_connection("127.0.0.1", new_port)
+                    writer.write(b"hello")
+                    answer = await asyncio.wait_for(reader.read(64), 2)
+                    writer.close()
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+            stop.set()
+            return list(await asyncio.gather(*tasks)), answer
+
+        rounds, answer = asyncio.run(scenario())
+        assert min(rounds) >= 20
+        assert answer in (b"new:hello", b"hello")
+        status = _proxy_status(agent)["apps/stream"]
+        assert sorted(status["listen"]) == sorted([f"127.0.0.1:{port}", f"127.0.0.1:{new_port}"])
+        unresolvable = next(t for t in status["targets"] if t["address"] == "nonexistent.invalid:9")
+        assert unresolvable["connections"] == 0
+        assert 'reconciler_proxy_target_up{app="apps/stream",target="nonexistent.invalid:9"} 0.0' in agent.metrics()

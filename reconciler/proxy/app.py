@@ -9,9 +9,7 @@ says: a plain close, or the old IP-pool tool's ``HTTP/1.1 502`` line.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -160,20 +158,18 @@ class ProxyApp:
             if relay.downstream.lost:
                 return
             try:
-                transport, _ = await asyncio.wait_for(
-                    self.loop.create_connection(lambda: relay.upstream, *backend.resolved),
-                    self.settings.connect_timeout,
-                )
+                async with asyncio.timeout(self.settings.connect_timeout):
+                    await self.loop.create_connection(lambda: relay.upstream, *backend.resolved)
             except (OSError, TimeoutError) as exc:
                 backend.failures += 1
                 self.stats.connect_failures += 1
                 log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, exc)
                 continue
-            _no_delay(transport)
             backend.active += 1
             backend.connections += 1
             relay.backend = backend
-            relay.attach(transport)
+            assert relay.upstream.transport is not None
+            relay.attach(relay.upstream.transport)
             return
         self._refuse(relay)
 
@@ -201,10 +197,3 @@ class ProxyApp:
             cutoff = self.loop.time() - idle
             for relay in [r for r in self.relays if r.last_activity < cutoff]:
                 relay.abort()
-
-
-def _no_delay(transport: asyncio.Transport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -325,3 +325,119 @@ def test_an_empty_pool_answers_as_configured(run: Run) -> None:
         await manager.close()
 
     run(scenario)
+
+
+def test_removed_ports_and_targets_drain(run: Run) -> None:
+    """Removing a port and the target in use: new connections are refused on the port, established ones finish."""
+
+    async def scenario() -> None:
+        streamer, other = Streamer(), await Echo("other").start()
+        server = await streamer.start()
+        port, kept = free_port(), free_port()
+        manager = ProxyManager(drain=1)
+        both = AppConfig(
+            "d/app",
+            (("127.0.0.1", port), ("127.0.0.1", kept)),
+            ((f"127.0.0.1:{streamer.port}", 1),),
+            AppSettings(),
+            None,
+        )
+        await manager.apply({"d/app": both})
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"before")
+        assert await reader.readexactly(6) == b"before"
+        after = AppConfig("d/app", (("127.0.0.1", kept),), ((other.address, 1),), AppSettings(), None)
+        await manager.apply({"d/app": after})
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"still here")
+        assert await reader.readexactly(10) == b"still here"
+        assert await ask(kept) == b"other:ping"
+        writer.close()
+        await manager.close()
+        server.close()
+        await other.stop()
+
+    run(scenario)
+
+
+def test_the_connection_limit_queues_instead_of_failing(run: Run) -> None:
+    """With maxConnections 2, a third client waits for a slot and is then served."""
+
+    async def scenario() -> None:
+        streamer = Streamer()
+        server = await streamer.start()
+        port = free_port()
+        manager = ProxyManager(drain=1)
+        limited = AppSettings(max_connections=2)
+        await manager.apply(
+            {"l/app": AppConfig("l/app", (("127.0.0.1", port),), ((f"127.0.0.1:{streamer.port}", 1),), limited, None)}
+        )
+        first = await asyncio.open_connection("127.0.0.1", port)
+        second = await asyncio.open_connection("127.0.0.1", port)
+        third = await asyncio.open_connection("127.0.0.1", port)
+        third[1].write(b"third")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(third[0].readexactly(5), 0.5)
+        assert manager.running["l/app"].app.stats.waiting == 1
+        first[1].close()
+        assert await asyncio.wait_for(third[0].readexactly(5), 3) == b"third"
+        for _, writer in (second, third):
+            writer.close()
+        await manager.close()
+        server.close()
+
+    run(scenario)
+
+
+def test_idle_connections_are_closed(run: Run) -> None:
+    """A connection with no traffic for idleTimeout is closed; an active one is not."""
+
+    async def scenario() -> None:
+        streamer = Streamer()
+        server = await streamer.start()
+        port = free_port()
+        manager = ProxyManager(drain=1)
+        settings = AppSettings(idle_timeout=0.5)
+        await manager.apply(
+            {"i/app": AppConfig("i/app", (("127.0.0.1", port),), ((f"127.0.0.1:{streamer.port}", 1),), settings, None)}
+        )
+        idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
+        busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(15):
+            busy_writer.write(b"x")
+            assert await busy_reader.readexactly(1) == b"x"
+            await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(idle_reader.read(), 1) == b""  # closed by the proxy
+        busy_writer.write(b"y")
+        assert await busy_reader.readexactly(1) == b"y"
+        idle_writer.close()
+        busy_writer.close()
+        await manager.close()
+        server.close()
+
+    run(scenario)
+
+
+def test_targets_known_down_start_down_after_a_restart(run: Run) -> None:
+    """A target that was down when the previous process stopped gets no traffic until it passes rise checks."""
+
+    async def scenario() -> None:
+        echo = await Echo("back").start()
+        port = free_port()
+        checks = CheckSettings(interval=0.2, timeout=0.2, rise=2, fall=3)
+        manager = ProxyManager(drain=1, known_down={"k/app": {echo.address}})
+        await manager.apply(
+            {"k/app": AppConfig("k/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), checks)}
+        )
+        [backend] = manager.running["k/app"].app.backends
+        assert backend.up is False
+        assert await ask(port) == b""  # no usable target yet: closed
+        await asyncio.sleep(2 * 0.2 * 1.1 + 0.3)
+        assert backend.up is True
+        assert await ask(port) == b"back:ping"
+        assert manager.health() == {}
+        await manager.close()
+        await echo.stop()
+
+    run(scenario)

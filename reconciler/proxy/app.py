@@ -144,6 +144,9 @@ class ProxyApp:
         except asyncio.CancelledError:
             relay.abort()
             raise
+        except Exception:  # never leave a client hanging on an unexpected error: log it and turn it away
+            log.exception("dial failed app=%s", self.name)
+            self._refuse(relay)
 
     async def _connect(self, relay: Relay) -> None:
         tried: set[int] = set()

@@ -103,7 +103,10 @@ class HealthChecker:
 
     async def run(self) -> None:
         while True:
-            await self.round()
+            try:
+                await self.round()
+            except Exception:  # a bug in one round must not stop checking: the next round may recover
+                log.exception("health check round failed app=%s", self.name)
             jitter = self.settings.interval * (0.9 + 0.2 * self.rng.random())
             await asyncio.sleep(jitter)
 

@@ -17,37 +17,33 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import agent_command, free_port, make_remote, wait_port
 
 NEEDED = ("haproxy", "iperf3", "wrk", "git")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
+HAPROXY_HEADER = """\
+global
+    maxconn 4000
+defaults
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+"""
 
 
 def haproxy(config: str, folder: Path, name: str) -> subprocess.Popen[bytes]:
+    """HAProxy with our common global/defaults section and ``config`` after it."""
     path = folder / f"{name}.cfg"
-    path.write_text(textwrap.dedent(config))
+    path.write_text(HAPROXY_HEADER + textwrap.dedent(config))
     return subprocess.Popen(["haproxy", "-f", str(path), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -76,51 +72,27 @@ def wrk(port: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-def start_agent(folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int]) -> subprocess.Popen[bytes]:
-    work, bare = folder / "work", folder / "remote.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    work.mkdir()
-    (work / "proxy.yaml").write_text(
-        textwrap.dedent(
-            f"""\
-            apiVersion: reconciler/v1
-            kind: TCPProxy
-            metadata: {{name: bench}}
-            spec:
-              apps:
-                - {{name: iperf, listen: ["127.0.0.1:{ports[0]}"], targets: ["127.0.0.1:{iperf_port}"]}}
-                - {{name: http, listen: ["127.0.0.1:{ports[1]}"], targets: ["127.0.0.1:{http_port}"]}}
-              healthCheck: {{interval: 2s, timeout: 1s}}
-            """
-        )
+def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int]) -> str:
+    return textwrap.dedent(
+        f"""\
+        apiVersion: reconciler/v1
+        kind: TCPProxy
+        metadata: {{name: bench}}
+        spec:
+          apps:
+            - {{name: iperf, listen: ["127.0.0.1:{ports[0]}"], targets: ["127.0.0.1:{iperf_port}"]}}
+            - {{name: http, listen: ["127.0.0.1:{ports[1]}"], targets: ["127.0.0.1:{http_port}"]}}
+          healthCheck: {{interval: 2s, timeout: 1s}}
+        """
     )
-    for args in (
-        ["init", "-q", "-b", "main"],
-        ["add", "-A"],
-        ["-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "bench"],
-        ["push", "-q", str(bare), "HEAD:main"],
-    ):
-        subprocess.run(["git", *args], cwd=work, check=True)
+
+
+def start_agent(folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int]) -> subprocess.Popen[bytes]:
+    document = proxy_document(iperf_port, http_port, ports)
+    bare, _ = make_remote(folder, lambda work: (work / "proxy.yaml").write_text(document))
     api = free_port()
     log = (folder / "agent.log").open("wb")
-    agent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "run",
-            "--repo",
-            f"file://{bare}",
-            "--node",
-            "bench",
-            "--state-dir",
-            str(folder / "state"),
-            "--listen",
-            f"127.0.0.1:{api}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    agent = subprocess.Popen(agent_command(bare, folder / "state", api), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(ports[1])
     except SystemExit:
@@ -152,12 +124,6 @@ def main() -> None:
         processes.append(
             haproxy(
                 f"""\
-            global
-                maxconn 4000
-            defaults
-                timeout connect 5s
-                timeout client 30s
-                timeout server 30s
             frontend responder
                 mode http
                 bind 127.0.0.1:{http_port}
@@ -170,18 +136,14 @@ def main() -> None:
         processes.append(
             haproxy(
                 f"""\
-            global
-                maxconn 4000
-            defaults
+            listen iperf
                 mode tcp
                 option splice-auto
-                timeout connect 5s
-                timeout client 30s
-                timeout server 30s
-            listen iperf
                 bind 127.0.0.1:{h_iperf}
                 server s1 127.0.0.1:{iperf_port}
             listen http
+                mode tcp
+                option splice-auto
                 bind 127.0.0.1:{h_http}
                 server s1 127.0.0.1:{http_port}
             """,

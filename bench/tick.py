@@ -30,33 +30,14 @@ from reconciler.agent.runner import Agent, real_git
 from reconciler.settings import AgentSettings
 
 sys.path.insert(0, str(Path(__file__).parent))
+from common import agent_command, free_port, git, make_remote
 from validate import generate
 
 SECRET = "bench-secret"
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def make_remote(root: Path, files: int, entries: int) -> tuple[Path, Path]:
-    root.mkdir(parents=True, exist_ok=True)
-    bare, work = root / "remote.git", root / "work"
-    git(root, "init", "-q", "--bare", "-b", "main", str(bare))
-    work.mkdir()
-    git(work, "init", "-q", "-b", "main")
-    git(work, "config", "user.email", "bench@example.invalid")
-    git(work, "config", "user.name", "bench")
-    git(work, "remote", "add", "origin", str(bare))
-    generate(work, files, entries)
-    git(work, "add", "-A")
-    git(work, "commit", "-q", "-m", "bench")
-    git(work, "push", "-q", "origin", "HEAD:main")
-    return bare, work
-
-
 def bench_ticks(root: Path, runs: int) -> None:
-    bare, _ = make_remote(root / "ticks", 100, 50_000)
+    bare, _ = make_remote(root / "ticks", lambda work: generate(work, 100, 50_000))
     settings = AgentSettings(repo=f"file://{bare}", node="gw-1", state_dir=root / "ticks" / "state")
     agent = Agent(settings, git=real_git(settings))
 
@@ -87,25 +68,10 @@ def _request(port: int, path: str, body: bytes | None = None, headers: dict[str,
 
 
 def bench_webhook(root: Path, label: str, files: int, entries: int, runs: int) -> None:
-    bare, work = make_remote(root / label, files, entries)
-    port = 19000 + os.getpid() % 1000
+    bare, work = make_remote(root / label, lambda folder: generate(folder, files, entries))
+    port = free_port()
     env = {**os.environ, "RECONCILER_WEBHOOK_SECRET": SECRET}
-    command = [
-        sys.executable,
-        "-m",
-        "reconciler",
-        "run",
-        "--repo",
-        f"file://{bare}",
-        "--node",
-        "gw-1",
-        "--state-dir",
-        str(root / label / "state"),
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--interval",
-        "60s",
-    ]
+    command = agent_command(bare, root / label / "state", port, "--interval", "60s")
     agent = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

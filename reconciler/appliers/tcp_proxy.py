@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from reconciler.appliers.base import Observed
 from reconciler.model.common import Resource
@@ -44,6 +45,18 @@ def app_configs(proxy: TCPProxy) -> dict[str, AppConfig]:
     return configs
 
 
+# Counters change with every connection; they belong in /metrics. Status (committed to git) keeps what only
+# changes when the world does: listeners, targets, their health and why.
+_STABLE_TARGET_FIELDS = ("address", "weight", "up", "resolved", "reason")
+
+
+def _stable(app: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "listen": app["listen"],
+        "targets": [{k: t[k] for k in _STABLE_TARGET_FIELDS} for t in app["targets"]],
+    }
+
+
 class TCPProxyCapability:
     kind = TCPProxy.KIND
 
@@ -57,7 +70,7 @@ class TCPProxyCapability:
     async def observe(self, resource: Resource) -> Observed:
         prefix = f"{resource.metadata.name}/"
         running = {k: v for k, v in self.manager.snapshot().items() if k.startswith(prefix)}
-        return Observed(facts=running, summary={"apps": running})
+        return Observed(facts=running, summary={"apps": {k: _stable(v) for k, v in running.items()}})
 
     def plan(self, resource: Resource, observed: Observed, *, now: float) -> list[TargetPlan]:
         assert isinstance(resource, TCPProxy)

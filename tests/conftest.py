@@ -19,6 +19,20 @@ DATA = Path(__file__).resolve().parent / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
+ALLOW_LIST = """apiVersion: reconciler/v1
+kind: EgressAllowList
+metadata: {{name: {name}}}
+spec:
+  entries:
+{entries}
+"""
+
+
+def allow_list(name: str, *ips: str) -> str:
+    """An EgressAllowList document whose entries (from line 6 on) are the given addresses."""
+    return ALLOW_LIST.format(name=name, entries="\n".join(f"    - ip: {ip}" for ip in ips))
+
+
 @dataclass
 class CliResult:
     code: int

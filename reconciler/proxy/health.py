@@ -46,11 +46,21 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def literal_address(address: str) -> tuple[str, int] | None:
+    """(IP, port) when the host is an IP literal (nothing to resolve), else None."""
+    host, port = split_address(address)
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        return None
+
+
 async def resolve(address: str) -> tuple[str, int]:
     """host:port -> (IP, port); raises OSError when the name does not resolve."""
+    literal = literal_address(address)
+    if literal is not None:
+        return literal
     host, port = split_address(address)
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(host)), port
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     if not infos:
         raise OSError(f"{host} has no address")

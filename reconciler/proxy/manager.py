@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any
 
 from reconciler.proxy.app import AppSettings, ProxyApp
 from reconciler.proxy.backends import Backend
-from reconciler.proxy.health import CheckSettings, HealthChecker, split_address
+from reconciler.proxy.health import CheckSettings, HealthChecker, literal_address
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +27,6 @@ class AppConfig:
     targets: tuple[tuple[str, int], ...]  # (host:port, weight)
     settings: AppSettings = field(default_factory=AppSettings)
     checks: CheckSettings | None = field(default_factory=CheckSettings)
-
-
-def _literal(address: str) -> tuple[str, int] | None:
-    host, port = split_address(address)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -61,7 +52,7 @@ class ProxyManager:
         for address, weight in config.targets:
             backend = by_address.get(address)
             if backend is None:
-                backend = Backend(address, resolved=_literal(address))
+                backend = Backend(address, resolved=literal_address(address))
                 if address in down and config.checks is not None:
                     backend.up = False
                     backend.reason = "down before the restart"
@@ -104,7 +95,7 @@ class ProxyManager:
             running.checker = running.task = None
             for backend in app.backends:
                 backend.up = True
-                backend.resolved = backend.resolved or _literal(backend.address)
+                backend.resolved = backend.resolved or literal_address(backend.address)
             return
         if running.checker is None:
             running.checker = HealthChecker(app.name, app.backends, config.checks)

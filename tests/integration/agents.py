@@ -15,13 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-ALLOW = """apiVersion: reconciler/v1
-kind: EgressAllowList
-metadata: {{name: {name}}}
-spec:
-  entries:
-    - ip: {ip}
-"""
+from tests.conftest import allow_list
 
 
 def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None) -> str:
@@ -91,7 +85,7 @@ class Remote:
 
 
 def lists(**entries: str) -> dict[str, str]:
-    return {f"egress/{name}.yaml": ALLOW.format(name=name, ip=ip) for name, ip in entries.items()}
+    return {f"egress/{name}.yaml": allow_list(name, ip) for name, ip in entries.items()}
 
 
 class AgentProcess:

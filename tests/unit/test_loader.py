@@ -13,15 +13,7 @@ from reconciler.loading.tree import SourceFile, SourceTree
 from reconciler.model import EgressAllowList, IPPool
 from reconciler.model.internal_ranges import AddressRanges
 from reconciler.system.files import read_source_tree
-from tests.conftest import EXAMPLE
-
-ALLOW = """apiVersion: reconciler/v1
-kind: EgressAllowList
-metadata: {{name: {name}}}
-spec:
-  entries:
-{entries}
-"""
+from tests.conftest import ALLOW_LIST, EXAMPLE
 
 
 def _tree(**files: str | bytes) -> SourceTree:
@@ -47,8 +39,8 @@ def test_all_errors_of_a_run_are_reported() -> None:
     """Problems in several files and documents come together, sorted by file and line."""
     tree = _tree(
         **{
-            "a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1"),
-            "b.yaml": ALLOW.format(name="b", entries="    - ip: nope\n    - cidr: 1.2.3.4/8"),
+            "a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 10.0.0.1"),
+            "b.yaml": ALLOW_LIST.format(name="b", entries="    - ip: nope\n    - cidr: 1.2.3.4/8"),
         }
     )
     with pytest.raises(DesiredStateError) as caught:
@@ -68,7 +60,7 @@ def test_status_and_hidden_folders_are_skipped(write_tree: Callable[[dict[str, s
         {
             "status/node/x.yaml": "not: [valid",
             ".github/workflows/ci.yml": "on: push",
-            "egress/a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1"),
+            "egress/a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 203.0.113.1"),
             "files/nginx.conf": "server {}",
         }
     )
@@ -83,7 +75,7 @@ def test_symlinks_out_of_the_tree_are_ignored(
     """A desired-state repository cannot make the agent read files elsewhere on the machine."""
     secret = tmp_path / "secret.yaml"
     secret.write_text("password: hunter2\n")
-    root = write_tree({"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1")})
+    root = write_tree({"a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 203.0.113.1")})
     (root / "b.yaml").symlink_to(secret)
     tree = read_source_tree(root, max_file_bytes=1 << 20)
     assert [f.relpath for f in tree.files] == ["a.yaml"]
@@ -99,7 +91,10 @@ def test_empty_documents_and_comment_only_files_are_fine() -> None:
     """A file of comments, or a trailing '---', holds no resource and no error."""
     result = load_desired_state(
         _tree(
-            **{"a.yaml": "# nothing yet\n", "b.yaml": ALLOW.format(name="b", entries="    - ip: 203.0.113.1") + "---\n"}
+            **{
+                "a.yaml": "# nothing yet\n",
+                "b.yaml": ALLOW_LIST.format(name="b", entries="    - ip: 203.0.113.1") + "---\n",
+            }
         )
     )
     assert result.documents == 1
@@ -108,7 +103,7 @@ def test_empty_documents_and_comment_only_files_are_fine() -> None:
 def test_duplicate_entries_are_warnings() -> None:
     """The same destination twice in a list is a warning that names the first one; the state stays valid."""
     result = load_desired_state(
-        _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 203.0.113.1\n    - ip: 203.0.113.1")})
+        _tree(**{"a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 203.0.113.1\n    - ip: 203.0.113.1")})
     )
     [warning] = result.warnings
     assert warning.severity is Severity.WARNING
@@ -118,7 +113,7 @@ def test_duplicate_entries_are_warnings() -> None:
 
 def test_internal_ranges_are_configurable() -> None:
     """Tests (and operators) can choose the internal-range list; here 10/8 becomes public."""
-    tree = _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1\n    - ip: 192.0.2.1")})
+    tree = _tree(**{"a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 10.0.0.1\n    - ip: 192.0.2.1")})
     result = load_tree(tree, LoadOptions(internal_ranges=AddressRanges(["192.0.2.0/24"])))
     assert [p.path for p in result.errors] == ["spec.entries[1].ip"]
 
@@ -136,8 +131,8 @@ spec:
     tree = _tree(
         **{
             "gw.yaml": gateway,
-            "lab.yaml": ALLOW.format(name="lab", entries="    - ip: 10.0.0.1"),
-            "prod.yaml": ALLOW.format(name="prod", entries="    - ip: 10.0.0.1"),
+            "lab.yaml": ALLOW_LIST.format(name="lab", entries="    - ip: 10.0.0.1"),
+            "prod.yaml": ALLOW_LIST.format(name="prod", entries="    - ip: 10.0.0.1"),
         }
     )
     result = load_tree(tree)
@@ -158,9 +153,9 @@ def test_node_selection_keeps_only_what_selects_the_node() -> None:
 def test_the_file_cache_rereads_only_changed_files() -> None:
     """A second load with a cache reuses the resources of unchanged valid files and re-reads the rest."""
     cache = FileCache()
-    a = ALLOW.format(name="a", entries="    - ip: 203.0.113.1")
-    b_before = ALLOW.format(name="b", entries="    - ip: 203.0.113.2")
-    b_after = ALLOW.format(name="b", entries="    - ip: 203.0.113.3")
+    a = ALLOW_LIST.format(name="a", entries="    - ip: 203.0.113.1")
+    b_before = ALLOW_LIST.format(name="b", entries="    - ip: 203.0.113.2")
+    b_after = ALLOW_LIST.format(name="b", entries="    - ip: 203.0.113.3")
     first = load_desired_state(_tree(**{"a.yaml": a, "b.yaml": b_before}), cache=cache)
     second = load_desired_state(_tree(**{"a.yaml": a, "b.yaml": b_after}), cache=cache)
     assert second.state.get(EgressAllowList, "a") is first.state.get(EgressAllowList, "a")
@@ -171,7 +166,7 @@ def test_the_file_cache_rereads_only_changed_files() -> None:
 def test_files_with_errors_are_not_cached() -> None:
     """An invalid file is read again on every load, so its problems are always reported."""
     cache = FileCache()
-    tree = _tree(**{"a.yaml": ALLOW.format(name="a", entries="    - ip: 10.0.0.1")})
+    tree = _tree(**{"a.yaml": ALLOW_LIST.format(name="a", entries="    - ip: 10.0.0.1")})
     for _ in range(2):
         result = load_tree(tree, cache=cache)
         assert [p.path for p in result.errors] == ["spec.entries[0].ip"]

@@ -12,14 +12,7 @@ from reconciler.agent.runner import Agent
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.testing import FakeGit, RecordingCapability
-
-LIST = """apiVersion: reconciler/v1
-kind: EgressAllowList
-metadata: {{name: a}}
-spec:
-  entries:
-    - ip: {ip}
-"""
+from tests.conftest import allow_list
 
 
 async def _until(condition: object, timeout: float = 5.0) -> None:
@@ -50,7 +43,7 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
     capability = RecordingCapability("EgressAllowList")
     capability.failing_apply.add("a")
     capability.targets["a"] = [TargetPlan("EgressAllowList", "a", "set:a", 1, (Change("x", Action.ADD, after="x"),))]
-    git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    git.push({"a.yaml": allow_list("a", "203.0.113.1")})
     agent = _agent(tmp_path, git, capability)
 
     async def scenario() -> None:
@@ -58,7 +51,7 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
         await _until(lambda: len(capability.observed) >= 2, timeout=5)  # the first try and one retry
         assert agent.tick_backoff.failures >= 1
         capability.failing_apply.clear()
-        revision = git.push({"a.yaml": LIST.format(ip="203.0.113.2")})
+        revision = git.push({"a.yaml": allow_list("a", "203.0.113.2")})
         started = time.monotonic()
         agent.trigger_sync("test")
         await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=2)
@@ -75,7 +68,7 @@ def test_observe_intervals_reconcile_without_new_revisions(tmp_path: Path) -> No
     """A capability's observe interval re-runs the reconcile on its own clock."""
     git = FakeGit()
     capability = RecordingCapability("EgressAllowList", interval=timedelta(seconds=0.2))
-    git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    git.push({"a.yaml": allow_list("a", "203.0.113.1")})
     agent = _agent(tmp_path, git, capability)
 
     async def scenario() -> None:
@@ -92,7 +85,7 @@ def test_fetch_failures_back_off_and_recover(tmp_path: Path) -> None:
     """While the remote fails, fetches back off (visible in metrics); when it returns, the revision applies."""
     git = FakeGit(fail_fetch=True)
     capability = RecordingCapability("EgressAllowList")
-    revision = git.push({"a.yaml": LIST.format(ip="203.0.113.1")})
+    revision = git.push({"a.yaml": allow_list("a", "203.0.113.1")})
     agent = _agent(tmp_path, git, capability, interval=timedelta(seconds=0.1))
 
     async def scenario() -> None:

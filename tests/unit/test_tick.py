@@ -13,18 +13,11 @@ from reconciler.appliers.base import ConfigurationOnly
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability
-
-LIST = """apiVersion: reconciler/v1
-kind: EgressAllowList
-metadata: {{name: {name}}}
-spec:
-  entries:
-    - ip: {ip}
-"""
+from tests.conftest import allow_list
 
 
 def _files(**lists: str) -> dict[str, str]:
-    return {f"{name}.yaml": LIST.format(name=name, ip=ip) for name, ip in lists.items()}
+    return {f"{name}.yaml": allow_list(name, ip) for name, ip in lists.items()}
 
 
 def _target(name: str, size: int = 1, removed: int = 0, added: int = 1) -> TargetPlan:

@@ -25,17 +25,21 @@ def summarize(state: DesiredState) -> list[str]:
     return lines
 
 
-def format_text(root: str, problems: Sequence[Problem], state: DesiredState | None, documents: int) -> str:
-    lines = [f"{p.severity.value}: {p}" for p in problems]
+def _verdict(root: str, problems: Sequence[Problem], state: DesiredState | None, documents: int) -> list[str]:
+    """The closing lines: valid or invalid with counts, and what a valid tree holds."""
     errors = sum(p.severity is Severity.ERROR for p in problems)
     warnings = len(problems) - errors
     if errors:
-        lines.append(f"{root}: invalid: {errors} error(s), {warnings} warning(s)")
-    else:
-        lines.append(f"{root}: valid: {documents} document(s), {warnings} warning(s)")
-        if state is not None:
-            lines.extend(summarize(state))
-    return "\n".join(lines)
+        return [f"{root}: invalid: {errors} error(s), {warnings} warning(s)"]
+    lines = [f"{root}: valid: {documents} document(s), {warnings} warning(s)"]
+    if state is not None:
+        lines.extend(summarize(state))
+    return lines
+
+
+def format_text(root: str, problems: Sequence[Problem], state: DesiredState | None, documents: int) -> str:
+    lines = [f"{p.severity.value}: {p}" for p in problems]
+    return "\n".join(lines + _verdict(root, problems, state, documents))
 
 
 def format_json(root: str, problems: Sequence[Problem], state: DesiredState | None, documents: int) -> str:
@@ -81,12 +85,7 @@ def format_github(root: str, problems: Sequence[Problem], state: DesiredState | 
             f"::{p.severity.value} file={_escape(p.file, property_value=True)},line={p.line},col={p.column},"
             f"title={_escape(title, property_value=True)}::{_escape(message)}"
         )
-    lines.append(
-        format_text(root, [], state, documents)
-        if not any(p.severity is Severity.ERROR for p in problems)
-        else f"{root}: invalid"
-    )
-    return "\n".join(lines)
+    return "\n".join(lines + _verdict(root, problems, state, documents))
 
 
 FORMATTERS = {"text": format_text, "json": format_json, "github": format_github}

@@ -75,3 +75,15 @@ def test_base_outside_git_is_a_usage_error(
     result = cli("validate", root, "--base", "HEAD")
     assert result.code == 2
     assert "not inside a git repository" in result.err
+
+
+def test_github_warnings_do_not_fail_and_are_counted(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
+) -> None:
+    """A duplicate entry is a ::warning annotation; the run exits 0 and its summary counts the warning."""
+    root = write_tree({"partners.yaml": BAD.replace("10.1.2.3", "203.0.113.7") + "    - ip: 203.0.113.7\n"})
+    result = cli("validate", root, "--format", "github")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0].startswith(f"::warning file={root}/partners.yaml,line=7,col=7,")
+    assert lines[1] == f"{root}: valid: 1 document(s), 1 warning(s)"

@@ -59,6 +59,7 @@ class ProxyApp:
         self.relays: set[Relay] = set()
         self.slots = asyncio.Semaphore(settings.max_connections)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dial_name = f"dial-{name}"  # built once: accepted() is on the per-connection hot path
         self._sweeper: asyncio.Task[None] | None = None
         if settings.idle_timeout:
             self._sweeper = self.loop.create_task(self._sweep_idle(settings.idle_timeout), name=f"idle-{name}")
@@ -109,7 +110,7 @@ class ProxyApp:
         self.relays.add(relay)
         self.stats.connections += 1
         self.stats.active += 1
-        task = self.loop.create_task(self._dial(relay), name=f"dial-{self.name}")
+        task = self.loop.create_task(self._dial(relay), name=self._dial_name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

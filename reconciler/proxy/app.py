@@ -1,26 +1,35 @@
 """One proxy app: its listeners, its backend set, and how a client connection gets a backend.
 
-A client is accepted, waits for a slot under the app's connection limit (back-pressure, not refusal), then is
-dialled to a backend chosen by the balancer; a failed or timed-out connect moves on to the next healthy backend
-(``retries`` more times) so the client never notices. With no backend left the client gets what ``on_empty``
-says: a plain close, or the old IP-pool tool's ``HTTP/1.1 502`` line.
+A client is accepted and dialled to a backend chosen by the balancer; a failed or timed-out connect moves on to
+the next healthy backend (``retries`` more times) so the client never notices. With no backend left the client
+gets what ``on_empty`` says: a plain close, or the old IP-pool tool's ``HTTP/1.1 502`` line.
+
+At the connection limit the app stops accepting (its listeners leave epoll) until a connection ends: new
+clients wait in the kernel's accept queue, back-pressure instead of refusal, as HAProxy's ``maxconn`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
 import logging
-from collections.abc import Iterable
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from reconciler.proxy.backends import Backend, Balance, balancer
-from reconciler.proxy.relay import Relay, new_client_protocol
+from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay
 
 log = logging.getLogger(__name__)
 
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 OnEmpty = Literal["close", "http-502"]
+REFUSED_LINGER = 2.0  # how long a turned-away client's remaining data is read and dropped before we close
+ACCEPT_BATCH = 64  # accepts per readiness event, so one busy port does not starve the others
+NOTHING: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -32,7 +41,7 @@ class AppStats:
     connect_failures: int = 0
     retries: int = 0
     no_backend: int = 0
-    waiting: int = 0
+    at_limit: int = 0  # 1 while accepting is paused at max_connections
 
 
 @dataclass(frozen=True)
@@ -45,24 +54,52 @@ class AppSettings:
     on_empty: OnEmpty = "close"
 
 
-class ProxyApp:
-    """Listeners of one app and the relays they accepted."""
+class Listener:
+    """One listening socket of an app."""
 
-    def __init__(self, name: str, settings: AppSettings, backends: Iterable[Backend]) -> None:
+    __slots__ = ("app", "family", "sock")
+
+    def __init__(self, app: ProxyApp, sock: socket.socket) -> None:
+        self.app = app
+        self.sock = sock
+        self.family = sock.family
+
+    def on_event(self, mask: int) -> None:
+        self.app.accept(self)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A non-blocking listener on host:port with SO_REUSEPORT, so several processes may share the port."""
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] and 0.0.0.0 are separate listeners
+        sock.bind((host, port))
+        sock.listen(4096)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class ProxyApp:
+    """Listeners of one app and the relays they accepted, on one engine."""
+
+    def __init__(self, name: str, settings: AppSettings, backends: Iterable[Backend], engine: Engine) -> None:
         self.name = name
         self.settings = settings
         self.backends = list(backends)
         self.balancer = balancer(settings.balance)
         self.stats = AppStats()
-        self.loop = asyncio.get_running_loop()
-        self.listeners: dict[tuple[str, int], asyncio.Server] = {}
+        self.engine = engine
+        self.listeners: dict[tuple[str, int], Listener] = {}
         self.relays: set[Relay] = set()
-        self.slots = asyncio.Semaphore(settings.max_connections)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._dial_name = f"dial-{name}"  # built once: accepted() is on the per-connection hot path
-        self._sweeper: asyncio.Task[None] | None = None
-        if settings.idle_timeout:
-            self._sweeper = self.loop.create_task(self._sweep_idle(settings.idle_timeout), name=f"idle-{name}")
+        self.closing = False
+        self._sweeping = False
+        self._sweep_if_needed()
 
     # --- configuration ---------------------------------------------------------------------------------------
 
@@ -70,112 +107,130 @@ class ProxyApp:
         """New settings and backends for new connections; established connections are left alone."""
         if settings.balance != self.settings.balance:
             self.balancer = balancer(settings.balance)
-        if settings.max_connections != self.settings.max_connections:
-            in_use = self.stats.active
-            self.slots = asyncio.Semaphore(max(0, settings.max_connections - in_use))
         self.settings = settings
         self.backends = backends
+        self._sweep_if_needed()
+        self._limit()
 
     async def listen(self, host: str, port: int) -> None:
-        """Start accepting on host:port (SO_REUSEPORT, so several processes may share a port)."""
+        """Start accepting on host:port."""
         if (host, port) in self.listeners:
             return
-        server = await self.loop.create_server(
-            lambda: new_client_protocol(self), host, port, reuse_port=True, backlog=4096, start_serving=True
-        )
-        self.listeners[(host, port)] = server
+        listener = Listener(self, listening_socket(host, port))
+        self.listeners[(host, port)] = listener
+        self.engine.watch(listener.sock.fileno(), listener, 0 if self.stats.at_limit else IN)
         log.info("listening app=%s address=%s:%d", self.name, host, port)
 
     async def stop_listening(self, host: str, port: int) -> None:
-        server = self.listeners.pop((host, port), None)
-        if server is not None:
-            server.close()
+        listener = self.listeners.pop((host, port), None)
+        if listener is not None:
+            self.engine.close_socket(listener.sock)
             log.info("stopped listening app=%s address=%s:%d", self.name, host, port)
 
     async def close(self, *, drain: float) -> None:
         """Stop accepting, let established connections finish for up to ``drain`` seconds, then cut them."""
+        self.closing = True
         for host, port in list(self.listeners):
             await self.stop_listening(host, port)
-        deadline = self.loop.time() + drain
-        while self.relays and self.loop.time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain
+        while self.relays and loop.time() < deadline:
             await asyncio.sleep(0.05)
         for relay in list(self.relays):
-            relay.abort()
-        for task in [*self._tasks, *([self._sweeper] if self._sweeper else [])]:
-            task.cancel()
+            relay.close()
 
     # --- connections -----------------------------------------------------------------------------------------
 
-    def accepted(self, relay: Relay) -> None:
-        self.relays.add(relay)
-        self.stats.connections += 1
-        self.stats.active += 1
-        task = self.loop.create_task(self._dial(relay), name=self._dial_name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def client_gone(self, relay: Relay) -> None:
-        if not relay.connected:
-            self.finished(relay)
-
-    def finished(self, relay: Relay) -> None:
-        if relay not in self.relays:
-            return
-        self.relays.discard(relay)
-        self.stats.active -= 1
-        if relay.backend is not None:
-            relay.backend.active -= 1
-        if relay.slot is not None:
-            relay.slot.release()
-            relay.slot = None
-
-    async def _dial(self, relay: Relay) -> None:
-        self.stats.waiting += 1
-        slots = self.slots
-        try:
-            await slots.acquire()
-        finally:
-            self.stats.waiting -= 1
-        relay.slot = slots
-        if relay.downstream.lost:
-            self.finished(relay)
-            return
-        try:
-            await self._connect(relay)
-        except asyncio.CancelledError:
-            relay.abort()
-            raise
-        except Exception:  # never leave a client hanging on an unexpected error: log it and turn it away
-            log.exception("dial failed app=%s", self.name)
-            self._refuse(relay)
-
-    async def _connect(self, relay: Relay) -> None:
-        tried: set[int] = set()
-        for attempt in range(self.settings.retries + 1):
-            backend = self.balancer.pick(self.backends, frozenset(tried))
-            if backend is None:
-                break
-            tried.add(id(backend))
-            if attempt:
-                self.stats.retries += 1
-            assert backend.resolved is not None
-            if relay.downstream.lost:
+    def accept(self, listener: Listener) -> None:
+        # socket._accept (CPython's, not in typeshed) gives the descriptor alone, without accept()'s wrapping
+        accept: Callable[[], tuple[int, object]] = listener.sock._accept  # type: ignore[attr-defined]
+        for _ in range(ACCEPT_BATCH):
+            if self.stats.at_limit:
                 return
             try:
-                async with asyncio.timeout(self.settings.connect_timeout):
-                    await self.loop.create_connection(lambda: relay.upstream, *backend.resolved)
-            except (OSError, TimeoutError) as exc:
-                backend.failures += 1
-                self.stats.connect_failures += 1
-                log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, exc)
+                fd, _ = accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # out of descriptors, say: pause rather than spin on a readable listener
+                log.warning("accept failed app=%s error=%s", self.name, exc)
+                self._pause()
+                self.engine.call_at(self.engine.now + 0.5, self._limit)
+                return
+            relay = Relay(self.engine, self, socket.socket(listener.family, socket.SOCK_STREAM, 0, fd))
+            self.relays.add(relay)
+            stats = self.stats
+            stats.connections += 1
+            stats.active += 1
+            if stats.active >= self.settings.max_connections:
+                self._pause()
+            self._dial(relay)
+
+    def _pause(self) -> None:
+        if not self.stats.at_limit:
+            self.stats.at_limit = 1
+            for listener in self.listeners.values():
+                self.engine.modify(listener.sock.fileno(), 0)
+
+    def _limit(self) -> None:
+        """Resume accepting when below the limit (level-triggered: clients queued meanwhile are accepted)."""
+        if self.stats.at_limit and self.stats.active < self.settings.max_connections and not self.closing:
+            self.stats.at_limit = 0
+            for listener in self.listeners.values():
+                self.engine.modify(listener.sock.fileno(), IN)
+
+    def _dial(self, relay: Relay) -> None:
+        tried = relay.tried
+        while len(tried) <= self.settings.retries:
+            backend = self.balancer.pick(self.backends, frozenset(map(id, tried)) if tried else NOTHING)
+            if backend is None or backend.resolved is None:
+                break
+            if tried:
+                self.stats.retries += 1
+            tried.append(backend)
+            host, port = backend.resolved
+            sock = socket.socket(
+                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
+            )
+            error = sock.connect_ex((host, port))
+            if error and error != errno.EINPROGRESS:
+                sock.close()
+                self._failed(backend, error)
                 continue
-            backend.active += 1
-            backend.connections += 1
             relay.backend = backend
-            assert relay.upstream.transport is not None
-            relay.attach(relay.upstream.transport)
+            relay.dial(sock)
+            self.engine.call_at(
+                self.engine.now + self.settings.connect_timeout, partial(self._timed_out, relay, relay.server)
+            )
             return
         self._refuse(relay)
+
+    def connect_event(self, relay: Relay, mask: int) -> None:
+        server = relay.server
+        if server is None or not mask & (OUT | ERR | HUP):
+            return
+        error = server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            self._retry(relay, error)
+            return
+        backend: Backend = relay.backend
+        backend.active += 1
+        backend.connections += 1
+        relay.attach(mask)
+
+    def _timed_out(self, relay: Relay, server: object) -> None:
+        if relay.server is server and not relay.closed and relay.server is not None and not relay.server.connected:
+            self._retry(relay, errno.ETIMEDOUT)
+
+    def _retry(self, relay: Relay, error: int) -> None:
+        self._failed(relay.backend, error)
+        relay.drop_server()
+        relay.backend = None
+        self._dial(relay)
+
+    def _failed(self, backend: Backend, error: int) -> None:
+        backend.failures += 1
+        self.stats.connect_failures += 1
+        log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, errno.errorcode.get(error))
 
     def _refuse(self, relay: Relay) -> None:
         """No backend: answer as configured, then end the connection with a FIN, not a reset.
@@ -184,20 +239,35 @@ class ProxyApp:
         answer in flight; so the rest of the client's data is read and dropped until it closes (or 2 s pass).
         """
         self.stats.no_backend += 1
-        relay.refuse()
-        client = relay.downstream.transport
-        if client is not None and not client.is_closing():
-            if self.settings.on_empty == "http-502":
-                client.write(BAD_GATEWAY)
-            if client.can_write_eof():
-                client.write_eof()
-            client.resume_reading()
-            self.loop.call_later(2.0, client.close)
-        self.finished(relay)
+        relay.refuse(BAD_GATEWAY if self.settings.on_empty == "http-502" else b"", REFUSED_LINGER)
 
-    async def _sweep_idle(self, idle: float) -> None:
-        while True:
-            await asyncio.sleep(min(1.0, idle / 2))
-            cutoff = self.loop.time() - idle
-            for relay in [r for r in self.relays if r.last_activity < cutoff]:
-                relay.abort()
+    def relayed(self, relay: Relay, upstream: bool, count: int) -> None:
+        if upstream:
+            self.stats.bytes_in += count
+        else:
+            self.stats.bytes_out += count
+
+    def relay_closed(self, relay: Relay) -> None:
+        self.relays.discard(relay)
+        self.stats.active -= 1
+        if relay.server is not None and relay.server.connected:
+            relay.backend.active -= 1
+        if self.stats.at_limit:
+            self._limit()
+
+    # --- idle connections ------------------------------------------------------------------------------------
+
+    def _sweep_if_needed(self) -> None:
+        if self.settings.idle_timeout and not self._sweeping:
+            self._sweeping = True
+            self.engine.call_at(self.engine.now + min(1.0, self.settings.idle_timeout / 2), self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeping = False
+        idle = self.settings.idle_timeout
+        if not idle or self.closing:
+            return
+        cutoff = self.engine.now - idle
+        for relay in [r for r in self.relays if r.last_activity < cutoff]:
+            relay.close()
+        self._sweep_if_needed()

@@ -39,7 +39,9 @@ class Balancer(Protocol):
 
 
 def _candidates(backends: Iterable[Backend], exclude: frozenset[int]) -> list[Backend]:
-    return [b for b in backends if b.usable and id(b) not in exclude]
+    # on the per-connection path: the test of ``usable`` inlined, the exclusion tested only when there is one
+    usable = [b for b in backends if b.up and b.weight > 0 and b.resolved is not None]
+    return [b for b in usable if id(b) not in exclude] if exclude else usable
 
 
 class RoundRobin:

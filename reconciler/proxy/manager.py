@@ -14,6 +14,7 @@ from typing import Any
 from reconciler.proxy.app import AppSettings, ProxyApp
 from reconciler.proxy.backends import Backend
 from reconciler.proxy.health import CheckSettings, HealthChecker, literal_address
+from reconciler.proxy.loop_host import LoopHost
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class ProxyManager:
         self.running: dict[str, _Running] = {}
         # Targets that were down when the last process stopped: they start down and need `rise` good checks.
         self.known_down = {key: set(addresses) for key, addresses in (known_down or {}).items()}
+        self._host: LoopHost | None = None
 
     def _backends(self, key: str, config: AppConfig, existing: list[Backend]) -> list[Backend]:
         by_address = {b.address: b for b in existing}
@@ -75,7 +77,9 @@ class ProxyManager:
         for key, config in configs.items():
             running = self.running.get(key)
             if running is None:
-                app = ProxyApp(key, config.settings, self._backends(key, config, []))
+                if self._host is None:
+                    self._host = LoopHost(asyncio.get_running_loop())
+                app = ProxyApp(key, config.settings, self._backends(key, config, []), self._host.engine)
                 running = self.running[key] = _Running(app, None, None)
             else:
                 running.app.reconfigure(config.settings, self._backends(key, config, running.app.backends))
@@ -117,6 +121,9 @@ class ProxyManager:
     async def close(self) -> None:
         for key in list(self.running):
             await self.remove(key)
+        if self._host is not None:
+            self._host.close()
+            self._host = None
 
     def snapshot(self) -> dict[str, Any]:
         """What runs: per app, listeners, backends with health, and counters (for status and metrics)."""

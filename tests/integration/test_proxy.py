@@ -379,7 +379,7 @@ def test_the_connection_limit_queues_instead_of_failing(run: Run) -> None:
         third[1].write(b"third")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(third[0].readexactly(5), 0.5)
-        assert manager.running["l/app"].app.stats.waiting == 1
+        assert manager.running["l/app"].app.stats.at_limit == 1
         first[1].close()
         assert await asyncio.wait_for(third[0].readexactly(5), 3) == b"third"
         for _, writer in (second, third):

@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,25 +89,38 @@ def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int]) -> s
     )
 
 
-def start_agent(folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int]) -> subprocess.Popen[bytes]:
+def start_agent(
+    folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int], workers: int
+) -> subprocess.Popen[bytes]:
     document = proxy_document(iperf_port, http_port, ports)
     bare, _ = make_remote(folder, lambda work: (work / "proxy.yaml").write_text(document))
     api = free_port()
     log = (folder / "agent.log").open("wb")
-    agent = subprocess.Popen(agent_command(bare, folder / "state", api), stdout=log, stderr=subprocess.STDOUT)
+    command = agent_command(bare, folder / "state", api, "--proxy-workers", str(workers))
+    agent = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(ports[1])
     except SystemExit:
         print((folder / "agent.log").read_text()[-3000:])
         raise
-    with urllib.request.urlopen(f"http://127.0.0.1:{api}/readyz", timeout=5) as response:
-        assert response.status == 200
+    deadline = time.monotonic() + 30
+    while True:  # ready once the first tick applied (worker processes start in the meantime)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{api}/readyz", timeout=5) as response:
+                if response.status == 200:
+                    break
+        except urllib.error.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("agent not ready after 30 s: " + (folder / "agent.log").read_text()[-3000:])
+        time.sleep(0.2)
     return agent
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=0, help="the agent's --proxy-workers")
     args = parser.parse_args()
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing:
@@ -153,7 +168,7 @@ def main() -> None:
         )
         for port in (iperf_port, http_port, h_iperf, h_http):
             wait_port(port)
-        processes.append(start_agent(folder, iperf_port, http_port, ours))
+        processes.append(start_agent(folder, iperf_port, http_port, ours, args.workers))
         paths = {"direct": (iperf_port, http_port), "haproxy": (h_iperf, h_http), "reconciler": ours}
         results: dict[str, dict[str, float]] = {}
         for name, (throughput_port, rate_port) in paths.items():
@@ -162,7 +177,9 @@ def main() -> None:
                 "4 streams Gbit/s": iperf(throughput_port, 4, args.seconds),
                 "connections/s": wrk(rate_port, args.seconds),
             }
-        print(f"proxy: loopback, {os.cpu_count()} cores, {args.seconds} s per measurement")
+        print(
+            f"proxy: loopback, {os.cpu_count()} cores, {args.seconds} s per measurement, --proxy-workers {args.workers}"
+        )
         header = f"  {'path':<11}" + "".join(f"{key:>20}" for key in results["direct"])
         print(header)
         for name, values in results.items():

@@ -134,6 +134,12 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allowed-signers", type=Path, default=_env("allowed_signers", "") or None)
     parser.add_argument("--gpg-home", type=Path, default=_env("gpg_home", "") or None)
     parser.add_argument("--shutdown-timeout", type=_duration, default=_env("shutdown_timeout", "8s"))
+    parser.add_argument(
+        "--proxy-workers",
+        type=int,
+        default=int(_env("proxy_workers", "0")),
+        help="processes carrying proxied traffic (0: inside the agent's own process); default: %(default)s",
+    )
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
@@ -159,6 +165,7 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         gpg_home=args.gpg_home,
         webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         shutdown_timeout=args.shutdown_timeout,
+        proxy_workers=args.proxy_workers,
     )
 
 

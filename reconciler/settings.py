@@ -47,6 +47,7 @@ class AgentSettings:
     gpg_home: Path | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     shutdown_timeout: timedelta = timedelta(seconds=8)
+    proxy_workers: int = 0
     git_timeout: timedelta = timedelta(seconds=60)
 
     def public(self) -> dict[str, object]:

@@ -105,7 +105,9 @@ class Agent:
         self.webhook_secret = settings.webhook_secret
         saved = load_saved_state(settings, self.files)
         known_down = {k: set(v) for k, v in saved.extra.get(PROXY_HEALTH, {}).items()}
-        self.proxies = ProxyManager(drain=settings.shutdown_timeout.total_seconds() / 2, known_down=known_down)
+        self.proxies = ProxyManager(
+            drain=settings.shutdown_timeout.total_seconds() / 2, known_down=known_down, workers=settings.proxy_workers
+        )
         self.metrics.watch_proxies(self.proxies.snapshot)
         self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(

@@ -10,7 +10,6 @@ clients wait in the kernel's accept queue, back-pressure instead of refusal, as 
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import ipaddress
 import logging
@@ -112,8 +111,8 @@ class ProxyApp:
         self._sweep_if_needed()
         self._limit()
 
-    async def listen(self, host: str, port: int) -> None:
-        """Start accepting on host:port."""
+    def listen(self, host: str, port: int) -> None:
+        """Start accepting on host:port; raises OSError when the address cannot be bound."""
         if (host, port) in self.listeners:
             return
         listener = Listener(self, listening_socket(host, port))
@@ -121,21 +120,20 @@ class ProxyApp:
         self.engine.watch(listener.sock.fileno(), listener, 0 if self.stats.at_limit else IN)
         log.info("listening app=%s address=%s:%d", self.name, host, port)
 
-    async def stop_listening(self, host: str, port: int) -> None:
+    def stop_listening(self, host: str, port: int) -> None:
         listener = self.listeners.pop((host, port), None)
         if listener is not None:
             self.engine.close_socket(listener.sock)
             log.info("stopped listening app=%s address=%s:%d", self.name, host, port)
 
-    async def close(self, *, drain: float) -> None:
-        """Stop accepting, let established connections finish for up to ``drain`` seconds, then cut them."""
+    def stop_accepting(self) -> None:
+        """The app is going away: no new connections; established ones go on until they end or are cut."""
         self.closing = True
         for host, port in list(self.listeners):
-            await self.stop_listening(host, port)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + drain
-        while self.relays and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+            self.stop_listening(host, port)
+
+    def cut(self) -> None:
+        """Close every connection that is still open (the end of a drain)."""
         for relay in list(self.relays):
             relay.close()
 

@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import random
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.proxy.backends import Backend
@@ -95,9 +96,16 @@ class HealthChecker:
     """Checks a list of backends until cancelled; the list may be replaced between rounds."""
 
     def __init__(
-        self, name: str, backends: list[Backend], settings: CheckSettings, *, rng: random.Random | None = None
+        self,
+        name: str,
+        backends: list[Backend],
+        settings: CheckSettings,
+        *,
+        rng: random.Random | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self.on_change = on_change  # told when a target goes up or down or resolves to another address
         self.backends = backends
         self.settings = settings
         self.states: dict[str, CheckState] = {}
@@ -124,6 +132,14 @@ class HealthChecker:
         await asyncio.gather(*(self._check(b) for b in list(self.backends)))
 
     async def _check(self, backend: Backend) -> None:
+        before = (backend.up, backend.resolved)
+        try:
+            await self._check_once(backend)
+        finally:
+            if (backend.up, backend.resolved) != before and self.on_change is not None:
+                self.on_change()
+
+    async def _check_once(self, backend: Backend) -> None:
         state = self.states.setdefault(backend.address, CheckState())
         state.checks += 1
         try:

@@ -1,5 +1,9 @@
 """Runs proxy apps and reloads them in place: ports opened and closed, targets added and drained, without
-dropping established connections. Backends are kept by address across reloads, so their health state survives.
+dropping established connections.
+
+The manager owns what is decided once per agent: the desired apps, the targets with their health (checks run
+here, not per worker; targets are kept by address across reloads, so their health survives), and which data
+path carries the traffic. Every change of either is sent to the data path as one snapshot.
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.proxy.app import AppSettings, ProxyApp
+from reconciler.proxy.app import AppSettings, AppStats
 from reconciler.proxy.backends import Backend
 from reconciler.proxy.health import CheckSettings, HealthChecker, literal_address
-from reconciler.proxy.loop_host import LoopHost
+from reconciler.proxy.in_process import InProcess
+from reconciler.proxy.plane import AppCounters, AppSpec, DataPath, Snapshot, TargetSpec
+from reconciler.proxy.workers import WorkerProcesses
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +38,35 @@ class AppConfig:
 
 @dataclass
 class _Running:
-    app: ProxyApp
-    checker: HealthChecker | None
-    task: asyncio.Task[None] | None
+    config: AppConfig
+    backends: list[Backend]
+    checker: HealthChecker | None = None
+    task: asyncio.Task[None] | None = None
+    listen_errors: dict[str, str] = field(default_factory=dict)
 
 
 class ProxyManager:
-    """All apps of this agent, by key."""
+    """All apps of this agent, by key. ``workers`` 0 runs the data plane in the agent's own loop."""
 
-    def __init__(self, *, drain: float = 30.0, known_down: Mapping[str, set[str]] | None = None) -> None:
+    def __init__(
+        self, *, drain: float = 30.0, known_down: Mapping[str, set[str]] | None = None, workers: int = 0
+    ) -> None:
         self.drain = drain
+        self.workers = workers
         self.running: dict[str, _Running] = {}
         # Targets that were down when the last process stopped: they start down and need `rise` good checks.
         self.known_down = {key: set(addresses) for key, addresses in (known_down or {}).items()}
-        self._host: LoopHost | None = None
+        self.data_path: DataPath | None = None
+        self._push_pending = False
+
+    def _path(self) -> DataPath:
+        if self.data_path is None:
+            loop = asyncio.get_running_loop()
+            if self.workers:
+                self.data_path = WorkerProcesses(loop, self.workers, drain=self.drain)
+            else:
+                self.data_path = InProcess(loop, drain=self.drain)
+        return self.data_path
 
     def _backends(self, key: str, config: AppConfig, existing: list[Backend]) -> list[Backend]:
         by_address = {b.address: b for b in existing}
@@ -65,87 +86,124 @@ class ProxyManager:
     def health(self) -> dict[str, list[str]]:
         """App key -> addresses of targets that are down now (what the next process should not trust)."""
         return {
-            key: sorted(b.address for b in running.app.backends if not b.up)
+            key: sorted(b.address for b in running.backends if not b.up)
             for key, running in sorted(self.running.items())
-            if any(not b.up for b in running.app.backends)
+            if any(not b.up for b in running.backends)
+        }
+
+    def _snapshot(self) -> Snapshot:
+        return {
+            key: AppSpec(
+                running.config.listen,
+                running.config.settings,
+                tuple(TargetSpec(b.address, b.weight, b.up, b.resolved) for b in running.backends),
+            )
+            for key, running in self.running.items()
         }
 
     async def apply(self, configs: Mapping[str, AppConfig], *, scope: str = "") -> None:
-        """Make the running apps whose key starts with ``scope`` match ``configs`` (keyed like AppConfig.key)."""
+        """Make the running apps whose key starts with ``scope`` match ``configs`` (keyed like AppConfig.key).
+
+        Raises OSError when an address cannot be listened on; everything else is applied all the same.
+        """
         for key in [k for k in self.running if k.startswith(scope) and k not in configs]:
-            await self.remove(key)
+            self._stop_checks(self.running.pop(key))
+            log.info("app removed app=%s", key)
         for key, config in configs.items():
             running = self.running.get(key)
+            backends = self._backends(key, config, running.backends if running else [])
             if running is None:
-                if self._host is None:
-                    self._host = LoopHost(asyncio.get_running_loop())
-                app = ProxyApp(key, config.settings, self._backends(key, config, []), self._host.engine)
-                running = self.running[key] = _Running(app, None, None)
+                running = self.running[key] = _Running(config, backends)
             else:
-                running.app.reconfigure(config.settings, self._backends(key, config, running.app.backends))
-            self._checks(running, config)
-            wanted = set(config.listen)
-            for host, port in list(running.app.listeners):
-                if (host, port) not in wanted:
-                    await running.app.stop_listening(host, port)
-            for host, port in config.listen:
-                await running.app.listen(host, port)
+                running.config, running.backends = config, backends
+            self._checks(running)
+        errors = await self._path().apply(self._snapshot())
+        failed = []
+        for key, running in self.running.items():
+            running.listen_errors = errors.get(key, {})
+            if key in configs:
+                failed += [f"{address}: {why}" for address, why in sorted(running.listen_errors.items())]
+        if failed:
+            raise OSError(f"cannot listen on {', '.join(failed)}")
 
-    def _checks(self, running: _Running, config: AppConfig) -> None:
-        app = running.app
-        if config.checks is None:
-            if running.task is not None:
-                running.task.cancel()
-            running.checker = running.task = None
-            for backend in app.backends:
+    def _health_changed(self) -> None:
+        """A check changed a target: send the data path the new picture (once per loop turn)."""
+        if not self._push_pending and self.data_path is not None:
+            self._push_pending = True
+            asyncio.get_running_loop().call_soon(self._push)
+
+    def _push(self) -> None:
+        self._push_pending = False
+        if self.data_path is not None:
+            self.data_path.push(self._snapshot())
+
+    def _checks(self, running: _Running) -> None:
+        checks = running.config.checks
+        if checks is None:
+            self._stop_checks(running)
+            for backend in running.backends:
                 backend.up = True
                 backend.resolved = backend.resolved or literal_address(backend.address)
             return
         if running.checker is None:
-            running.checker = HealthChecker(app.name, app.backends, config.checks)
-            running.task = asyncio.get_running_loop().create_task(running.checker.run(), name=f"checks-{app.name}")
+            running.checker = HealthChecker(
+                running.config.key, running.backends, checks, on_change=self._health_changed
+            )
+            running.task = asyncio.get_running_loop().create_task(
+                running.checker.run(), name=f"checks-{running.config.key}"
+            )
         else:
-            running.checker.update(app.backends, config.checks)
+            running.checker.update(running.backends, checks)
 
-    async def remove(self, key: str) -> None:
-        running = self.running.pop(key, None)
-        if running is None:
-            return
+    @staticmethod
+    def _stop_checks(running: _Running) -> None:
         if running.task is not None:
             running.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running.task
-        await running.app.close(drain=self.drain)
-        log.info("app removed app=%s", key)
+        running.checker = running.task = None
 
     async def close(self) -> None:
-        for key in list(self.running):
-            await self.remove(key)
-        if self._host is not None:
-            self._host.close()
-            self._host = None
+        """Stop every app: no new connections, established ones drain (up to ``drain`` seconds)."""
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        for running in self.running.values():
+            self._stop_checks(running)
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.running.clear()
+        if self.data_path is not None:
+            await self.data_path.close()
+            self.data_path = None
 
     def snapshot(self) -> dict[str, Any]:
-        """What runs: per app, listeners, backends with health, and counters (for status and metrics)."""
+        """What runs: per app, listeners, targets with health, and counters (for status and metrics)."""
+        counted = self.data_path.counters() if self.data_path is not None else {}
         result: dict[str, Any] = {}
         for key, running in sorted(self.running.items()):
-            app = running.app
+            counters = counted.get(key) or AppCounters(vars(AppStats()).copy(), {})
             states = running.checker.states if running.checker else {}
-            result[key] = {
-                "listen": sorted(f"{h}:{p}" for h, p in app.listeners),
-                "targets": [
+            targets = []
+            for b in running.backends:
+                active, connections, failures = counters.targets.get(b.address, (0, 0, 0))
+                targets.append(
                     {
                         "address": b.address,
                         "weight": b.weight,
                         "up": b.up and b.resolved is not None,
                         "resolved": f"{b.resolved[0]}:{b.resolved[1]}" if b.resolved else None,
                         "reason": b.reason,
-                        "active": b.active,
-                        "connections": b.connections,
+                        "active": active,
+                        "connections": connections,
+                        "connectFailures": failures,
                         "failedChecks": states[b.address].failures if b.address in states else 0,
                     }
-                    for b in app.backends
-                ],
-                "stats": vars(app.stats).copy(),
+                )
+            result[key] = {
+                # what the data path said it listens on (counters, which lag, are not asked)
+                "listen": sorted(
+                    f"{h}:{p}" for h, p in running.config.listen if f"{h}:{p}" not in running.listen_errors
+                ),
+                "listenErrors": dict(running.listen_errors),
+                "targets": targets,
+                "stats": counters.stats,
             }
         return result

@@ -8,7 +8,10 @@ from typing import Any
 from reconciler.model import TCPProxy
 from reconciler.planning.plan import Action
 from reconciler.planning.tcp_proxy import desired_apps, plan_tcp_proxy
+from reconciler.proxy.app import AppSettings
 from reconciler.proxy.backends import Backend, LeastConnections, Random, RoundRobin
+from reconciler.proxy.plane import AppSpec, TargetSpec
+from reconciler.proxy.workers import per_worker
 
 PROXY = {
     "apiVersion": "reconciler/v1",
@@ -101,3 +104,13 @@ def test_a_converged_proxy_plans_nothing_and_changes_are_precise() -> None:
     ]
     del exact["apps/old"]
     assert all(not p.changes for p in plan_tcp_proxy(proxy, exact))
+
+
+def test_per_worker_limits_add_up_to_the_app_limit() -> None:
+    """Each worker process gets its share of maxConnections, rounded up; nothing else changes."""
+    spec = AppSpec((("127.0.0.1", 1),), AppSettings(max_connections=10), (TargetSpec("127.0.0.1:2", 1, True, None),))
+    shared = per_worker({"a": spec}, 3)["a"]
+    assert shared.settings.max_connections == 4
+    assert shared.listen == spec.listen
+    assert shared.targets == spec.targets
+    assert per_worker({"a": spec}, 1)["a"].settings.max_connections == 10

@@ -120,7 +120,7 @@ def start_agent(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=0, help="the agent's --proxy-workers")
+    parser.add_argument("--workers", type=int, default=1, help="the agent's --proxy-workers")
     args = parser.parse_args()
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing:

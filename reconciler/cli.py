@@ -101,6 +101,12 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count (0, 1, 2, ...)")
+    return int(text)
+
+
 def _agent_flags(parser: argparse.ArgumentParser) -> None:
     repo = _env("repo", "")
     parser.add_argument("--repo", default=repo, required=not repo, help="git URL of the desired-state repository")
@@ -136,9 +142,9 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shutdown-timeout", type=_duration, default=_env("shutdown_timeout", "8s"))
     parser.add_argument(
         "--proxy-workers",
-        type=int,
-        default=int(_env("proxy_workers", "0")),
-        help="processes carrying proxied traffic (0: inside the agent's own process); default: %(default)s",
+        type=_count,
+        default=_env("proxy_workers", "1"),
+        help="processes carrying proxied traffic (0: inside the agent's process); default: %(default)s",
     )
 
 

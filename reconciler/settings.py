@@ -47,7 +47,7 @@ class AgentSettings:
     gpg_home: Path | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     shutdown_timeout: timedelta = timedelta(seconds=8)
-    proxy_workers: int = 0
+    proxy_workers: int = 1
     git_timeout: timedelta = timedelta(seconds=60)
 
     def public(self) -> dict[str, object]:
@@ -67,6 +67,7 @@ class AgentSettings:
             "force": self.force,
             "verifySignatures": self.verify_signatures,
             "webhook": self.webhook_secret is not None,
+            "proxyWorkers": self.proxy_workers,
         }
 
 

@@ -14,13 +14,13 @@ import errno
 import ipaddress
 import logging
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
 from reconciler.proxy.backends import Backend, Balance, balancer
-from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay
+from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay, Side
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ OnEmpty = Literal["close", "http-502"]
 REFUSED_LINGER = 2.0  # how long a turned-away client's remaining data is read and dropped before we close
 ACCEPT_BATCH = 64  # accepts per readiness event, so one busy port does not starve the others
 NOTHING: frozenset[int] = frozenset()
+DIAL_CHECK = 0.05  # at most this late is a connect timeout noticed, so the expiry runs in batches
 
 
 @dataclass
@@ -98,6 +99,8 @@ class ProxyApp:
         self.relays: set[Relay] = set()
         self.closing = False
         self._sweeping = False
+        self._dialing: deque[tuple[float, Relay, Side | None]] = deque()
+        self._expiring = False
         self._sweep_if_needed()
 
     # --- configuration ---------------------------------------------------------------------------------------
@@ -196,9 +199,10 @@ class ProxyApp:
                 continue
             relay.backend = backend
             relay.dial(sock)
-            self.engine.call_at(
-                self.engine.now + self.settings.connect_timeout, partial(self._timed_out, relay, relay.server)
-            )
+            self._dialing.append((self.engine.now + self.settings.connect_timeout, relay, relay.server))
+            if not self._expiring:
+                self._expiring = True
+                self.engine.call_at(self._dialing[0][0], self._expire_dials)
             return
         self._refuse(relay)
 
@@ -215,9 +219,18 @@ class ProxyApp:
         backend.connections += 1
         relay.attach(mask)
 
-    def _timed_out(self, relay: Relay, server: object) -> None:
-        if relay.server is server and not relay.closed and relay.server is not None and not relay.server.connected:
-            self._retry(relay, errno.ETIMEDOUT)
+    def _expire_dials(self) -> None:
+        """Connects past ``connect_timeout`` fail over. One queue in deadline order, not a timer per connection:
+        the timeout is the same for every connect of the app (a reload that shortens it is late by at most the
+        old timeout)."""
+        dialing, now = self._dialing, self.engine.now
+        while dialing and dialing[0][0] <= now:
+            _, relay, server = dialing.popleft()
+            if relay.server is server and server is not None and not server.connected and not relay.closed:
+                self._retry(relay, errno.ETIMEDOUT)
+        self._expiring = bool(dialing)
+        if dialing:
+            self.engine.call_at(max(dialing[0][0], now + DIAL_CHECK), self._expire_dials)
 
     def _retry(self, relay: Relay, error: int) -> None:
         self._failed(relay.backend, error)

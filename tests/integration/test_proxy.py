@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -479,6 +480,32 @@ def test_targets_known_down_start_down_after_a_restart(run: Run) -> None:
         assert await ask(port) == b"back:ping"
         assert manager.health() == {}
         await manager.close()
+        await echo.stop()
+
+    run(scenario)
+
+
+def test_a_killed_worker_is_replaced(run_in_process: Run) -> None:
+    """A worker process that dies is started again with the last snapshot; the port keeps serving."""
+    run = Run(run_in_process.loop, 2)
+
+    async def scenario() -> None:
+        echo = await Echo("w").start()
+        port = free_port()
+        manager = run.manager()
+        await manager.apply(
+            {"w/app": AppConfig("w/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
+        )
+        workers = manager.data_path
+        assert isinstance(workers, WorkerProcesses)
+        victim = workers.pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        await eventually(lambda: victim not in workers.pids(), timeout=5)
+        assert len(workers.pids()) == 2
+        assert workers.restarts == 1
+        await asyncio.sleep(0.5)  # the new worker starts up and listens
+        answers = [await ask(port) for _ in range(20)]  # the kernel spreads these over both workers
+        assert answers == [b"w:ping"] * 20
         await echo.stop()
 
     run(scenario)

@@ -272,12 +272,8 @@ class Relay:
     def read_unpaired(self, side: Side, mask: int) -> None:
         """Client data with no backend connected: kept for it (bounded), or dropped when refused."""
         while len(side.pending) < PENDING_LIMIT or self.refused:
-            try:
-                data = side.sock.recv(CHUNK, DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                self.close(reset=True)
+            data = self._receive(side)
+            if data is None:
                 return
             if not data:
                 side.eof = True
@@ -289,6 +285,16 @@ class Relay:
                 side.pending += data
             if len(data) < CHUNK and not mask & ENDED:
                 return  # drained (edge-triggered: more data raises a new event)
+
+    def _receive(self, side: Side) -> bytes | None:
+        """One read: the bytes, b"" at EOF, None when there are none now (or an error closed the relay)."""
+        try:
+            return side.sock.recv(CHUNK, DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            self.close(reset=True)
+            return None
 
     # --- relaying --------------------------------------------------------------------------------------------
 
@@ -306,15 +312,10 @@ class Relay:
             self._splice(src, dst)
             return
         owner = self.owner
-        recv = src.sock.recv
         send = dst.sock.send
         while True:
-            try:
-                data = recv(CHUNK, DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                self.close(reset=True)
+            data = self._receive(src)
+            if data is None:
                 return
             if not data:
                 src.eof = True

@@ -81,14 +81,15 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def watch_proxies(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
-        """Proxy counters and target health, read from the proxy manager at scrape time."""
-        self.registry.register(_ProxyCollector(snapshot))
+    def watch_proxies(self, snapshot: Callable[[], Mapping[str, Any]], restarts: Callable[[], int]) -> None:
+        """Proxy counters, target health and worker restarts, read from the proxy manager at scrape time."""
+        self.registry.register(_ProxyCollector(snapshot, restarts))
 
 
 class _ProxyCollector(Collector):
-    def __init__(self, snapshot: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, snapshot: Callable[[], Mapping[str, Any]], restarts: Callable[[], int]) -> None:
         self.snapshot = snapshot
+        self.restarts = restarts
 
     def collect(self) -> Iterator[Metric]:
         apps = self.snapshot()
@@ -103,6 +104,9 @@ class _ProxyCollector(Collector):
             "reconciler_proxy_bytes", "Bytes relayed (in: client to target).", labels=["app", "direction"]
         )
         active = GaugeMetricFamily("reconciler_proxy_active_connections", "Open connections.", labels=["app"])
+        at_limit = GaugeMetricFamily(
+            "reconciler_proxy_at_limit", "1 while the app stops accepting at maxConnections.", labels=["app"]
+        )
         up = GaugeMetricFamily("reconciler_proxy_target_up", "Target health (1 up, 0 down).", labels=["app", "target"])
         target_active = GaugeMetricFamily(
             "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
@@ -114,8 +118,14 @@ class _ProxyCollector(Collector):
             transferred.add_metric([app, "in"], stats["bytes_in"])
             transferred.add_metric([app, "out"], stats["bytes_out"])
             active.add_metric([app], stats["active"])
+            at_limit.add_metric([app], stats["at_limit"])
             for target in state["targets"]:
                 up.add_metric([app, target["address"]], 1 if target["up"] else 0)
                 target_active.add_metric([app, target["address"]], target["active"])
         yield from families.values()
-        yield from (transferred, active, up, target_active)
+        yield from (transferred, active, at_limit, up, target_active)
+        yield CounterMetricFamily(
+            "reconciler_proxy_worker_restarts",
+            "Proxy worker processes that died and were started again.",
+            value=self.restarts(),
+        )

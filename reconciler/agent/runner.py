@@ -108,7 +108,7 @@ class Agent:
         self.proxies = ProxyManager(
             drain=settings.shutdown_timeout.total_seconds() / 2, known_down=known_down, workers=settings.proxy_workers
         )
-        self.metrics.watch_proxies(self.proxies.snapshot)
+        self.metrics.watch_proxies(self.proxies.snapshot, self.proxies.worker_restarts)
         self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,

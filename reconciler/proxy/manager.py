@@ -68,6 +68,10 @@ class ProxyManager:
                 self.data_path = InProcess(loop, drain=self.drain)
         return self.data_path
 
+    def worker_restarts(self) -> int:
+        """How often a worker process died and was started again."""
+        return self.data_path.restarts if isinstance(self.data_path, WorkerProcesses) else 0
+
     def _backends(self, key: str, config: AppConfig, existing: list[Backend]) -> list[Backend]:
         by_address = {b.address: b for b in existing}
         down = self.known_down.get(key, set())

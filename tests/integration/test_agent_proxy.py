@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socketserver
 import threading
 import time
@@ -156,6 +157,12 @@ def test_apps_from_git_reload_without_dropping_streams(
         assert "connections" not in unresolvable  # counters live in /metrics, not in the committed status
         metrics = agent.metrics()
         assert 'reconciler_proxy_target_up{app="apps/stream",target="nonexistent.invalid:9"} 0.0' in metrics
+        # counted in the worker process, reported to the agent
+        connections = re.search(r'reconciler_proxy_connections_total\{app="apps/stream"\} (\S+)', metrics)
+        assert connections is not None
+        assert float(connections.group(1)) >= 100
+        assert "reconciler_proxy_worker_restarts_total 0.0" in metrics
+        assert 'reconciler_proxy_at_limit{app="apps/stream"} 0.0' in metrics
         assert (
             'reconciler_proxy_target_active_connections{app="apps/stream",target="nonexistent.invalid:9"} 0.0'
             in metrics

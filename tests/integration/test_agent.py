@@ -41,6 +41,10 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     yield start
     for agent in started:
         agent.stop()
+        # shown by pytest only when the test failed: what each agent said (a flaky wait needs its logs)
+        if agent.log.exists():
+            print(f"--- {agent.node} ({agent.log.name}), last lines ---")
+            print("\n".join(agent.log.read_text(errors="replace").splitlines()[-60:]))
 
 
 def _applied_is(agent: AgentProcess, revision: str) -> bool:

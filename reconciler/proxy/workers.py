@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 COUNTER_INTERVAL = 0.5
 APPLY_TIMEOUT = 10.0
+SHORT_LIFE = 5.0  # a worker that dies younger than this is started again only after RESTART_DELAY
+RESTART_DELAY = 1.0  # so a worker that crashes at start costs one spawn a second, not a core
 
 
 # --- in the worker process -----------------------------------------------------------------------------------
@@ -108,6 +110,7 @@ class _Worker:
     index: int
     process: BaseProcess
     conn: Connection
+    started: float
     counters: dict[str, AppCounters] = field(default_factory=dict)
 
 
@@ -143,7 +146,7 @@ class WorkerProcesses:
         )
         process.start()
         theirs.close()
-        worker = _Worker(index, process, ours)
+        worker = _Worker(index, process, ours, self.loop.time())
         self.loop.add_reader(ours.fileno(), self._receive, worker)
         return worker
 
@@ -168,10 +171,21 @@ class WorkerProcesses:
         if self._closing:
             return
         worker.process.join(timeout=1)
-        log.error("proxy worker %d exited (code %s): starting it again", worker.index, worker.process.exitcode)
+        delay = RESTART_DELAY if self.loop.time() - worker.started < SHORT_LIFE else 0.0
+        log.error(
+            "proxy worker %d exited (code %s): starting it again in %.1fs",
+            worker.index,
+            worker.process.exitcode,
+            delay,
+        )
+        self.loop.call_later(delay, self._restart, worker.index)
+
+    def _restart(self, index: int) -> None:
+        if self._closing:
+            return
         self.restarts += 1
-        replacement = self._start(worker.index)
-        self.workers[worker.index] = replacement
+        replacement = self._start(index)
+        self.workers[index] = replacement
         self._send(replacement, self.snapshot)
 
     def _send(self, worker: _Worker, snapshot: Snapshot) -> asyncio.Future[ListenErrors]:

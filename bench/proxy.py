@@ -200,8 +200,8 @@ def main() -> None:
             ratios = [results[name][key] / results["haproxy"][key] for key in results[name]]
             print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
         for key in results["reconciler"]:
-            ratios = zip(rounds["reconciler"][key], rounds["haproxy"][key], strict=True)
-            print(f"  reconciler, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in ratios))
+            pairs = zip(rounds["reconciler"][key], rounds["haproxy"][key], strict=True)
+            print(f"  reconciler, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in pairs))
         reconciler = results["reconciler"]
         reference = results["haproxy"]
         throughput_ok = min(reconciler[k] / reference[k] for k in ("1 stream Gbit/s", "4 streams Gbit/s")) >= 1.2

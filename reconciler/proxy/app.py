@@ -210,8 +210,8 @@ class ProxyApp:
         server = relay.server
         if server is None or not mask & (OUT | ERR | HUP):
             return
-        error = server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
+        if mask & (ERR | HUP):  # a failed connect reports ERR (and HUP); writable alone means connected
+            error = server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.ECONNREFUSED
             self._retry(relay, error)
             return
         backend: Backend = relay.backend

@@ -95,6 +95,11 @@ class Engine:
         self.handlers[fd] = handler
         self.epoll.register(fd, mask)
 
+    def unwatch(self, fd: int) -> None:
+        """Stop handling ``fd`` without closing it."""
+        if self.handlers.pop(fd, None) is not None:
+            self.epoll.unregister(fd)
+
     def modify(self, fd: int, mask: int) -> None:
         self.epoll.modify(fd, mask)
 

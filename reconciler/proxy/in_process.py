@@ -22,9 +22,7 @@ class InProcess:
         loop.add_reader(self.engine.fileno(), self._ready)
 
     async def apply(self, snapshot: Snapshot) -> ListenErrors:
-        errors = self.plane.apply(snapshot)
-        self._arm_next()
-        return errors
+        return self.plane.apply(snapshot)  # timers it adds arm the loop through on_earlier_deadline
 
     def push(self, snapshot: Snapshot) -> None:
         self.plane.apply(snapshot)
@@ -34,7 +32,6 @@ class InProcess:
 
     async def close(self) -> None:
         self.plane.stop()
-        self._arm_next()
         while not self.plane.idle:
             await asyncio.sleep(0.05)
         self.loop.remove_reader(self.engine.fileno())

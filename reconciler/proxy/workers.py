@@ -60,9 +60,8 @@ class _Control:
         if not self.stopping:
             self.stopping = True
             self.plane.stop()
-            self.plane.engine.handlers.pop(self.conn.fileno(), None)
-            with contextlib.suppress(OSError, ValueError):
-                self.plane.engine.epoll.unregister(self.conn.fileno())
+            with contextlib.suppress(OSError, ValueError):  # the pipe may be closed already
+                self.plane.engine.unwatch(self.conn.fileno())
 
     def send_counters(self) -> None:
         with contextlib.suppress(OSError):

@@ -14,13 +14,13 @@ import errno
 import ipaddress
 import logging
 import socket
-from collections import deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from reconciler.proxy.backends import Backend, Balance, balancer
-from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay, Side
+from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay, Sock
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class ProxyApp:
         self.relays: set[Relay] = set()
         self.closing = False
         self._sweeping = False
-        self._dialing: deque[tuple[float, Relay, Side | None]] = deque()
+        self._dialing: OrderedDict[Relay, float] = OrderedDict()  # connecting, in deadline order
         self._expiring = False
         self._sweep_if_needed()
 
@@ -157,7 +157,7 @@ class ProxyApp:
                 self._pause()
                 self.engine.call_at(self.engine.now + 0.5, self._limit)
                 return
-            relay = Relay(self.engine, self, socket.socket(listener.family, socket.SOCK_STREAM, 0, fd))
+            relay = Relay(self.engine, self, Sock(listener.family, socket.SOCK_STREAM, 0, fd))
             self.relays.add(relay)
             stats = self.stats
             stats.connections += 1
@@ -189,9 +189,7 @@ class ProxyApp:
                 self.stats.retries += 1
             tried.append(backend)
             host, port = backend.resolved
-            sock = socket.socket(
-                socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK
-            )
+            sock = Sock(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
             error = sock.connect_ex((host, port))
             if error and error != errno.EINPROGRESS:
                 sock.close()
@@ -199,10 +197,10 @@ class ProxyApp:
                 continue
             relay.backend = backend
             relay.dial(sock)
-            self._dialing.append((self.engine.now + self.settings.connect_timeout, relay, relay.server))
+            self._dialing[relay] = self.engine.now + self.settings.connect_timeout
             if not self._expiring:
                 self._expiring = True
-                self.engine.call_at(self._dialing[0][0], self._expire_dials)
+                self.engine.call_at(next(iter(self._dialing.values())), self._expire_dials)
             return
         self._refuse(relay)
 
@@ -214,6 +212,7 @@ class ProxyApp:
             error = server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.ECONNREFUSED
             self._retry(relay, error)
             return
+        del self._dialing[relay]
         backend: Backend = relay.backend
         backend.active += 1
         backend.connections += 1
@@ -222,17 +221,19 @@ class ProxyApp:
     def _expire_dials(self) -> None:
         """Connects past ``connect_timeout`` fail over. One queue in deadline order, not a timer per connection:
         the timeout is the same for every connect of the app (a reload that shortens it is late by at most the
-        old timeout)."""
+        old timeout). A relay leaves the queue when it connects or closes, so none is kept alive by it."""
         dialing, now = self._dialing, self.engine.now
-        while dialing and dialing[0][0] <= now:
-            _, relay, server = dialing.popleft()
-            if relay.server is server and server is not None and not server.connected and not relay.closed:
-                self._retry(relay, errno.ETIMEDOUT)
+        while dialing:
+            relay, deadline = next(iter(dialing.items()))
+            if deadline > now:
+                break
+            self._retry(relay, errno.ETIMEDOUT)  # a new dial goes to the end of the queue
         self._expiring = bool(dialing)
         if dialing:
-            self.engine.call_at(max(dialing[0][0], now + DIAL_CHECK), self._expire_dials)
+            self.engine.call_at(max(next(iter(dialing.values())), now + DIAL_CHECK), self._expire_dials)
 
     def _retry(self, relay: Relay, error: int) -> None:
+        del self._dialing[relay]
         self._failed(relay.backend, error)
         relay.drop_server()
         relay.backend = None
@@ -260,6 +261,7 @@ class ProxyApp:
 
     def relay_closed(self, relay: Relay) -> None:
         self.relays.discard(relay)
+        self._dialing.pop(relay, None)
         self.stats.active -= 1
         if relay.server is not None and relay.server.connected:
             relay.backend.active -= 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing
@@ -81,6 +82,8 @@ def worker_main(conn: Connection, drain: float, log_level: int) -> None:
     control = _Control(conn, plane)
     engine.watch(conn.fileno(), control, IN)
     control.send_counters()
+    # what the process holds now lives as long as it does: the collector need not scan it again and again
+    gc.freeze()
     while not (control.stopping and plane.idle):
         deadline = engine.next_deadline()
         engine.run_ready(1.0 if deadline is None else max(0.0, min(1.0, deadline - engine.clock())))

@@ -2,10 +2,12 @@
 connections over them, so the data path uses more than one core and never waits for the agent's own work (a
 cold reload parses for seconds; in worker processes that costs proxied traffic nothing).
 
-The agent talks to each worker over a pipe: snapshots go down, listen errors and counters (every
-``COUNTER_INTERVAL``) come up. A worker that dies is started again with the last snapshot. Workers ignore
-SIGTERM and SIGINT: the agent tells them when to drain (a service manager signals the whole group), and a
-worker whose agent is gone drains and exits on its own.
+The agent talks to each worker over a pipe: snapshots go down and listen errors come up; counters come up
+when the agent asks for them (every ``COUNTER_INTERVAL``, one question at a time), so a worker never writes
+into a pipe the agent is not reading: a busy or stopped agent can't make the data path wait on a full pipe.
+A worker that dies is started again with the last snapshot. Workers ignore SIGTERM and SIGINT: the agent
+tells them when to drain (a service manager signals the whole group), and a worker whose agent is gone drains
+and exits on its own.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class _Control:
                 if message[0] == "apply":
                     _, sequence, snapshot = message
                     self.conn.send(("applied", sequence, self.plane.apply(snapshot)))
+                elif message[0] == "counters":
+                    self.conn.send(("counters", self.plane.counters()))
                 elif message[0] == "stop":
                     self.stop()
         except (EOFError, OSError):  # the agent is gone: finish what runs, then leave
@@ -64,12 +68,6 @@ class _Control:
             with contextlib.suppress(OSError, ValueError):  # the pipe may be closed already
                 self.plane.engine.unwatch(self.conn.fileno())
 
-    def send_counters(self) -> None:
-        with contextlib.suppress(OSError):
-            self.conn.send(("counters", self.plane.counters()))
-        if not self.stopping:
-            self.plane.engine.call_at(self.plane.engine.now + COUNTER_INTERVAL, self.send_counters)
-
 
 def worker_main(conn: Connection, drain: float, log_level: int) -> None:
     """Entry point of a worker process."""
@@ -81,7 +79,6 @@ def worker_main(conn: Connection, drain: float, log_level: int) -> None:
     plane = DataPlane(engine, drain=drain)
     control = _Control(conn, plane)
     engine.watch(conn.fileno(), control, IN)
-    control.send_counters()
     # what the process holds now lives as long as it does: the collector need not scan it again and again
     gc.freeze()
     while not (control.stopping and plane.idle):
@@ -114,6 +111,7 @@ class _Worker:
     conn: Connection
     started: float
     counters: dict[str, AppCounters] = field(default_factory=dict)
+    asked: bool = False  # a counters question is on its way: no second one until it is answered
 
 
 class WorkerProcesses:
@@ -134,6 +132,7 @@ class WorkerProcesses:
         self._context = multiprocessing.get_context("spawn")
         for index in range(count):
             self.workers.append(self._start(index))
+        self._asking = loop.call_later(COUNTER_INTERVAL, self._ask_counters)
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process.pid is not None]
@@ -158,6 +157,7 @@ class WorkerProcesses:
                 message: Any = worker.conn.recv()
                 if message[0] == "counters":
                     worker.counters = message[1]
+                    worker.asked = False
                 elif message[0] == "applied":
                     future = self._waiting.pop((worker.index, message[1]), None)
                     if future is not None and not future.done():
@@ -181,6 +181,14 @@ class WorkerProcesses:
             delay,
         )
         self.loop.call_later(delay, self._restart, worker.index)
+
+    def _ask_counters(self) -> None:
+        for worker in self.workers:
+            if not worker.asked and not worker.conn.closed:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(("counters",))
+                    worker.asked = True
+        self._asking = self.loop.call_later(COUNTER_INTERVAL, self._ask_counters)
 
     def _restart(self, index: int) -> None:
         if self._closing:
@@ -230,6 +238,7 @@ class WorkerProcesses:
 
     async def close(self) -> None:
         self._closing = True
+        self._asking.cancel()
         for worker in self.workers:
             with contextlib.suppress(OSError):
                 worker.conn.send(("stop",))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -21,7 +23,7 @@ from reconciler.proxy.app import AppSettings
 from reconciler.proxy.engine import Relay, Side
 from reconciler.proxy.health import CheckSettings
 from reconciler.proxy.manager import AppConfig, ProxyManager
-from reconciler.proxy.workers import WorkerProcesses
+from reconciler.proxy.workers import WorkerProcesses, worker_main
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
@@ -582,3 +584,27 @@ def test_a_killed_worker_is_replaced(run_in_process: Run) -> None:
         await echo.stop()
 
     run(scenario)
+
+
+def test_a_worker_speaks_only_when_asked() -> None:
+    """A worker writes to its pipe only in answer to the agent: one that is not read never blocks on it."""
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=worker_main, args=(theirs, 1.0, logging.WARNING), daemon=True)
+    process.start()
+    theirs.close()
+    try:
+        ours.send(("apply", 1, {}))
+        assert ours.poll(10)
+        assert ours.recv() == ("applied", 1, {})
+        assert not ours.poll(1.5), "the worker sent something nobody asked for"
+        ours.send(("counters",))
+        assert ours.poll(5)
+        assert ours.recv() == ("counters", {})
+        ours.send(("stop",))
+        process.join(5)
+        assert process.exitcode == 0
+    finally:
+        if process.is_alive():
+            process.kill()
+        ours.close()

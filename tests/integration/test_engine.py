@@ -1,0 +1,70 @@
+"""The epoll engine on real sockets, below the apps: how much one stream may move per turn."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+
+import pytest
+
+from reconciler.proxy.engine import OUT, Engine, Relay
+
+pytestmark = pytest.mark.integration
+
+
+class Owner:
+    """A relay owner that attaches the backend at its first event and counts what was relayed."""
+
+    def __init__(self) -> None:
+        self.moved = 0
+        self.closed = False
+
+    def connect_event(self, relay: Relay, mask: int) -> None:
+        relay.attach(mask | OUT)
+
+    def relay_closed(self, relay: Relay) -> None:
+        self.closed = True
+
+    def relayed(self, relay: Relay, upstream: bool, count: int) -> None:
+        self.moved += count
+
+
+def _pair(buffer: int) -> tuple[socket.socket, socket.socket]:
+    ours, theirs = socket.socketpair()
+    for sock in (ours, theirs):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    return ours, theirs
+
+
+def test_a_busy_stream_yields_after_its_rounds_and_finishes_later() -> None:
+    """With one pipeful per turn, a source holding more than that is not drained in one turn; it gets its next
+    turn from the ready queue (no new epoll event would come for data already there) and all of it arrives."""
+    engine = Engine(time.monotonic, splice_rounds=1)
+    client, sender = _pair(1 << 20)
+    server, receiver = _pair(1 << 20)
+    owner = Owner()
+    relay = Relay(engine, owner, client)
+    relay.dial(server)
+    engine.run_ready(0)  # the backend side's first event: attached
+    payload = bytes(range(256)) * 1600  # 400 KiB: a full first read, then more than one 256 KiB pipeful
+    sender.setblocking(False)
+    sent = sender.send(payload)
+    assert sent > 64 * 1024 + 256 * 1024, f"the socket buffer took only {sent} bytes"
+    engine.run_ready(0)
+    first_turn = owner.moved
+    assert 64 * 1024 < first_turn < sent, "one turn moved everything: no yield"
+    assert engine.next_deadline() == engine.now, "the yielded stream is not queued for its next turn"
+    received = b""
+    receiver.setblocking(False)
+    deadline = time.monotonic() + 5
+    while len(received) < sent and time.monotonic() < deadline:
+        engine.run_ready(0)
+        with contextlib.suppress(BlockingIOError):
+            received += receiver.recv(1 << 20)
+    assert received == payload[:sent]
+    relay.close()
+    for sock in (sender, receiver):
+        sock.close()
+    engine.close()

@@ -13,9 +13,9 @@ Rules that each fixed a real defect of the old tools:
 - flow control both ways: when one side cannot take more, the other side is not read;
 - a descriptor number closed during one batch of events may be reused by an accept in the same batch, so the
   batch's remaining events for that number are dropped instead of reaching the new connection;
-- one busy stream can't hold the loop: a side moves at most ``SPLICE_ROUNDS`` pipefuls per turn, then waits
-  in the engine's ready queue behind the other connections' events (edge-triggered epoll would not report
-  the data it left behind again).
+- one busy stream can't hold the loop: a side moves at most ``SPLICE_ROUNDS`` pipefuls (or as many bytes
+  copied, where splice is off) per turn, then waits in the engine's ready queue behind the other connections'
+  events (edge-triggered epoll would not report the data it left behind again).
 
 The engine knows nothing about apps or backends: a ``Relay`` is given its client socket and, later, a connected
 (or connecting) server socket by its owner, and tells the owner what happened through ``RelayOwner``.
@@ -360,7 +360,7 @@ class Relay:
             return
         owner = self.owner
         send = dst.sock.send
-        while True:
+        for _ in range(self.engine.splice_rounds * (PIPE_SIZE // CHUNK)):  # the same bytes per turn as splicing
             data = self._receive(src)
             if data is None:
                 return
@@ -386,6 +386,7 @@ class Relay:
                 return
             if count < CHUNK and not more:
                 return
+        self.engine.again(src)
 
     def _flush(self, src: Side, dst: Side) -> bool:  # noqa: PLR0911 - one exit per socket outcome
         """Write what ``src`` left for ``dst``; pass on ``src``'s EOF once all is written. False: ``dst`` is full."""

@@ -38,10 +38,11 @@ def _pair(buffer: int) -> tuple[socket.socket, socket.socket]:
     return ours, theirs
 
 
-def test_a_busy_stream_yields_after_its_rounds_and_finishes_later() -> None:
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
+def test_a_busy_stream_yields_after_its_rounds_and_finishes_later(splice: bool) -> None:
     """With one pipeful per turn, a source holding more than that is not drained in one turn; it gets its next
     turn from the ready queue (no new epoll event would come for data already there) and all of it arrives."""
-    engine = Engine(time.monotonic, splice_rounds=1)
+    engine = Engine(time.monotonic, splice=splice, splice_rounds=1)
     client, sender = _pair(1 << 20)
     server, receiver = _pair(1 << 20)
     owner = Owner()

@@ -67,6 +67,9 @@ class Listener:
     def on_event(self, mask: int) -> None:
         self.app.accept(self)
 
+    def on_error(self) -> None:
+        """Nothing to undo: the listener stays, and the next readiness event accepts again."""
+
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A non-blocking listener on host:port with SO_REUSEPORT, so several processes may share the port."""
@@ -212,7 +215,7 @@ class ProxyApp:
             error = server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or errno.ECONNREFUSED
             self._retry(relay, error)
             return
-        del self._dialing[relay]
+        self._dialing.pop(relay, None)
         backend: Backend = relay.backend
         backend.active += 1
         backend.connections += 1
@@ -233,7 +236,7 @@ class ProxyApp:
             self.engine.call_at(max(next(iter(dialing.values())), now + DIAL_CHECK), self._expire_dials)
 
     def _retry(self, relay: Relay, error: int) -> None:
-        del self._dialing[relay]
+        self._dialing.pop(relay, None)
         self._failed(relay.backend, error)
         relay.drop_server()
         relay.backend = None

@@ -27,11 +27,14 @@ import _socket
 import contextlib
 import fcntl
 import heapq
+import logging
 import os
 import select
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 IN, OUT, RDHUP, HUP, ERR, ET = (
     select.EPOLLIN,
@@ -62,6 +65,9 @@ Sock = _socket.socket
 
 class Handler(Protocol):
     def on_event(self, mask: int) -> None: ...
+
+    def on_error(self) -> None:
+        """``on_event`` raised (a defect): leave a safe state; the engine logs it and goes on."""
 
 
 class Pipe:
@@ -162,7 +168,11 @@ class Engine:
         self.now = now = self.clock()
         timers = self._timers
         while timers and timers[0][0] <= now:
-            heapq.heappop(timers)[2]()
+            callback = heapq.heappop(timers)[2]
+            try:
+                callback()
+            except Exception:
+                log.exception("proxy timer failed callback=%r", callback)
 
     # --- turns -----------------------------------------------------------------------------------------------
 
@@ -178,7 +188,18 @@ class Engine:
 
     def _run_again(self, again: list[Handler]) -> None:
         for handler in again:
-            handler.on_event(IN)
+            try:
+                handler.on_event(IN)
+            except Exception:
+                self._failed(handler)
+
+    def _failed(self, handler: Handler) -> None:
+        """A defect in one handler costs that connection (or nothing), never the loop and every other one."""
+        log.exception("proxy event handler failed handler=%r", handler)
+        try:
+            handler.on_error()
+        except Exception:
+            log.exception("proxy event handler failed to recover handler=%r", handler)
 
     # --- the loop --------------------------------------------------------------------------------------------
 
@@ -196,7 +217,10 @@ class Engine:
                 continue
             handler = handlers.get(fd)
             if handler is not None:
-                handler.on_event(mask)
+                try:
+                    handler.on_event(mask)
+                except Exception:
+                    self._failed(handler)
         self._run_again(again)
         self._run_due()
 
@@ -233,6 +257,10 @@ class Side:
         self.pending = b""
         self.pipe: Pipe | None = None
         self.upstream = upstream  # True for the client socket: what it sends goes up to the backend
+
+    def on_error(self) -> None:
+        if self.relay is not None:
+            self.relay.close(reset=True)
 
     def on_event(self, mask: int) -> None:
         relay = self.relay

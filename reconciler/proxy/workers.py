@@ -61,6 +61,9 @@ class _Control:
         except (EOFError, OSError):  # the agent is gone: finish what runs, then leave
             self.stop()
 
+    def on_error(self) -> None:
+        """A message could not be handled: the agent's apply times out and it sends the next snapshot."""
+
     def stop(self) -> None:
         if not self.stopping:
             self.stopping = True

@@ -69,3 +69,53 @@ def test_a_busy_stream_yields_after_its_rounds_and_finishes_later(splice: bool) 
     for sock in (sender, receiver):
         sock.close()
     engine.close()
+
+
+class FaultyOwner(Owner):
+    """Raises on the first connect event it sees, as a defect would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.faults = 1
+
+    def connect_event(self, relay: Relay, mask: int) -> None:
+        if self.faults:
+            self.faults -= 1
+            raise RuntimeError("a defect")
+        super().connect_event(relay, mask)
+
+
+def test_a_failing_handler_costs_its_connection_not_the_loop(caplog: pytest.LogCaptureFixture) -> None:
+    """The exception is logged, that relay is reset, and the next connection on the same engine is relayed."""
+    engine = Engine(time.monotonic)
+    owner = FaultyOwner()
+    relays = []
+    for _ in range(2):
+        client, sender = _pair(1 << 16)
+        server, receiver = _pair(1 << 16)
+        relay = Relay(engine, owner, client)
+        relay.dial(server)
+        relays.append((relay, sender, receiver))
+    engine.run_ready(0)  # both backend sides report: the first raises, the second attaches
+    (broken, broken_sender, _), (working, sender, receiver) = relays
+    assert broken.closed
+    assert owner.closed
+    assert "a defect" in caplog.text
+    assert not working.closed
+    sender.send(b"still relaying")
+    receiver.settimeout(2)
+    deadline = time.monotonic() + 2
+    received = b""
+    while received != b"still relaying" and time.monotonic() < deadline:
+        engine.run_ready(0.05)
+        with contextlib.suppress(BlockingIOError, TimeoutError):
+            receiver.setblocking(False)
+            received += receiver.recv(100)
+    assert received == b"still relaying"
+    broken_sender.settimeout(2)
+    assert broken_sender.recv(1) == b"", "the broken relay's client was left hanging"
+    working.close()
+    for _, ours, theirs in relays:
+        ours.close()
+        theirs.close()
+    engine.close()

@@ -3,7 +3,10 @@
 All on loopback, in the same run:
 - throughput: iperf3 through each path, 1 and 4 parallel streams (Gbit/s);
 - connection rate: wrk with one request per connection (`Connection: close`) against a tiny HTTP responder
-  (HAProxy `http-request return`), through each path (connections/s).
+  (HAProxy `http-request return`), through each path (connections/s);
+- the CPU time the proxy itself spent (user + system, from /proc: HAProxy's process, or the agent with its
+  worker processes) per connection and per GB moved: steadier than the rates on a machine the load
+  generators share, and it says where a difference comes from.
 Printed as numbers and ratios to HAProxy. Issue targets: throughput >= 1.2 x HAProxy, rate >= 0.8 x HAProxy.
 
     .venv/bin/python bench/proxy.py [--seconds 5] [--rounds 3] [--workers 1]
@@ -12,6 +15,7 @@ Printed as numbers and ratios to HAProxy. Issue targets: throughput >= 1.2 x HAP
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -50,6 +54,32 @@ def haproxy(config: str, folder: Path, name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(["haproxy", "-f", str(path), "-db"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _family(pid: int) -> list[int]:
+    """``pid`` and its descendants (the agent's worker processes)."""
+    family, index = [pid], 0
+    while index < len(family):
+        for task in Path(f"/proc/{family[index]}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                family.extend(int(child) for child in (task / "children").read_text().split())
+        index += 1
+    return family
+
+
+def cpu_seconds(pid: int | None) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` and its descendants so far (0, 0 for the direct path)."""
+    if pid is None:
+        return 0.0, 0.0
+    user = system = 0
+    for member in _family(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
+
+
 def iperf(port: int, streams: int, seconds: int) -> float:
     done = subprocess.run(
         ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
@@ -60,7 +90,8 @@ def iperf(port: int, streams: int, seconds: int) -> float:
     return float(json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
 
 
-def wrk(port: int, seconds: int) -> float:
+def wrk(port: int, seconds: int) -> tuple[float, int]:
+    """Connections per second and connections made."""
     done = subprocess.run(
         ["wrk", "-t2", "-c64", f"-d{seconds}s", "-H", "Connection: close", f"http://127.0.0.1:{port}/"],
         capture_output=True,
@@ -68,11 +99,30 @@ def wrk(port: int, seconds: int) -> float:
         check=True,
     )
     match = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
+    count = re.search(r"(\d+) requests in", done.stdout)
     errors = re.search(r"Socket errors: (.*)", done.stdout)
     if errors:
         print(f"    (wrk on {port}: socket errors {errors.group(1)})")
     assert match, done.stdout
-    return float(match.group(1))
+    assert count, done.stdout
+    return float(match.group(1)), int(count.group(1))
+
+
+RATES = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s")
+
+
+def measure(throughput_port: int, rate_port: int, pid: int | None, seconds: int) -> dict[str, float]:
+    """One round on one path: the rates, and the CPU the proxy (``pid`` and its children) spent on them."""
+    measured = {"1 stream Gbit/s": iperf(throughput_port, 1, seconds)}
+    before = sum(cpu_seconds(pid))
+    measured["4 streams Gbit/s"] = iperf(throughput_port, 4, seconds)
+    measured["s/GB, 4 streams"] = (sum(cpu_seconds(pid)) - before) / (measured["4 streams Gbit/s"] * seconds / 8)
+    user, system = cpu_seconds(pid)
+    measured["connections/s"], count = wrk(rate_port, seconds)
+    after = cpu_seconds(pid)
+    measured["user us/connection"] = (after[0] - user) / count * 1e6
+    measured["system us/connection"] = (after[1] - system) / count * 1e6
+    return measured
 
 
 def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int]) -> str:
@@ -116,6 +166,43 @@ def start_agent(
             raise SystemExit("agent not ready after 30 s: " + (folder / "agent.log").read_text()[-3000:])
         time.sleep(0.2)
     return agent
+
+
+def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
+    """Medians of the rounds, ratios to HAProxy, the proxies' CPU, each round's ratios, the targets."""
+    results = {
+        name: {key: statistics.median(values) for key, values in by_key.items()} for name, by_key in rounds.items()
+    }
+    print(
+        f"proxy: loopback, {os.cpu_count()} cores, {args.seconds} s per measurement, median of {args.rounds} "
+        f"rounds, --proxy-workers {args.workers}"
+    )
+    header = f"  {'path':<11}" + "".join(f"{key:>20}" for key in RATES)
+    print(header)
+    for name, values in results.items():
+        print(f"  {name:<11}" + "".join(f"{values[key]:>20.2f}" for key in RATES))
+    print("  ratio to HAProxy:")
+    for name in ("direct", "reconciler"):
+        ratios = [results[name][key] / results["haproxy"][key] for key in RATES]
+        print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
+    print("  CPU of the proxy (user + system): us per connection, s per GB with 4 streams")
+    for name in ("haproxy", "reconciler"):
+        values = results[name]
+        print(
+            f"  {name:<11}{values['user us/connection']:>11.1f} + {values['system us/connection']:<7.1f}"
+            f"{values['s/GB, 4 streams']:>10.3f}"
+        )
+    for key in RATES:
+        pairs = zip(rounds["reconciler"][key], rounds["haproxy"][key], strict=True)
+        print(f"  reconciler, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in pairs))
+    reconciler = results["reconciler"]
+    reference = results["haproxy"]
+    throughput_ok = min(reconciler[k] / reference[k] for k in ("1 stream Gbit/s", "4 streams Gbit/s")) >= 1.2
+    rate_ok = reconciler["connections/s"] / reference["connections/s"] >= 0.8
+    print(
+        f"  targets: throughput >= 1.2x {'met' if throughput_ok else 'MISSED'}; "
+        f"connection rate >= 0.8x {'met' if rate_ok else 'MISSED'}"
+    )
 
 
 def main() -> None:
@@ -170,46 +257,19 @@ def main() -> None:
         )
         for port in (iperf_port, http_port, h_iperf, h_http):
             wait_port(port)
-        processes.append(start_agent(folder, iperf_port, http_port, ours, args.workers))
+        agent = start_agent(folder, iperf_port, http_port, ours, args.workers)
+        processes.append(agent)
         paths = {"direct": (iperf_port, http_port), "haproxy": (h_iperf, h_http), "reconciler": ours}
+        pids = {"direct": None, "haproxy": processes[2].pid, "reconciler": agent.pid}
         # Rounds interleave the paths, so a slow minute of the shared machine hits all of them; the median of the
         # rounds is reported (single runs of HAProxy itself move by 20 % here).
         rounds: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
         for _ in range(args.rounds):
             for name, (throughput_port, rate_port) in paths.items():
-                measured = {
-                    "1 stream Gbit/s": iperf(throughput_port, 1, args.seconds),
-                    "4 streams Gbit/s": iperf(throughput_port, 4, args.seconds),
-                    "connections/s": wrk(rate_port, args.seconds),
-                }
+                measured = measure(throughput_port, rate_port, pids[name], args.seconds)
                 for key, value in measured.items():
                     rounds[name].setdefault(key, []).append(value)
-        results = {
-            name: {key: statistics.median(values) for key, values in by_key.items()} for name, by_key in rounds.items()
-        }
-        print(
-            f"proxy: loopback, {os.cpu_count()} cores, {args.seconds} s per measurement, median of {args.rounds} "
-            f"rounds, --proxy-workers {args.workers}"
-        )
-        header = f"  {'path':<11}" + "".join(f"{key:>20}" for key in results["direct"])
-        print(header)
-        for name, values in results.items():
-            print(f"  {name:<11}" + "".join(f"{value:>20.2f}" for value in values.values()))
-        print("  ratio to HAProxy:")
-        for name in ("direct", "reconciler"):
-            ratios = [results[name][key] / results["haproxy"][key] for key in results[name]]
-            print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
-        for key in results["reconciler"]:
-            pairs = zip(rounds["reconciler"][key], rounds["haproxy"][key], strict=True)
-            print(f"  reconciler, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in pairs))
-        reconciler = results["reconciler"]
-        reference = results["haproxy"]
-        throughput_ok = min(reconciler[k] / reference[k] for k in ("1 stream Gbit/s", "4 streams Gbit/s")) >= 1.2
-        rate_ok = reconciler["connections/s"] / reference["connections/s"] >= 0.8
-        print(
-            f"  targets: throughput >= 1.2x {'met' if throughput_ok else 'MISSED'}; "
-            f"connection rate >= 0.8x {'met' if rate_ok else 'MISSED'}"
-        )
+        report(rounds, args)
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

@@ -98,6 +98,7 @@ class _ProxyCollector(Collector):
             "connect_failures": ("reconciler_proxy_connect_failures", "Failed connects to targets."),
             "retries": ("reconciler_proxy_retries", "Connects retried on another target."),
             "no_backend": ("reconciler_proxy_no_backend", "Clients turned away with no target left."),
+            "ejections": ("reconciler_proxy_ejections", "Targets taken out for failed connects in a row."),
         }
         families = {key: CounterMetricFamily(name, help_, labels=["app"]) for key, (name, help_) in counters.items()}
         transferred = CounterMetricFamily(
@@ -111,6 +112,11 @@ class _ProxyCollector(Collector):
         target_active = GaugeMetricFamily(
             "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
         )
+        ejected = GaugeMetricFamily(
+            "reconciler_proxy_target_ejected",
+            "1 while a target is taken out for failed connects in a row (outlier detection).",
+            labels=["app", "target"],
+        )
         for app, state in apps.items():
             stats = state["stats"]
             for key, family in families.items():
@@ -122,8 +128,9 @@ class _ProxyCollector(Collector):
             for target in state["targets"]:
                 up.add_metric([app, target["address"]], 1 if target["up"] else 0)
                 target_active.add_metric([app, target["address"]], target["active"])
+                ejected.add_metric([app, target["address"]], 1 if target["ejected"] else 0)
         yield from families.values()
-        yield from (transferred, active, at_limit, up, target_active)
+        yield from (transferred, active, at_limit, up, target_active, ejected)
         yield CounterMetricFamily(
             "reconciler_proxy_worker_restarts",
             "Proxy worker processes that died and were started again.",

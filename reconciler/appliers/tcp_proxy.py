@@ -40,6 +40,8 @@ def app_configs(proxy: TCPProxy) -> dict[str, AppConfig]:
             retries=spec.retries,
             idle_timeout=_seconds(spec.idleTimeout),
             max_connections=spec.maxConnections,
+            eject_after=spec.outlierDetection.consecutiveFailures,
+            eject_for=spec.outlierDetection.ejectFor.total_seconds(),
         )
         configs[key] = AppConfig(key, desired.listen, desired.targets, settings, checks)
     return configs

@@ -48,6 +48,19 @@ class HealthCheck(Strict):
         return self
 
 
+class OutlierDetection(Strict):
+    """Passive checks on live traffic (Envoy's outlier detection): a target whose connects keep failing is taken
+    out of the choice for a while, before the active checks notice, or when they cannot (a target that answers
+    its check but not its clients)."""
+
+    consecutiveFailures: int = Field(
+        default=5, ge=0, le=1000, description="Failed connects in a row that take a target out; 0 turns this off."
+    )
+    ejectFor: PositiveDuration = Field(
+        default=timedelta(seconds=30), description="How long a target stays out before it is tried again."
+    )
+
+
 class App(Strict):
     """One app: its ports and its targets."""
 
@@ -73,6 +86,9 @@ class TCPProxySpec(Spec):
     apps: tuple[App, ...] = Field(min_length=1, description="The apps.")
     balance: Balance = Field(default="round-robin", description="How a target is picked for a new connection.")
     healthCheck: HealthCheck = Field(default_factory=HealthCheck, description="Active checks.")
+    outlierDetection: OutlierDetection = Field(
+        default_factory=OutlierDetection, description="Passive checks: failing targets are taken out for a while."
+    )
     connectTimeout: PositiveDuration = Field(
         default=timedelta(seconds=3), description="Give up connecting to a target after this long."
     )

@@ -41,6 +41,7 @@ class AppStats:
     connect_failures: int = 0
     retries: int = 0
     no_backend: int = 0
+    ejections: int = 0  # targets taken out after eject_after failed connects in a row
     at_limit: int = 0  # 1 while accepting is paused at max_connections
 
 
@@ -52,6 +53,8 @@ class AppSettings:
     idle_timeout: float | None = None
     max_connections: int = 10_000
     on_empty: OnEmpty = "close"
+    eject_after: int = 5  # failed connects in a row that take a target out of the choice; 0: never
+    eject_for: float = 30.0
 
 
 class Listener:
@@ -219,6 +222,7 @@ class ProxyApp:
         backend: Backend = relay.backend
         backend.active += 1
         backend.connections += 1
+        backend.failing = 0
         relay.attach(mask)
 
     def _expire_dials(self) -> None:
@@ -244,8 +248,35 @@ class ProxyApp:
 
     def _failed(self, backend: Backend, error: int) -> None:
         backend.failures += 1
+        backend.failing += 1
         self.stats.connect_failures += 1
         log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, errno.errorcode.get(error))
+        limit = self.settings.eject_after
+        if limit and backend.failing >= limit and not backend.ejected and self._another_usable(backend):
+            self._eject(backend)
+
+    # --- outlier detection -----------------------------------------------------------------------------------
+
+    def _another_usable(self, backend: Backend) -> bool:
+        """Never eject the last target left: a target that sometimes connects beats none."""
+        return any(b is not backend and b.usable for b in self.backends)
+
+    def _eject(self, backend: Backend) -> None:
+        backend.ejected = True
+        self.stats.ejections += 1
+        log.warning(
+            "target ejected app=%s target=%s failed_connects_in_a_row=%d for=%.0fs",
+            self.name,
+            backend.address,
+            backend.failing,
+            self.settings.eject_for,
+        )
+        self.engine.call_at(self.engine.now + self.settings.eject_for, lambda: self._readmit(backend))
+
+    def _readmit(self, backend: Backend) -> None:
+        backend.ejected = False
+        backend.failing = 0
+        log.info("target readmitted app=%s target=%s", self.name, backend.address)
 
     def _refuse(self, relay: Relay) -> None:
         """No backend: answer as configured, then end the connection with a FIN, not a reset.

@@ -1,8 +1,8 @@
 """Backends and how one is picked: round-robin (smooth, weighted), random (weighted), least-connections.
 
 A ``BackendSet`` holds the targets of one app with their health and active connections. Picking never returns a
-target that is down, drained (weight 0) or unresolved; an empty choice is ``None`` and the caller decides what
-the client gets.
+target that is down, drained (weight 0), unresolved or ejected; an empty choice is ``None`` and the caller
+decides what the client gets.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ class Backend:
     current: float = 0.0  # smooth weighted round-robin state
     connections: int = 0
     failures: int = 0
+    failing: int = 0  # failed connects in a row
+    ejected: bool = False  # taken out by the data path for failing connects (outlier detection)
 
     @property
     def usable(self) -> bool:
-        return self.up and self.weight > 0 and self.resolved is not None
+        return self.up and self.weight > 0 and self.resolved is not None and not self.ejected
 
 
 class Balancer(Protocol):
@@ -40,7 +42,7 @@ class Balancer(Protocol):
 
 def _candidates(backends: Iterable[Backend], exclude: frozenset[int]) -> list[Backend]:
     # on the per-connection path: the test of ``usable`` inlined, the exclusion tested only when there is one
-    usable = [b for b in backends if b.up and b.weight > 0 and b.resolved is not None]
+    usable = [b for b in backends if b.up and b.weight > 0 and b.resolved is not None and not b.ejected]
     return [b for b in usable if id(b) not in exclude] if exclude else usable
 
 

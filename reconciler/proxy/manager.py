@@ -187,7 +187,7 @@ class ProxyManager:
             states = running.checker.states if running.checker else {}
             targets = []
             for b in running.backends:
-                active, connections, failures = counters.targets.get(b.address, (0, 0, 0))
+                active, connections, failures, ejected = counters.targets.get(b.address, (0, 0, 0, 0))
                 targets.append(
                     {
                         "address": b.address,
@@ -198,6 +198,7 @@ class ProxyManager:
                         "active": active,
                         "connections": connections,
                         "connectFailures": failures,
+                        "ejected": ejected > 0,
                         "failedChecks": states[b.address].failures if b.address in states else 0,
                     }
                 )

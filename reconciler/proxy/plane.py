@@ -46,15 +46,20 @@ class AppCounters:
     """What one plane counted for one app; the manager adds up the planes."""
 
     stats: dict[str, int]
-    targets: dict[str, tuple[int, int, int]]  # address -> (active, connections, failed connects)
+    targets: dict[str, tuple[int, int, int, int]]  # address -> (active, connections, failed connects, ejected)
     listening: list[str] = field(default_factory=list)
 
     def add(self, other: AppCounters) -> None:
         for key, value in other.stats.items():
             self.stats[key] = self.stats.get(key, 0) + value
         for address, values in other.targets.items():
-            mine = self.targets.get(address, (0, 0, 0))
-            self.targets[address] = (mine[0] + values[0], mine[1] + values[1], mine[2] + values[2])
+            mine = self.targets.get(address, (0, 0, 0, 0))
+            self.targets[address] = (
+                mine[0] + values[0],
+                mine[1] + values[1],
+                mine[2] + values[2],
+                mine[3] + values[3],  # in how many data planes it is out
+            )
         self.listening = sorted(set(self.listening) | set(other.listening))
 
 
@@ -102,7 +107,7 @@ class DataPlane:
         return {
             key: AppCounters(
                 stats=vars(app.stats).copy(),
-                targets={b.address: (b.active, b.connections, b.failures) for b in app.backends},
+                targets={b.address: (b.active, b.connections, b.failures, int(b.ejected)) for b in app.backends},
                 listening=sorted(f"{h}:{p}" for h, p in app.listeners),
             )
             for key, app in self.apps.items()

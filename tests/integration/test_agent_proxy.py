@@ -161,9 +161,11 @@ def test_apps_from_git_reload_without_dropping_streams(
         connections = re.search(r'reconciler_proxy_connections_total\{app="apps/stream"\} (\S+)', metrics)
         assert connections is not None
         assert float(connections.group(1)) >= 100
-        assert "reconciler_proxy_worker_restarts_total 0.0" in metrics
-        assert 'reconciler_proxy_at_limit{app="apps/stream"} 0.0' in metrics
-        assert (
-            'reconciler_proxy_target_active_connections{app="apps/stream",target="nonexistent.invalid:9"} 0.0'
-            in metrics
-        )
+        for line in (
+            "reconciler_proxy_worker_restarts_total 0.0",
+            'reconciler_proxy_at_limit{app="apps/stream"} 0.0',
+            'reconciler_proxy_ejections_total{app="apps/stream"} 0.0',
+            'reconciler_proxy_target_ejected{app="apps/stream",target="nonexistent.invalid:9"} 0.0',
+            'reconciler_proxy_target_active_connections{app="apps/stream",target="nonexistent.invalid:9"} 0.0',
+        ):
+            assert line in metrics

@@ -366,6 +366,53 @@ def test_ten_thousand_connections_leak_no_descriptor(run: Run) -> None:
     run(scenario)
 
 
+def test_a_target_failing_its_connects_is_ejected_then_readmitted(run_in_process: Run) -> None:
+    """Outlier detection: after ``eject_after`` failed connects in a row (no health check to notice) the target is
+    out of the choice, and back after ``eject_for``. In-process: the per-worker round-robin order is exact."""
+    run = run_in_process
+
+    async def scenario() -> None:
+        echo = await Echo("alive").start()
+        port, dead = free_port(), f"127.0.0.1:{free_port()}"
+        manager = run.manager()
+        settings = AppSettings(retries=1, eject_after=3, eject_for=1.0)
+        targets = ((dead, 1), (echo.address, 1))
+        await manager.apply({"o/app": AppConfig("o/app", (("127.0.0.1", port),), targets, settings, None)})
+
+        def state() -> tuple[int, int, bool]:
+            app = manager.snapshot()["o/app"]
+            return app["stats"]["connect_failures"], app["stats"]["ejections"], app["targets"][0]["ejected"]
+
+        assert [await ask(port) for _ in range(12)] == [b"alive:ping"] * 12
+        assert state() == (3, 1, True)  # the first six connections tried it every other time; then never
+        await asyncio.sleep(1.2)
+        assert state() == (3, 1, False)  # readmitted
+        assert [await ask(port) for _ in range(2)] == [b"alive:ping"] * 2
+        assert state()[0] == 4  # tried again
+        await manager.close()
+        await echo.stop()
+
+    run(scenario)
+
+
+def test_the_last_target_is_never_ejected(run_in_process: Run) -> None:
+    """With no other usable target, taking the failing one out would only turn every client away."""
+    run = run_in_process
+
+    async def scenario() -> None:
+        port, dead = free_port(), f"127.0.0.1:{free_port()}"
+        manager = run.manager()
+        settings = AppSettings(retries=0, eject_after=2)
+        await manager.apply({"n/app": AppConfig("n/app", (("127.0.0.1", port),), ((dead, 1),), settings, None)})
+        for _ in range(5):
+            assert await ask(port) == b""
+        stats = manager.snapshot()["n/app"]["stats"]
+        assert (stats["connect_failures"], stats["ejections"], stats["no_backend"]) == (5, 0, 5)
+        await manager.close()
+
+    run(scenario)
+
+
 def test_an_empty_pool_answers_as_configured(run: Run) -> None:
     """No usable backend: the client is closed, or gets the old tool's 502 line; the proxy keeps running."""
 

@@ -26,6 +26,7 @@ def _proxy(ports: list[int], target_port: int) -> TCPProxy:
                 "retries": 1,
                 "idleTimeout": "1m",
                 "healthCheck": {"interval": "1s", "timeout": "500ms", "send": "PING", "expect": "PONG"},
+                "outlierDetection": {"consecutiveFailures": 7, "ejectFor": "45s"},
                 "apps": [
                     {
                         "name": "web",
@@ -45,6 +46,7 @@ def test_settings_are_carried_into_the_app_config() -> None:
     assert config.key == "apps/web"
     assert config.settings.balance == "least-connections"
     assert (config.settings.connect_timeout, config.settings.retries, config.settings.idle_timeout) == (2.0, 1, 60.0)
+    assert (config.settings.eject_after, config.settings.eject_for) == (7, 45.0)
     assert config.checks is not None
     assert (config.checks.send, config.checks.expect, config.checks.timeout) == (b"PING", b"PONG", 0.5)
     assert config.targets == (("127.0.0.1:7001", 1), ("192.0.2.10:80", 0))

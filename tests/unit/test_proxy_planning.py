@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
+
+import pytest
+from pydantic import ValidationError
 
 from reconciler.model import TCPProxy
 from reconciler.planning.plan import Action
@@ -44,13 +48,32 @@ def test_round_robin_is_smooth_and_weighted() -> None:
 
 
 def test_unusable_and_excluded_backends_are_never_picked() -> None:
-    """Down, weight 0, unresolved and already-tried backends are skipped; nothing left gives None."""
-    backends = _backends(1, 1, 0, 1)
+    """Down, weight 0, unresolved, ejected and already-tried backends are skipped; nothing left gives None."""
+    backends = _backends(1, 1, 0, 1, 1)
     backends[0].up = False
     backends[3].resolved = None
-    picked = {RoundRobin().pick(backends, frozenset()).address for _ in range(4)}  # type: ignore[union-attr]
-    assert picked == {"b1"}
-    assert RoundRobin().pick(backends, frozenset({id(backends[1])})) is None
+    backends[4].ejected = True
+    for balancer in (RoundRobin(), Random(), LeastConnections()):
+        picked = {balancer.pick(backends, frozenset()).address for _ in range(8)}  # type: ignore[union-attr]
+        assert picked == {"b1"}
+        assert balancer.pick(backends, frozenset({id(backends[1])})) is None
+
+
+def test_outlier_detection_defaults_and_bounds() -> None:
+    """On by default (5 failed connects in a row, 30 s out); 0 turns it off; negative counts are refused."""
+    spec = TCPProxy.model_validate(PROXY).spec.outlierDetection
+    assert (spec.consecutiveFailures, spec.ejectFor.total_seconds()) == (5, 30.0)
+    assert (AppSettings().eject_after, AppSettings().eject_for) == (5, 30.0)
+
+    def with_detection(detection: dict[str, Any]) -> dict[str, Any]:
+        document = copy.deepcopy(PROXY)
+        document["spec"]["outlierDetection"] = detection  # type: ignore[index]
+        return document
+
+    off = TCPProxy.model_validate(with_detection({"consecutiveFailures": 0}))
+    assert off.spec.outlierDetection.consecutiveFailures == 0
+    with pytest.raises(ValidationError, match="consecutiveFailures"):
+        TCPProxy.model_validate(with_detection({"consecutiveFailures": -1}))
 
 
 def test_random_follows_weights_and_least_connections_prefers_idle() -> None:

@@ -45,6 +45,7 @@ IN, OUT, RDHUP, HUP, ERR, ET = (
     select.EPOLLET,
 )
 WATCH = IN | OUT | RDHUP | ET
+AGAIN = IN | RDHUP  # a yielded handler's next turn: read until EAGAIN, as it stopped with data (or EOF) left
 READABLE = IN | RDHUP | HUP | ERR
 ENDED = RDHUP | HUP | ERR
 DONTWAIT = socket.MSG_DONTWAIT
@@ -177,7 +178,7 @@ class Engine:
     # --- turns -----------------------------------------------------------------------------------------------
 
     def again(self, handler: Handler) -> None:
-        """``handler`` has more to do but yields: it gets an IN event after the events that are ready now."""
+        """``handler`` has more to do but yields: it gets an ``AGAIN`` event after the events that are ready now."""
         self._again.append(handler)
         if len(self._again) == 1 and self.on_earlier_deadline is not None:
             self.on_earlier_deadline(self.now)
@@ -189,7 +190,7 @@ class Engine:
     def _run_again(self, again: list[Handler]) -> None:
         for handler in again:
             try:
-                handler.on_event(IN)
+                handler.on_event(AGAIN)
             except Exception:
                 self._failed(handler)
 

@@ -41,7 +41,8 @@ def _pair(buffer: int) -> tuple[socket.socket, socket.socket]:
 @pytest.mark.parametrize("splice", [True, False], ids=["splice", "copy"])
 def test_a_busy_stream_yields_after_its_rounds_and_finishes_later(splice: bool) -> None:
     """With one pipeful per turn, a source holding more than that is not drained in one turn; it gets its next
-    turn from the ready queue (no new epoll event would come for data already there) and all of it arrives."""
+    turn from the ready queue (no new epoll event would come for data already there, nor for the EOF after it)
+    and all of it arrives, then the EOF."""
     engine = Engine(time.monotonic, splice=splice, splice_rounds=1)
     client, sender = _pair(1 << 20)
     server, receiver = _pair(1 << 20)
@@ -53,18 +54,22 @@ def test_a_busy_stream_yields_after_its_rounds_and_finishes_later(splice: bool) 
     sender.setblocking(False)
     sent = sender.send(payload)
     assert sent > 64 * 1024 + 256 * 1024, f"the socket buffer took only {sent} bytes"
+    sender.shutdown(socket.SHUT_WR)
     engine.run_ready(0)
     first_turn = owner.moved
     assert 64 * 1024 < first_turn < sent, "one turn moved everything: no yield"
     assert engine.next_deadline() == engine.now, "the yielded stream is not queued for its next turn"
-    received = b""
+    received, ended = b"", False
     receiver.setblocking(False)
     deadline = time.monotonic() + 5
-    while len(received) < sent and time.monotonic() < deadline:
+    while not ended and time.monotonic() < deadline:
         engine.run_ready(0)
         with contextlib.suppress(BlockingIOError):
-            received += receiver.recv(1 << 20)
+            chunk = receiver.recv(1 << 20)
+            received += chunk
+            ended = not chunk
     assert received == payload[:sent]
+    assert ended, "the EOF behind the data was not passed on"
     relay.close()
     for sock in (sender, receiver):
         sock.close()

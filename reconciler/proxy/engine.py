@@ -99,6 +99,7 @@ class Engine:
         self.now = clock()
         self.splice = splice
         self.splice_rounds = splice_rounds
+        self.copy_reads = splice_rounds * (PIPE_SIZE // CHUNK)  # the same bytes per turn where splice is off
         self.handlers: dict[int, Handler] = {}
         self._again: list[Handler] = []  # handlers that stopped before their work was done: run next turn
         self.closed_in_batch: set[int] = set()
@@ -207,7 +208,9 @@ class Engine:
     def run_ready(self, timeout: float = 0) -> None:
         """Handle what epoll has ready (waiting up to ``timeout`` seconds, not at all when a handler yielded),
         then give the handlers that yielded before this their next turn, then run the timers that are due."""
-        again = self._take_again()
+        again: list[Handler] | None = None
+        if self._again:  # those that yielded before this turn (not those that yield during it)
+            again, self._again = self._again, []
         events = self.epoll.poll(0 if again else timeout)
         self.now = self.clock()
         handlers = self.handlers
@@ -222,7 +225,8 @@ class Engine:
                     handler.on_event(mask)
                 except Exception:
                     self._failed(handler)
-        self._run_again(again)
+        if again:
+            self._run_again(again)
         self._run_due()
 
     def close(self) -> None:
@@ -389,7 +393,8 @@ class Relay:
             return
         owner = self.owner
         send = dst.sock.send
-        for _ in range(self.engine.splice_rounds * (PIPE_SIZE // CHUNK)):  # the same bytes per turn as splicing
+        reads = 0
+        while True:
             data = self._receive(src)
             if data is None:
                 return
@@ -415,7 +420,10 @@ class Relay:
                 return
             if count < CHUNK and not more:
                 return
-        self.engine.again(src)
+            reads += 1
+            if reads == self.engine.copy_reads:
+                self.engine.again(src)
+                return
 
     def _flush(self, src: Side, dst: Side) -> bool:  # noqa: PLR0911 - one exit per socket outcome
         """Write what ``src`` left for ``dst``; pass on ``src``'s EOF once all is written. False: ``dst`` is full."""

@@ -237,9 +237,8 @@ def main() -> None:
                 "responder",
             )
         )
-        processes.append(
-            haproxy(
-                f"""\
+        reference = haproxy(
+            f"""\
             listen iperf
                 mode tcp
                 option splice-auto
@@ -251,16 +250,16 @@ def main() -> None:
                 bind 127.0.0.1:{h_http}
                 server s1 127.0.0.1:{http_port}
             """,
-                folder,
-                "reference",
-            )
+            folder,
+            "reference",
         )
+        processes.append(reference)
         for port in (iperf_port, http_port, h_iperf, h_http):
             wait_port(port)
         agent = start_agent(folder, iperf_port, http_port, ours, args.workers)
         processes.append(agent)
         paths = {"direct": (iperf_port, http_port), "haproxy": (h_iperf, h_http), "reconciler": ours}
-        pids = {"direct": None, "haproxy": processes[2].pid, "reconciler": agent.pid}
+        pids = {"direct": None, "haproxy": reference.pid, "reconciler": agent.pid}
         # Rounds interleave the paths, so a slow minute of the shared machine hits all of them; the median of the
         # rounds is reported (single runs of HAProxy itself move by 20 % here).
         rounds: dict[str, dict[str, list[float]]] = {name: {} for name in paths}

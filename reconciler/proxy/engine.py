@@ -164,7 +164,9 @@ class Engine:
     def run_timers(self) -> None:
         """Run the timers that are due, then give the handlers that yielded their next turn."""
         self._run_due()
-        self._run_again(self._take_again())
+        if self._again:
+            again, self._again = self._again, []
+            self._run_again(again)
 
     def _run_due(self) -> None:
         self.now = now = self.clock()
@@ -183,10 +185,6 @@ class Engine:
         self._again.append(handler)
         if len(self._again) == 1 and self.on_earlier_deadline is not None:
             self.on_earlier_deadline(self.now)
-
-    def _take_again(self) -> list[Handler]:
-        again, self._again = self._again, []
-        return again
 
     def _run_again(self, again: list[Handler]) -> None:
         for handler in again:

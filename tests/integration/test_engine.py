@@ -59,6 +59,8 @@ def test_a_busy_stream_yields_after_its_rounds_and_finishes_later(splice: bool) 
     first_turn = owner.moved
     assert 64 * 1024 < first_turn < sent, "one turn moved everything: no yield"
     assert engine.next_deadline() == engine.now, "the yielded stream is not queued for its next turn"
+    engine.run_timers()  # how the agent's loop gives the next turn (in-process data plane: a loop timer)
+    assert owner.moved > first_turn, "the timer path gave the yielded stream no turn"
     received, ended = b"", False
     receiver.setblocking(False)
     deadline = time.monotonic() + 5

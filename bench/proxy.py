@@ -7,6 +7,8 @@ All on loopback, in the same run:
 - the CPU time the proxy itself spent (user + system, from /proc: HAProxy's process, or the agent with its
   worker processes) per connection and per GB moved: steadier than the rates on a machine the load
   generators share, and it says where a difference comes from.
+- the resident memory the proxy grows by per open, idle connection (2000 of them, after the runs above, so
+  allocator pools are warm in both).
 Printed as numbers and ratios to HAProxy. Issue targets: throughput >= 1.2 x HAProxy, rate >= 0.8 x HAProxy.
 
     .venv/bin/python bench/proxy.py [--seconds 5] [--rounds 3] [--workers 1]
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -80,6 +83,31 @@ def cpu_seconds(pid: int | None) -> tuple[float, float]:
     return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
+def resident_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants, KiB."""
+    total = 0
+    for member in _family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def memory_per_connection(port: int, pid: int, count: int) -> float:
+    """KiB of resident memory the proxy holds per open, idle connection (``count`` of them, each dialled)."""
+    before = resident_kib(pid)
+    clients = []
+    try:
+        for _ in range(count):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(1.0)  # every backend connect done
+        return (resident_kib(pid) - before) / count
+    finally:
+        for client in clients:
+            client.close()
+
+
 def iperf(port: int, streams: int, seconds: int) -> float:
     done = subprocess.run(
         ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
@@ -109,6 +137,8 @@ def wrk(port: int, seconds: int) -> tuple[float, int]:
 
 
 RATES = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s")
+MEASURED = ("haproxy", "reconciler")  # the paths through a proxy process
+IDLE_CONNECTIONS = 2000  # within HAProxy's maxconn 4000
 
 
 def measure(throughput_port: int, rate_port: int, pid: int | None, seconds: int) -> dict[str, float]:
@@ -186,7 +216,7 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
         ratios = [results[name][key] / results["haproxy"][key] for key in RATES]
         print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
     print("  CPU of the proxy (user + system): us per connection, s per GB with 4 streams")
-    for name in ("haproxy", "reconciler"):
+    for name in MEASURED:
         values = results[name]
         print(
             f"  {name:<11}{values['user us/connection']:>11.1f} + {values['system us/connection']:<7.1f}"
@@ -259,7 +289,8 @@ def main() -> None:
         agent = start_agent(folder, iperf_port, http_port, ours, args.workers)
         processes.append(agent)
         paths = {"direct": (iperf_port, http_port), "haproxy": (h_iperf, h_http), "reconciler": ours}
-        pids = {"direct": None, "haproxy": reference.pid, "reconciler": agent.pid}
+        proxies = {"haproxy": reference.pid, "reconciler": agent.pid}
+        pids: dict[str, int | None] = {"direct": None, **proxies}
         # Rounds interleave the paths, so a slow minute of the shared machine hits all of them; the median of the
         # rounds is reported (single runs of HAProxy itself move by 20 % here).
         rounds: dict[str, dict[str, list[float]]] = {name: {} for name in paths}
@@ -269,6 +300,11 @@ def main() -> None:
                 for key, value in measured.items():
                     rounds[name].setdefault(key, []).append(value)
         report(rounds, args)
+        idle = {name: memory_per_connection(paths[name][1], pid, IDLE_CONNECTIONS) for name, pid in proxies.items()}
+        print(
+            f"  memory per idle connection ({IDLE_CONNECTIONS} open, resident KiB): "
+            + ", ".join(f"{name} {kib:.1f}" for name, kib in idle.items())
+        )
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)

@@ -34,8 +34,9 @@ FAST_CHECKS = CheckSettings(interval=0.2, timeout=0.2, rise=2, fall=3)
 class Echo:
     """A target that answers ``<tag>:<everything received>`` once the client half-closes."""
 
-    def __init__(self, tag: str, port: int | None = None) -> None:
+    def __init__(self, tag: str, port: int | None = None, host: str = "127.0.0.1") -> None:
         self.tag = tag.encode()
+        self.host = host
         self.port = port or free_port()
         self.server: asyncio.Server | None = None
         self.accepted = 0
@@ -52,7 +53,7 @@ class Echo:
             finally:
                 writer.close()
 
-        self.server = await asyncio.start_server(handle, "127.0.0.1", self.port, reuse_address=True)
+        self.server = await asyncio.start_server(handle, self.host, self.port, reuse_address=True)
         return self
 
     async def stop(self) -> None:
@@ -62,7 +63,7 @@ class Echo:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 class Streamer:
@@ -96,9 +97,9 @@ def unanswered_port() -> Iterator[str]:
         listener.close()
 
 
-async def ask(port: int, payload: bytes = b"ping", timeout: float = 5.0) -> bytes:
+async def ask(port: int, payload: bytes = b"ping", timeout: float = 5.0, host: str = "127.0.0.1") -> bytes:
     """Send, half-close, read to EOF."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     writer.write(payload)
     writer.write_eof()
     answer = await asyncio.wait_for(reader.read(), timeout)
@@ -205,6 +206,26 @@ def test_the_challenge_layout(run: Run) -> None:
         for echoes in targets.values():
             for echo in echoes:
                 await echo.stop()
+
+    run(scenario)
+
+
+def test_ipv6_listeners_and_targets(run: Run) -> None:
+    """An app on [::1] relays to an IPv6 target and to an IPv4 one; the IPv4 port of the same number is not taken."""
+
+    async def scenario() -> None:
+        six, four = await Echo("six", host="::1").start(), await Echo("four").start()
+        port = free_port()
+        manager = run.manager()
+        targets = ((six.address, 1), (four.address, 1))
+        await manager.apply({"v/app": AppConfig("v/app", (("::1", port),), targets, AppSettings(), None)})
+        answers = {await ask(port, host="::1") for _ in range(4)}
+        assert answers == {b"six:ping", b"four:ping"}
+        with pytest.raises(ConnectionRefusedError):  # IPV6_V6ONLY: the listener is IPv6 only
+            await ask(port, host="127.0.0.1")
+        await manager.close()
+        await six.stop()
+        await four.stop()
 
     run(scenario)
 

@@ -133,6 +133,20 @@ class Run:
         self.managers.append(manager)
         return manager
 
+    async def one_app(
+        self,
+        key: str,
+        targets: tuple[tuple[str, int], ...],
+        settings: AppSettings | None = None,
+        host: str = "127.0.0.1",
+    ) -> tuple[ProxyManager, int]:
+        """A manager running one app ``key`` on a free port of ``host``, without health checks."""
+        port = free_port()
+        manager = self.manager()
+        config = AppConfig(key, ((host, port),), targets, settings or AppSettings(), None)
+        await manager.apply({key: config})
+        return manager, port
+
     def descriptors(self, manager: ProxyManager) -> int:
         """Open descriptors of the processes that carry the traffic."""
         if isinstance(manager.data_path, WorkerProcesses):
@@ -215,10 +229,7 @@ def test_ipv6_listeners_and_targets(run: Run) -> None:
 
     async def scenario() -> None:
         six, four = await Echo("six", host="::1").start(), await Echo("four").start()
-        port = free_port()
-        manager = run.manager()
-        targets = ((six.address, 1), (four.address, 1))
-        await manager.apply({"v/app": AppConfig("v/app", (("::1", port),), targets, AppSettings(), None)})
+        manager, port = await run.one_app("v/app", ((six.address, 1), (four.address, 1)), host="::1")
         answers = {await ask(port, host="::1") for _ in range(4)}
         assert answers == {b"six:ping", b"four:ping"}
         with pytest.raises(ConnectionRefusedError):  # IPV6_V6ONLY: the listener is IPv6 only
@@ -345,11 +356,7 @@ def test_half_close_delivers_the_whole_answer(run: Run) -> None:
 
     async def scenario() -> None:
         echo = await Echo("big").start()
-        port = free_port()
-        manager = run.manager()
-        await manager.apply(
-            {"h/app": AppConfig("h/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
-        )
+        manager, port = await run.one_app("h/app", ((echo.address, 1),))
         payload = os.urandom(4 << 20)
         answer = await ask(port, payload, timeout=20)
         assert answer == b"big:" + payload
@@ -364,11 +371,7 @@ def test_ten_thousand_connections_leak_no_descriptor(run: Run) -> None:
 
     async def scenario() -> None:
         echo = await Echo("fd").start()
-        port = free_port()
-        manager = run.manager()
-        await manager.apply(
-            {"f/app": AppConfig("f/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
-        )
+        manager, port = await run.one_app("f/app", ((echo.address, 1),))
         await ask(port)
         before = run.descriptors(manager)
         semaphore = asyncio.Semaphore(64)
@@ -394,11 +397,9 @@ def test_a_target_failing_its_connects_is_ejected_then_readmitted(run_in_process
 
     async def scenario() -> None:
         echo = await Echo("alive").start()
-        port, dead = free_port(), f"127.0.0.1:{free_port()}"
-        manager = run.manager()
+        dead = f"127.0.0.1:{free_port()}"
         settings = AppSettings(retries=1, eject_after=3, eject_for=1.0)
-        targets = ((dead, 1), (echo.address, 1))
-        await manager.apply({"o/app": AppConfig("o/app", (("127.0.0.1", port),), targets, settings, None)})
+        manager, port = await run.one_app("o/app", ((dead, 1), (echo.address, 1)), settings)
 
         def state() -> tuple[int, int, bool]:
             app = manager.snapshot()["o/app"]
@@ -421,10 +422,8 @@ def test_the_last_target_is_never_ejected(run_in_process: Run) -> None:
     run = run_in_process
 
     async def scenario() -> None:
-        port, dead = free_port(), f"127.0.0.1:{free_port()}"
-        manager = run.manager()
-        settings = AppSettings(retries=0, eject_after=2)
-        await manager.apply({"n/app": AppConfig("n/app", (("127.0.0.1", port),), ((dead, 1),), settings, None)})
+        dead = f"127.0.0.1:{free_port()}"
+        manager, port = await run.one_app("n/app", ((dead, 1),), AppSettings(retries=0, eject_after=2))
         for _ in range(5):
             assert await ask(port) == b""
         stats = manager.snapshot()["n/app"]["stats"]
@@ -438,11 +437,9 @@ def test_an_empty_pool_answers_as_configured(run: Run) -> None:
     """No usable backend: the client is closed, or gets the old tool's 502 line; the proxy keeps running."""
 
     async def scenario() -> None:
-        port = free_port()
         dead = f"127.0.0.1:{free_port()}"
-        manager = run.manager()
         settings = AppSettings(on_empty="http-502", connect_timeout=0.5)
-        await manager.apply({"e/app": AppConfig("e/app", (("127.0.0.1", port),), ((dead, 1),), settings, None)})
+        manager, port = await run.one_app("e/app", ((dead, 1),), settings)
         assert (await ask(port)).startswith(b"HTTP/1.1 502 Bad Gateway")
         assert (await ask(port)).startswith(b"HTTP/1.1 502")
         await eventually(lambda: manager.snapshot()["e/app"]["stats"]["no_backend"] == 2)
@@ -456,13 +453,10 @@ def test_a_hanging_connect_fails_over_after_the_connect_timeout(run: Run) -> Non
 
     async def scenario() -> None:
         echo = await Echo("alive").start()
-        port = free_port()
-        manager = run.manager()
         settings = AppSettings(connect_timeout=0.3, retries=1)
         with unanswered_port() as silent:
             # listed first: the first connection of every worker tries it (round-robin starts at the first)
-            targets = ((silent, 1), (echo.address, 1))
-            await manager.apply({"t/app": AppConfig("t/app", (("127.0.0.1", port),), targets, settings, None)})
+            manager, port = await run.one_app("t/app", ((silent, 1), (echo.address, 1)), settings)
             started = time.monotonic()
             answers = await asyncio.gather(*(ask(port) for _ in range(4)))
             assert answers == [b"alive:ping"] * 4
@@ -486,11 +480,7 @@ def test_closed_connections_leave_nothing_to_the_garbage_collector(run_in_proces
 
     async def scenario() -> None:
         echo = await Echo("gc").start()
-        port = free_port()
-        manager = run.manager()
-        await manager.apply(
-            {"g/app": AppConfig("g/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
-        )
+        manager, port = await run.one_app("g/app", ((echo.address, 1),))
         gc.collect()
         gc.disable()
         try:
@@ -552,12 +542,8 @@ def test_the_connection_limit_queues_instead_of_failing(run_in_process: Run) -> 
     async def scenario() -> None:
         streamer = Streamer()
         server = await streamer.start()
-        port = free_port()
-        manager = run.manager()
-        limited = AppSettings(max_connections=2)
-        await manager.apply(
-            {"l/app": AppConfig("l/app", (("127.0.0.1", port),), ((f"127.0.0.1:{streamer.port}", 1),), limited, None)}
-        )
+        target = ((f"127.0.0.1:{streamer.port}", 1),)
+        manager, port = await run.one_app("l/app", target, AppSettings(max_connections=2))
         first = await asyncio.open_connection("127.0.0.1", port)
         second = await asyncio.open_connection("127.0.0.1", port)
         third = await asyncio.open_connection("127.0.0.1", port)
@@ -581,12 +567,8 @@ def test_idle_connections_are_closed(run: Run) -> None:
     async def scenario() -> None:
         streamer = Streamer()
         server = await streamer.start()
-        port = free_port()
-        manager = run.manager()
-        settings = AppSettings(idle_timeout=0.5)
-        await manager.apply(
-            {"i/app": AppConfig("i/app", (("127.0.0.1", port),), ((f"127.0.0.1:{streamer.port}", 1),), settings, None)}
-        )
+        target = ((f"127.0.0.1:{streamer.port}", 1),)
+        manager, port = await run.one_app("i/app", target, AppSettings(idle_timeout=0.5))
         idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
         busy_reader, busy_writer = await asyncio.open_connection("127.0.0.1", port)
         for _ in range(15):
@@ -634,11 +616,7 @@ def test_a_killed_worker_is_replaced(run_in_process: Run) -> None:
 
     async def scenario() -> None:
         echo = await Echo("w").start()
-        port = free_port()
-        manager = run.manager()
-        await manager.apply(
-            {"w/app": AppConfig("w/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), None)}
-        )
+        manager, port = await run.one_app("w/app", ((echo.address, 1),))
         workers = manager.data_path
         assert isinstance(workers, WorkerProcesses)
         victim = workers.pids()[0]

@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.agent.runner import STATUS_FILE, Agent, real_git
-from reconciler.agent.tick import TickResult
+from reconciler.agent.runner import STATUS_FILE, Agent
+from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.agent.validation import validate_path
 from reconciler.errors import ReconcilerError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
-from reconciler.planning.render import RENDERERS, render_text
+from reconciler.render.plan import RENDERERS, render_text
 from reconciler.settings import DEFAULT_STATE_DIR, WEBHOOK_SECRET_ENV, AgentSettings, GitIdentity
 from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
 from reconciler.system.folder_source import FolderSource
+from reconciler.system.git import open_repository
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -146,6 +147,14 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("proxy_workers", "1"),
         help="processes carrying proxied traffic (0: inside the agent's process); default: %(default)s",
     )
+    parser.add_argument(
+        "--nameserver",
+        dest="nameservers",
+        action="append",
+        default=[n for n in _env("nameservers", "").split(",") if n],
+        metavar="IP[:PORT]",
+        help="DNS server for target names (repeat for more; default: the system's, /etc/resolv.conf)",
+    )
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
@@ -172,12 +181,13 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         shutdown_timeout=args.shutdown_timeout,
         proxy_workers=args.proxy_workers,
+        nameservers=tuple(args.nameservers),
     )
 
 
 def _exit_code(result: TickResult) -> int:
     """Stalled (invalid or refused revision) is invalid input; a resource that failed is a runtime failure."""
-    return {"stalled": EXIT_INVALID, "degraded": EXIT_RUNTIME}.get(result.outcome, EXIT_OK)
+    return {TickOutcome.STALLED: EXIT_INVALID, TickOutcome.DEGRADED: EXIT_RUNTIME}.get(result.outcome, EXIT_OK)
 
 
 def _print_status(document: dict[str, Any]) -> None:
@@ -208,7 +218,8 @@ def _event_loop() -> asyncio.Runner:
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    agent = Agent(settings, git=real_git(settings))
+    source, publisher = open_repository(settings)
+    agent = Agent(settings, source=source, publisher=publisher)
     if not settings.once:
         with _event_loop() as runner:
             return runner.run(agent.run())
@@ -220,7 +231,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _local_agent(path: Path, node: str, state_dir: Path, *, dry_run: bool, force: bool) -> Agent:
     settings = AgentSettings(repo=str(path), node=node, state_dir=state_dir, dry_run=dry_run, force=force)
-    return Agent(settings, git=FolderSource(path))
+    return Agent(settings, source=FolderSource(path))
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -228,7 +239,7 @@ def _plan(args: argparse.Namespace) -> int:
         agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
         result = asyncio.run(agent.run_once())
     print(RENDERERS[args.format](result.plan))
-    if result.outcome == "stalled":
+    if result.outcome is TickOutcome.STALLED:
         _print_status(agent.status_document())
     return _exit_code(result)
 

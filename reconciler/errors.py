@@ -2,9 +2,21 @@
 
 ::
 
-    ReconcilerError                    base of every error we raise on purpose
-    ├── DesiredStateError              the desired state is invalid; a retry cannot help (fix the commit)
-    └── SourceError                    the desired state could not be read (missing path, unknown revision, ...)
+    ReconcilerError                    base of every error we raise on purpose          retryable
+    ├── DesiredStateError              the desired state is invalid (fix the commit)     no
+    ├── SourceError                    a revision or folder cannot be read as desired    no
+    │                                  state (missing path, unknown revision, ...)
+    ├── FetchError                     the remote could not be fetched                   yes
+    ├── PublishError                   status could not be pushed                        yes
+    ├── CommandError                   an outside command failed or timed out            yes
+    ├── ObserveError                   a capability could not observe its world          yes, unless raised
+    │                                                                                     with retryable=False
+    └── ApplyError                     a capability could not change its world           yes, unless raised
+                                                                                          with retryable=False
+
+``retryable`` is what the agent reads to choose: a retryable failure leaves the resource ``Degraded`` and is tried
+again with backoff; one that is not leaves it ``Stalled`` until the next revision (retrying cannot help). Any other
+exception from a capability counts as retryable: the agent cannot know better.
 
 Every desired-state problem names its place as ``file:line:col: Kind/name: field.path: message`` so that an
 operator, an editor or a GitHub annotation can jump straight to it.
@@ -56,6 +68,16 @@ class ReconcilerError(Exception):
 
     retryable: bool = False
 
+    def __init__(self, message: str = "", *, retryable: bool | None = None) -> None:
+        super().__init__(message)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether trying again later may succeed; errors we did not raise on purpose are given the benefit."""
+    return error.retryable if isinstance(error, ReconcilerError) else True
+
 
 class DesiredStateError(ReconcilerError):
     """The desired state is invalid. Not retryable: the commit has to change."""
@@ -70,3 +92,33 @@ class DesiredStateError(ReconcilerError):
 
 class SourceError(ReconcilerError):
     """The desired state could not be read: a missing directory, a path outside a repository, a bad revision."""
+
+
+class FetchError(ReconcilerError):
+    """The remote could not be fetched (unreachable, branch missing, authentication)."""
+
+    retryable = True
+
+
+class PublishError(ReconcilerError):
+    """Status could not be pushed."""
+
+    retryable = True
+
+
+class CommandError(ReconcilerError):
+    """A command could not be run, timed out, or failed; the message carries its stderr."""
+
+    retryable = True
+
+
+class ObserveError(ReconcilerError):
+    """A capability could not observe the world of one resource."""
+
+    retryable = True
+
+
+class ApplyError(ReconcilerError):
+    """A capability could not carry out a plan for one resource."""
+
+    retryable = True

@@ -49,6 +49,7 @@ class AgentSettings:
     shutdown_timeout: timedelta = timedelta(seconds=8)
     proxy_workers: int = 1
     git_timeout: timedelta = timedelta(seconds=60)
+    nameservers: tuple[str, ...] = ()  # IP or IP:PORT; empty: the system's resolver configuration
 
     def public(self) -> dict[str, object]:
         """The settings as shown by ``GET /config``: no secrets, and no credentials inside the repository URL."""
@@ -68,6 +69,7 @@ class AgentSettings:
             "verifySignatures": self.verify_signatures,
             "webhook": self.webhook_secret is not None,
             "proxyWorkers": self.proxy_workers,
+            "nameservers": list(self.nameservers),
         }
 
 

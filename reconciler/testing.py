@@ -1,4 +1,5 @@
-"""Recording fakes of the seams in ``reconciler/system`` and of a capability, shipped for tests.
+"""Recording fakes of the seams in ``reconciler/system`` (clock, files, commands, git, DNS, TCP) and of a
+capability, shipped for tests.
 
 They behave like the real thing where tests rely on it (a published status with unchanged content makes no
 commit; a fetch can fail; a revision can be unsigned) and record what was asked of them.
@@ -6,18 +7,22 @@ commit; a fetch can fail; a revision can be unsigned) and record what was asked 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from reconciler.appliers.base import Observed
-from reconciler.loading.tree import SourceFile, SourceTree
+from reconciler.capabilities.base import Capability, Observed
+from reconciler.errors import FetchError, PublishError
 from reconciler.model.common import Resource
+from reconciler.model.observed import NameFacts, ResolvedAddress
+from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.planning.plan import TargetPlan
 from reconciler.system.commands import CommandResult
-from reconciler.system.git import FetchError, PublishError
+from reconciler.system.resolver import literal
 
 
 @dataclass
@@ -134,35 +139,87 @@ class FakeGit:
 
 
 @dataclass
-class RecordingCapability:
-    """A capability whose observations, plans and failures a test sets, and which records what it applied."""
+class FakeResolver:
+    """Answers from a table (name -> addresses, with a TTL); unknown names are NXDOMAIN. Records every question."""
+
+    answers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ttl: int = 60
+    delay: float = 0.0
+    questions: list[str] = field(default_factory=list)
+
+    async def resolve(self, name: str) -> NameFacts:
+        self.questions.append(name)
+        address = literal(name)
+        if address is not None:
+            return NameFacts(name, (ResolvedAddress(address, 0),))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        found = self.answers.get(name)
+        if found is None:
+            return NameFacts(name, error=f"{name}: no such name (NXDOMAIN)")
+        return NameFacts(name, tuple(ResolvedAddress(ip, self.ttl) for ip in map(literal, found) if ip is not None))
+
+
+@dataclass
+class FakeConnector:
+    """TCP exchanges answered from a table ((host, port) -> answer bytes, or an OSError to raise)."""
+
+    answers: dict[tuple[str, int], bytes | OSError] = field(default_factory=dict)
+    calls: list[tuple[str, int]] = field(default_factory=list)
+
+    async def exchange(self, host: str, port: int, *, send: bytes | None, expect: int, timeout: float) -> bytes:
+        self.calls.append((host, port))
+        answer = self.answers.get((host, port), ConnectionRefusedError(111, "Connection refused"))
+        if isinstance(answer, OSError):
+            raise answer
+        return answer[:expect]
+
+
+@dataclass(eq=False)
+class RecordingCapability(Capability[Resource, None, Any]):
+    """A capability whose observations, plans and failures a test sets, and which records what it applied.
+
+    ``observe_delay`` makes the observation of a named resource take that long (a slow or hanging observer)."""
+
+    resource_type = Resource
 
     kind: str
-    targets: dict[str, list[TargetPlan]] = field(default_factory=dict)
-    failing_observe: set[str] = field(default_factory=set)
-    failing_apply: set[str] = field(default_factory=set)
+    targets: dict[str, list[TargetPlan[Any]]] = field(default_factory=dict)
+    failing_observe: dict[str, BaseException] = field(default_factory=dict)
+    failing_apply: dict[str, BaseException] = field(default_factory=dict)
+    observe_delay: dict[str, float] = field(default_factory=dict)
     interval: timedelta | None = None
-    applied: list[tuple[str, TargetPlan]] = field(default_factory=list)
+    applied: list[tuple[str, TargetPlan[Any]]] = field(default_factory=list)
     observed: list[str] = field(default_factory=list)
     forgotten: list[tuple[str, str]] = field(default_factory=list)
+    saved_state: dict[str, Any] = field(default_factory=dict)
+    restored: list[Mapping[str, Any]] = field(default_factory=list)
 
     def observe_interval(self, resource: Resource) -> timedelta | None:
         return self.interval
 
-    async def observe(self, resource: Resource) -> Observed:
+    async def observe(self, resource: Resource) -> Observed[None]:
         name = resource.metadata.name
         self.observed.append(name)
+        if name in self.observe_delay:
+            await asyncio.sleep(self.observe_delay[name])
         if name in self.failing_observe:
-            raise OSError(f"cannot observe {name}")
-        return Observed(facts=None, summary={"observedBy": "RecordingCapability"})
+            raise self.failing_observe[name]
+        return Observed(None, {"observedBy": "RecordingCapability"})
 
-    def plan(self, resource: Resource, observed: Observed, *, now: float) -> list[TargetPlan]:
+    def plan(self, resource: Resource, facts: None, *, now: float) -> Sequence[TargetPlan[Any]]:
         return list(self.targets.get(resource.metadata.name, []))
 
-    async def apply(self, resource: Resource, target: TargetPlan) -> None:
+    async def apply(self, resource: Resource, target: TargetPlan[Any]) -> None:
         if resource.metadata.name in self.failing_apply:
-            raise OSError(f"cannot apply {target.target}")
+            raise self.failing_apply[resource.metadata.name]
         self.applied.append((resource.metadata.name, target))
 
-    async def forget(self, kind: str, name: str) -> None:
-        self.forgotten.append((kind, name))
+    async def forget(self, name: str) -> None:
+        self.forgotten.append((self.kind, name))
+
+    def saved(self) -> Mapping[str, Any] | None:
+        return self.saved_state or None
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.restored.append(dict(state))

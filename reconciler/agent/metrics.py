@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from reconciler.status.conditions import Condition
@@ -22,6 +19,13 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.observe_seconds = Histogram(
+            "reconciler_observe_duration_seconds",
+            "Duration of one observation of one resource, by kind.",
+            ["kind"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.last_sync = Gauge(
             "reconciler_last_successful_sync_timestamp_seconds",
@@ -81,58 +85,6 @@ class Metrics:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def watch_proxies(self, snapshot: Callable[[], Mapping[str, Any]], restarts: Callable[[], int]) -> None:
-        """Proxy counters, target health and worker restarts, read from the proxy manager at scrape time."""
-        self.registry.register(_ProxyCollector(snapshot, restarts))
-
-
-class _ProxyCollector(Collector):
-    def __init__(self, snapshot: Callable[[], Mapping[str, Any]], restarts: Callable[[], int]) -> None:
-        self.snapshot = snapshot
-        self.restarts = restarts
-
-    def collect(self) -> Iterator[Metric]:
-        apps = self.snapshot()
-        counters = {
-            "connections": ("reconciler_proxy_connections", "Connections accepted."),
-            "connect_failures": ("reconciler_proxy_connect_failures", "Failed connects to targets."),
-            "retries": ("reconciler_proxy_retries", "Connects retried on another target."),
-            "no_backend": ("reconciler_proxy_no_backend", "Clients turned away with no target left."),
-            "ejections": ("reconciler_proxy_ejections", "Targets taken out for failed connects in a row."),
-        }
-        families = {key: CounterMetricFamily(name, help_, labels=["app"]) for key, (name, help_) in counters.items()}
-        transferred = CounterMetricFamily(
-            "reconciler_proxy_bytes", "Bytes relayed (in: client to target).", labels=["app", "direction"]
-        )
-        active = GaugeMetricFamily("reconciler_proxy_active_connections", "Open connections.", labels=["app"])
-        at_limit = GaugeMetricFamily(
-            "reconciler_proxy_at_limit", "1 while the app stops accepting at maxConnections.", labels=["app"]
-        )
-        up = GaugeMetricFamily("reconciler_proxy_target_up", "Target health (1 up, 0 down).", labels=["app", "target"])
-        target_active = GaugeMetricFamily(
-            "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
-        )
-        ejected = GaugeMetricFamily(
-            "reconciler_proxy_target_ejected",
-            "1 while a target is taken out for failed connects in a row (outlier detection).",
-            labels=["app", "target"],
-        )
-        for app, state in apps.items():
-            stats = state["stats"]
-            for key, family in families.items():
-                family.add_metric([app], stats[key])
-            transferred.add_metric([app, "in"], stats["bytes_in"])
-            transferred.add_metric([app, "out"], stats["bytes_out"])
-            active.add_metric([app], stats["active"])
-            at_limit.add_metric([app], stats["at_limit"])
-            for target in state["targets"]:
-                up.add_metric([app, target["address"]], 1 if target["up"] else 0)
-                target_active.add_metric([app, target["address"]], target["active"])
-                ejected.add_metric([app, target["address"]], 1 if target["ejected"] else 0)
-        yield from families.values()
-        yield from (transferred, active, at_limit, up, target_active, ejected)
-        yield CounterMetricFamily(
-            "reconciler_proxy_worker_restarts",
-            "Proxy worker processes that died and were started again.",
-            value=self.restarts(),
-        )
+    def register(self, collector: Collector) -> None:
+        """A capability's collector, read at scrape time."""
+        self.registry.register(collector)

@@ -1,15 +1,19 @@
 """The running agent: scheduler, workers, HTTP API, status publishing, graceful shutdown.
 
 APScheduler (3.x, on the agent's event loop) owns the clocks: the git poll (with jitter), the drift-correction
-resync, per-resource observe intervals and status publishing. Its jobs only *wake* two long-lived workers, so
-triggers coalesce and none is lost while work is in flight:
+resync, each resource's own observe interval and status publishing. Its jobs only *wake* work, so triggers
+coalesce and none is lost while work is in flight:
 
 - the sync worker fetches the branch (backing off on failures; a webhook wakes it at once);
-- the reconcile worker runs ticks (a failed tick is retried with backoff; a new revision wakes it at once,
-  so a newer revision never waits behind a failing older one).
+- the reconcile worker loads a new revision and starts a pass over every resource (``Reconciler.dispatch``);
+  it never waits for those passes, so a newer revision never waits behind a slow or failing resource;
+- a resource's observe job starts a pass over that resource alone; failed passes retry on their own backoff.
 
-SIGTERM/SIGINT: stop the scheduler, let the tick in flight finish, publish a final status, stop serving; all
-within ``shutdown_timeout``.
+The agent knows no capability by name: it builds them from the registry, restores and saves their part of the
+state file, registers their metric collectors and serves their HTTP routes.
+
+SIGTERM/SIGINT: stop the scheduler, give passes in flight until the deadline, publish a final status, close every
+capability (proxies drain), stop serving; all within ``shutdown_timeout``.
 """
 
 from __future__ import annotations
@@ -27,27 +31,27 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.agent.backoff import Backoff
-from reconciler.agent.capabilities import CapabilityContext, build_capabilities
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
-from reconciler.appliers.base import Capability
+from reconciler.capabilities.registry import AnyCapability, CapabilityContext, build_capabilities
 from reconciler.errors import ReconcilerError
 from reconciler.loading.loader import LoadOptions
+from reconciler.model.values import host_and_port
 from reconciler.planning.plan import Plan
-from reconciler.proxy.manager import ProxyManager
 from reconciler.settings import AgentSettings
 from reconciler.status.documents import status_files, status_prefix
-from reconciler.status.state_file import SavedState, StateFileError, decode
+from reconciler.status.state_file import CapabilityState, SavedState, StateFileError, decode
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.files import FileSystem, LocalFileSystem
-from reconciler.system.git import Git, GitRepository
+from reconciler.system.network import Connector, TcpConnector
+from reconciler.system.resolver import DnsResolver, Resolver
+from reconciler.system.source import DesiredStateSource, StatusPublisher
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
-PROXY_HEALTH = "proxyTargetsDown"
 
 
 def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
@@ -59,21 +63,6 @@ def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
     except StateFileError as exc:
         log.warning("state file ignored path=%s reason=%s", settings.state_dir / STATE_FILE, exc)
         return SavedState()
-
-
-def real_git(settings: AgentSettings) -> Git:
-    return GitRepository(
-        settings.repo,
-        workdir=settings.state_dir / "repo.git",
-        branch=settings.branch,
-        path=settings.path,
-        status_branch=settings.status_branch,
-        identity=settings.author,
-        timeout=settings.git_timeout.total_seconds(),
-        sign=settings.sign_status,
-        allowed_signers=settings.allowed_signers,
-        gpg_home=settings.gpg_home,
-    )
 
 
 def _digest(files: dict[str, bytes]) -> str:
@@ -90,39 +79,55 @@ class Agent:
         self,
         settings: AgentSettings,
         *,
-        git: Git,
+        source: DesiredStateSource,
+        publisher: StatusPublisher | None = None,
         clock: Clock | None = None,
-        capabilities: dict[str, Capability] | None = None,
+        capabilities: dict[str, AnyCapability] | None = None,
         metrics: Metrics | None = None,
         load_options: LoadOptions | None = None,
         files: FileSystem | None = None,
+        resolver: Resolver | None = None,
+        connector: Connector | None = None,
     ) -> None:
         self.settings = settings
-        self.git = git
+        self.source = source
+        self.publisher = publisher
         self.files = files or LocalFileSystem()
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
         saved = load_saved_state(settings, self.files)
-        known_down = {k: set(v) for k, v in saved.extra.get(PROXY_HEALTH, {}).items()}
-        self.proxies = ProxyManager(
-            drain=settings.shutdown_timeout.total_seconds() / 2, known_down=known_down, workers=settings.proxy_workers
-        )
-        self.metrics.watch_proxies(self.proxies.snapshot, self.proxies.worker_restarts)
+        if capabilities is None:
+            context = CapabilityContext(
+                settings,
+                self.clock,
+                resolver or DnsResolver(nameservers=settings.nameservers or None),
+                connector or TcpConnector(),
+            )
+            capabilities = build_capabilities(context)
+        self.capabilities = capabilities
+        for kind, capability in capabilities.items():
+            part = saved.capabilities.get(kind)
+            if part is not None and part.version == capability.state_version:
+                capability.restore(part.state)
+            elif part is not None:
+                log.warning(
+                    "saved state ignored kind=%s version=%d expected=%d", kind, part.version, capability.state_version
+                )
+            for collector in capability.collectors():
+                self.metrics.register(collector)
         self.files.ensure_directory(settings.state_dir)
         self.reconciler = Reconciler(
             settings,
-            git=git,
+            source=source,
             clock=self.clock,
-            capabilities=capabilities
-            if capabilities is not None
-            else build_capabilities(CapabilityContext(self.proxies)),
+            capabilities=capabilities,
             metrics=self.metrics,
             saved=saved,
             load_options=load_options,
+            on_pass=self._passed,
         )
         self.sync_backoff = Backoff(base=1.0, cap=max(30.0, settings.interval.total_seconds()))
-        self.tick_backoff = Backoff(base=1.0, cap=60.0)
         self._sync_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -180,7 +185,7 @@ class Agent:
         return self._accept(revision)
 
     async def fetch(self) -> str:
-        return await asyncio.to_thread(self.git.fetch)
+        return await asyncio.to_thread(self.source.fetch)
 
     def _accept(self, revision: str) -> bool:
         self.sync_backoff.reset()
@@ -192,19 +197,26 @@ class Agent:
             return False
         log.info("new revision revision=%s branch=%s", revision[:12], self.settings.branch)
         self.reconciler.fetched_revision = revision
-        self.tick_backoff.reset()
         self._tick_wake.set()
         return True
 
     async def tick(self) -> TickResult:
+        """Load what is new and reconcile every resource, waiting for all of them (``--once``)."""
         result = await self.reconciler.tick()
         self.persist()
-        self._schedule_observe_jobs()
         return result
+
+    def _passed(self) -> None:
+        self.persist()
+        self._schedule_observe_jobs()
 
     def persist(self) -> None:
         """Write the state file and the local status snapshot, atomically, when they changed."""
-        self.reconciler.saved.extra[PROXY_HEALTH] = self.proxies.health()
+        saved = self.reconciler.saved
+        for kind, capability in self.capabilities.items():
+            part = capability.saved()
+            if part is not None:
+                saved.capabilities[kind] = CapabilityState(capability.state_version, dict(part))
         state = self.reconciler.saved.encode()
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         if self._persisted == (state, snapshot):
@@ -226,11 +238,13 @@ class Agent:
             message = self.settings.status_message.format(
                 node=self.settings.node, revision=(status.applied_revision or "-")[:12]
             )
+            if self.publisher is None:
+                return None
             try:
                 commit = await asyncio.to_thread(
-                    self.git.publish, files, prefix=status_prefix(self.settings.node), message=message
+                    self.publisher.publish, files, prefix=status_prefix(self.settings.node), message=message
                 )
-            except ReconcilerError as exc:
+            except Exception as exc:  # any failure to publish is counted and retried; it never stops the agent
                 self.metrics.status_publish.labels("error").inc()
                 self.metrics.errors.labels("status").inc()
                 log.warning("status publish failed error=%s", exc)
@@ -261,34 +275,38 @@ class Agent:
             self._tick_wake.clear()
             if self._stopping.is_set():
                 return
-            result = await self.tick()
-            if result.outcome == "degraded":
-                delay = self.tick_backoff.next()
-                log.info("reconcile degraded failed=%s retry_in=%.1fs", ",".join(result.failed), delay)
-                asyncio.get_running_loop().call_later(delay, self._tick_wake.set)
-            else:
-                self.tick_backoff.reset()
+            await self.reconciler.dispatch()
+            self.persist()
+
+    async def _wake_sync(self) -> None:
+        self._sync_wake.set()
+
+    async def _wake_reconcile(self) -> None:
+        self._tick_wake.set()
+
+    async def _observe(self, kind: str, name: str) -> None:
+        self.reconciler.observe((kind, name))
 
     def _schedule_observe_jobs(self) -> None:
         """One job per resource whose capability asks to be observed on its own interval."""
         if self.scheduler is None:
             return
-        wanted: dict[str, timedelta] = {}
-        desired = self.reconciler.desired
-        for resource in desired if desired is not None else ():
-            capability = self.reconciler.capabilities.get(resource.KIND)
-            interval = capability.observe_interval(resource) if capability is not None else None
+        wanted: dict[str, tuple[timedelta, str, str]] = {}
+        for (kind, name), slot in self.reconciler.slots.items():
+            capability = slot.capability
+            interval = capability.observe_interval(capability.narrow(slot.resource)) if capability else None
             if interval is not None:
-                wanted[f"observe:{resource.KIND}/{resource.metadata.name}"] = interval
+                wanted[f"observe:{kind}/{name}"] = (interval, kind, name)
         for job in self.scheduler.get_jobs():
             if job.id.startswith("observe:") and job.id not in wanted:
                 job.remove()
-        for job_id, interval in wanted.items():
+        for job_id, (interval, kind, name) in wanted.items():
             existing = self.scheduler.get_job(job_id)
             if existing is None or existing.trigger.interval != interval:
                 self.scheduler.add_job(
-                    self._tick_wake.set,
+                    self._observe,
                     IntervalTrigger(seconds=interval.total_seconds()),
+                    args=(kind, name),
                     id=job_id,
                     replace_existing=True,
                     coalesce=True,
@@ -299,11 +317,10 @@ class Agent:
         interval = self.settings.interval.total_seconds()
         scheduler = AsyncIOScheduler(timezone=UTC)
         jitter = max(0.1, min(interval * 0.1, 5.0))
+        # Coroutine jobs run on the loop; a plain callable would run in a thread, where asyncio events are unsafe.
+        scheduler.add_job(self._wake_sync, IntervalTrigger(seconds=interval, jitter=jitter), id="sync", coalesce=True)
         scheduler.add_job(
-            self._sync_wake.set, IntervalTrigger(seconds=interval, jitter=jitter), id="sync", coalesce=True
-        )
-        scheduler.add_job(
-            self._tick_wake.set,
+            self._wake_reconcile,
             IntervalTrigger(seconds=self.settings.resync_interval.total_seconds()),
             id="resync",
             coalesce=True,
@@ -317,26 +334,44 @@ class Agent:
         )
         scheduler.start()
         self.scheduler = scheduler
+        self._schedule_observe_jobs()
         return scheduler
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
+    async def _start_capabilities(self) -> None:
+        for capability in self.capabilities.values():
+            await capability.start()
+
+    async def _close_capabilities(self, deadline: float) -> None:
+        for kind, capability in self.capabilities.items():
+            try:
+                await capability.close(deadline)
+            except Exception as exc:  # one capability that fails to stop must not keep the others running
+                log.warning("close failed kind=%s error=%s", kind, exc)
+
     async def run_once(self) -> TickResult:
         """One pass: fetch, reconcile, publish. Raises the fetch failure if the remote cannot be read."""
         self._accept(await self.fetch())
+        await self._start_capabilities()
         try:
             result = await self.tick()
             await self.publish(final=True)
         finally:
-            await self.proxies.close()  # one pass: proxies do not outlive the process
+            # one pass: what the capabilities run (proxies) does not outlive the process
+            await self._close_capabilities(asyncio.get_running_loop().time() + 1.0)
         return result
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stop)
-        host, _, port = self.settings.listen.rpartition(":")
-        http = await server.start(self, host.strip("[]") or "127.0.0.1", int(port))
+        listen = self.settings.listen
+        host, port = host_and_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
+        routes = [route for capability in self.capabilities.values() for route in capability.routes()]
+        http = await server.start(self, host, port, routes=routes)
+        await self._start_capabilities()
+        self.reconciler.background = True
         scheduler = self._start_scheduler()
         try:
             async with asyncio.TaskGroup() as group:
@@ -354,20 +389,25 @@ class Agent:
         log.info("stop requested: finishing the work in flight")
         self._stopping.set()
 
+    def _left(self, deadline: float) -> float:
+        return max(0.1, deadline - asyncio.get_running_loop().time())
+
     async def _shutdown(self, scheduler: AsyncIOScheduler, *workers: asyncio.Task[None]) -> None:
-        deadline = self.clock.monotonic() + self.settings.shutdown_timeout.total_seconds()
+        deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout.total_seconds()
         scheduler.shutdown(wait=False)
         sync_task, tick_task = workers
         sync_task.cancel()
         self._tick_wake.set()  # lets an idle reconcile worker see the stop and return
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            # The tick in flight (if any) finishes; a worker that will not, is cancelled at the deadline.
-            await asyncio.wait_for(asyncio.shield(tick_task), timeout=max(0.1, deadline - self.clock.monotonic()))
+            # A load in flight finishes; a worker that will not, is cancelled at the deadline.
+            await asyncio.wait_for(asyncio.shield(tick_task), timeout=self._left(deadline) / 2)
         if not tick_task.done():
             tick_task.cancel()
+        # Passes in flight get half of what is left, then are cancelled.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.reconciler.settle(), timeout=self._left(deadline) / 2)
+        await self.reconciler.close()
         self.persist()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.publish(final=True), timeout=max(0.1, deadline - self.clock.monotonic()))
-        with contextlib.suppress(TimeoutError):
-            # Established proxy connections get what is left of the shutdown budget to finish.
-            await asyncio.wait_for(self.proxies.close(), timeout=max(0.1, deadline - self.clock.monotonic()))
+            await asyncio.wait_for(self.publish(final=True), timeout=self._left(deadline))
+        await self._close_capabilities(deadline)

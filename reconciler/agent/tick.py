@@ -1,24 +1,34 @@
-"""The tick: load -> validate -> observe -> plan -> gate -> apply -> report, transactional per revision.
+"""The reconcile: load -> validate -> (per resource, concurrently) observe -> plan -> gate -> apply -> report.
 
 - A revision is loaded whole from a commit. If it fails validation (or its signature is not allowed) nothing of
   it is applied: the last applied desired state stays in force and the node is ``Stalled`` with the located
   problems. The next valid revision is applied as usual.
-- Each resource is observed, planned and applied on its own: a failing observer or applier makes only that
-  resource ``Degraded``; the others proceed.
-- ``lastAppliedRevision`` moves only when every resource of a revision was applied; ``lastAttemptedRevision``
-  always names the newest revision looked at.
+- Each resource has a slot of its own: its passes (observe, plan, gate, apply) never overlap, and run
+  concurrently with every other resource's under a concurrency limit, each observation with its own timeout.
+  A pass starts for every resource when a revision is loaded, and for one resource when its own observe clock
+  fires or its retry is due: a slow or hanging observer delays no other resource. A pass asked for while one is
+  in flight is run once more when it ends (with the newest desired state), never twice at the same time.
+- A failing observer or applier affects only its own resource. A retryable failure leaves it ``Degraded`` and
+  retries with backoff; one that is not (``retryable = False``) leaves it ``Stalled`` until the next revision; a
+  plan the safety gate holds leaves it ``Stalled`` and is not retried until the revision or what it observes
+  changes.
+- ``lastAppliedRevision`` moves only when every resource of a revision was reconciled at that revision without
+  failure; ``lastAttemptedRevision`` always names the newest revision looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
+from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
-from reconciler.appliers.base import Capability
-from reconciler.errors import Problem, ReconcilerError, Severity
+from reconciler.capabilities.registry import AnyCapability
+from reconciler.errors import Problem, ReconcilerError, Severity, is_retryable
 from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
@@ -30,52 +40,93 @@ from reconciler.status.conditions import Condition
 from reconciler.status.documents import NodeStatus, ResourceStatus
 from reconciler.status.state_file import SavedState
 from reconciler.system.clock import Clock
-from reconciler.system.git import Git
+from reconciler.system.source import DesiredStateSource
 
 log = logging.getLogger(__name__)
 
 NODE_KEY = "node"
+Key = tuple[str, str]  # (kind, name)
+
+
+class TickOutcome(StrEnum):
+    APPLIED = "applied"  # a revision (or a change of the world) was applied
+    UNCHANGED = "unchanged"  # nothing to do
+    STALLED = "stalled"  # the revision was refused; the last good one stays in force
+    DEGRADED = "degraded"  # some resource failed to observe, pass the gate, or apply
+    WAITING = "waiting"  # no desired state yet
 
 
 @dataclass(frozen=True, slots=True)
 class TickResult:
-    outcome: str  # applied | unchanged | stalled | degraded | waiting
+    outcome: TickOutcome
     plan: Plan
     failed: tuple[str, ...] = ()
 
 
 @dataclass
-class _ResourceOutcome:
+class _Outcome:
+    """One pass over one resource."""
+
     conditions: tuple[Condition, ...]
     observations: dict[str, object] = field(default_factory=dict)
-    targets: list[TargetPlan] = field(default_factory=list)
+    targets: list[TargetPlan[Any]] = field(default_factory=list)
     failed: bool = False
+    retry: bool = False  # a retryable failure: try again after a backoff
+    hold: bool = False  # not retryable: no more passes until the next revision
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One resource in force: the newest desired version of it and what its last pass found."""
+
+    resource: Resource
+    revision: str
+    capability: AnyCapability | None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    again: bool = False  # a pass was asked for while one ran
+    outcome: _Outcome | None = None
+    outcome_revision: str | None = None
+    held: str | None = None  # the revision at which a non-retryable failure stopped further passes
+    backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
+    retry: asyncio.TimerHandle | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.resource.KIND, self.resource.metadata.name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.resource.KIND}/{self.resource.metadata.name}"
 
 
 class Reconciler:
-    """Holds the desired state in force and runs ticks. Not thread-safe: one tick at a time (``lock``)."""
+    """Holds the desired state in force and reconciles it, one slot per resource."""
 
     def __init__(
         self,
         settings: AgentSettings,
         *,
-        git: Git,
+        source: DesiredStateSource,
         clock: Clock,
-        capabilities: Mapping[str, Capability],
+        capabilities: Mapping[str, AnyCapability],
         metrics: Metrics,
         saved: SavedState,
         load_options: LoadOptions | None = None,
         observe_timeout: float = 30.0,
+        concurrency: int = 16,
+        on_pass: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.git = git
+        self.source = source
         self.clock = clock
         self.capabilities = capabilities
         self.metrics = metrics
         self.saved = saved
         self.load_options = load_options or LoadOptions()
         self.observe_timeout = observe_timeout
-        self.lock = asyncio.Lock()
+        self.on_pass = on_pass  # told after every pass (the agent persists its state)
+        self.lock = asyncio.Lock()  # one load at a time
+        self.limit = asyncio.Semaphore(concurrency)
         self.file_cache = FileCache()
         self.fetched_revision: str | None = None
         self.attempted: str | None = None  # the newest revision loaded (or refused) by this process
@@ -84,8 +135,11 @@ class Reconciler:
         self.problems: tuple[Problem, ...] = ()
         self.stall: tuple[str, str] | None = None
         self.plan = Plan("", settings.node)
-        self.resources: dict[tuple[str, str], ResourceStatus] = {}
+        self.slots: dict[Key, _Slot] = {}
+        self.resources: dict[Key, ResourceStatus] = {}
         self.ready = False
+        self.background = False  # passes started by revisions and clocks run as tasks (the running agent)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.status = self._node_status(record=False)
 
     # --- loading ---------------------------------------------------------------------------------------------
@@ -96,14 +150,16 @@ class Reconciler:
         self.saved.attempted_revision = revision
         self.problems, self.stall = (), None
         if self.settings.verify_signatures:
-            refusal = await asyncio.to_thread(self.git.verify, revision)
+            refusal = await asyncio.to_thread(self.source.verify, revision)
             if refusal is not None:
                 self.stall = ("UnsignedRevision", refusal)
                 self.metrics.errors.labels("signature").inc()
                 log.warning("revision refused revision=%s reason=%s", revision[:12], refusal)
                 return
         try:
-            tree = await asyncio.to_thread(self.git.tree_at, revision, max_file_bytes=self.load_options.max_file_bytes)
+            tree = await asyncio.to_thread(
+                self.source.tree_at, revision, max_file_bytes=self.load_options.max_file_bytes
+            )
         except ReconcilerError as exc:
             self.stall = ("SourceUnreadable", str(exc))
             self.metrics.errors.labels("source").inc()
@@ -120,23 +176,78 @@ class Reconciler:
         self.desired_revision = revision
         log.info("revision loaded revision=%s resources=%d", revision[:12], len(self.desired))
 
-    # --- one resource ----------------------------------------------------------------------------------------
+    async def _load_newest(self) -> bool:
+        """Load what is new (the applied revision first after a restart). True when the desired state changed."""
+        async with self.lock:
+            before = self.desired_revision
+            applied = self.saved.applied_revision
+            if self.attempted is None and applied is not None:
+                # After a restart, the revision that was in force is in force again before anything newer is tried.
+                await self._load(applied)
+            revision = self.fetched_revision
+            if revision is not None and revision != self.attempted:
+                await self._load(revision)
+            if self.desired is None or self.desired_revision is None:
+                self.status = self._node_status()
+                return False
+            await self._update_slots(self.desired, self.desired_revision)
+            return self.desired_revision != before
 
-    async def _reconcile_resource(self, resource: Resource, capability: Capability | None) -> _ResourceOutcome:
+    async def _update_slots(self, desired: DesiredState, revision: str) -> None:
+        wanted: dict[Key, Resource] = {(r.KIND, r.metadata.name): r for r in desired}
+        for key, resource in wanted.items():
+            slot = self.slots.get(key)
+            if slot is None:
+                self.slots[key] = _Slot(resource, revision, self.capabilities.get(resource.KIND))
+            elif slot.revision != revision:
+                slot.resource, slot.revision, slot.held = resource, revision, None
+                slot.backoff.reset()
+        for key in sorted(set(self.slots) - set(wanted)):
+            await self._forget(self.slots[key])
+
+    async def _forget(self, slot: _Slot) -> None:
+        kind, name = slot.key
+        if slot.capability is not None and not self.settings.dry_run:
+            try:
+                await slot.capability.forget(name)
+            except Exception as exc:  # retried with the next revision; the resource stays listed
+                self.metrics.errors.labels("applier").inc()
+                log.warning("forget failed resource=%s error=%s", slot.label, exc)
+                return
+        if slot.retry is not None:
+            slot.retry.cancel()
+        del self.slots[slot.key]
+        self.resources.pop(slot.key, None)
+        self.saved.conditions.pop(slot.label, None)
+        self.metrics.forget_resource(kind, name)
+
+    # --- one pass over one resource ------------------------------------------------------------------------
+
+    async def _observe(self, slot: _Slot, capability: AnyCapability, resource: Any) -> Any:
+        timeout = capability.observe_timeout(resource) or self.observe_timeout
+        async with self.limit:
+            started = self.clock.monotonic()
+            try:
+                return await asyncio.wait_for(capability.observe(resource), timeout)
+            finally:
+                self.metrics.observe_seconds.labels(slot.resource.KIND).observe(self.clock.monotonic() - started)
+
+    async def _pass(self, slot: _Slot) -> _Outcome:
+        capability = slot.capability
         if capability is None:
-            message = f"this agent does not enforce {resource.KIND} yet; the resource is validated only"
-            return _ResourceOutcome(cond.degraded("NotEnforced", message))
+            message = f"this agent does not enforce {slot.resource.KIND} yet; the resource is validated only"
+            return _Outcome(cond.degraded("NotEnforced", message))
+        resource = capability.narrow(slot.resource)
         try:
-            observed = await asyncio.wait_for(capability.observe(resource), self.observe_timeout)
+            observed = await self._observe(slot, capability, resource)
         except Exception as exc:  # a failing observer degrades only its own resource
-            self.metrics.errors.labels("observer").inc()
-            log.warning("observe failed resource=%s/%s error=%s", resource.KIND, resource.metadata.name, exc)
-            return _ResourceOutcome(cond.degraded("ObserveFailed", str(exc) or type(exc).__name__), failed=True)
-        outcome = _ResourceOutcome(cond.ready("Applied"), dict(observed.summary or {}))
-        outcome.targets = capability.plan(resource, observed, now=self.clock.now())
+            return self._failure(slot, "ObserveFailed", "observer", "observe failed", exc)
+        outcome = _Outcome(cond.ready("Applied"), dict(observed.summary))
+        outcome.targets = list(capability.plan(resource, observed.facts, now=self.clock.now()))
         for target in outcome.targets:
             decision = gate.check(target, max_percent=resource.spec.safety.maxChangePercent, forced=self.settings.force)
             if not decision.allowed:
+                log.warning("plan held by the safety gate resource=%s message=%s", slot.label, decision.message)
                 outcome.conditions = cond.stalled("SafetyGate", decision.message)
                 outcome.failed = True
                 return outcome
@@ -150,93 +261,168 @@ class Reconciler:
             try:
                 await capability.apply(resource, target)
             except Exception as exc:  # a failing applier degrades only its own resource
-                self.metrics.errors.labels("applier").inc()
-                log.warning("apply failed resource=%s target=%s error=%s", target.resource, target.target, exc)
-                outcome.conditions = cond.degraded("ApplyFailed", f"{target.target}: {exc}")
-                outcome.failed = True
-                return outcome
-            log.info("applied resource=%s target=%s changes=%d", target.resource, target.target, len(target.changes))
+                failure = self._failure(slot, "ApplyFailed", "applier", f"apply failed target={target.target}", exc)
+                failure.targets = outcome.targets
+                failure.observations = outcome.observations
+                return failure
+            log.info("applied resource=%s target=%s changes=%d", slot.label, target.target, len(target.changes))
         if any(t.changes for t in outcome.targets):
             # The status should show the world after the change, not before it.
             try:
-                after = await asyncio.wait_for(capability.observe(resource), self.observe_timeout)
-                outcome.observations = dict(after.summary or {})
+                after = await self._observe(slot, capability, resource)
+                outcome.observations = dict(after.summary)
             except Exception as exc:  # the change is applied; the next observation will catch up
-                log.info(
-                    "observe after apply failed resource=%s/%s error=%s", resource.KIND, resource.metadata.name, exc
-                )
+                log.info("observe after apply failed resource=%s error=%s", slot.label, exc)
         return outcome
 
-    async def _forget_removed(self, current: set[tuple[str, str]]) -> None:
-        for kind, name in sorted(set(self.resources) - current):
-            capability = self.capabilities.get(kind)
-            if capability is not None and not self.settings.dry_run:
-                try:
-                    await capability.forget(kind, name)
-                except Exception as exc:  # retried on the next tick; the resource stays listed
-                    self.metrics.errors.labels("applier").inc()
-                    log.warning("forget failed resource=%s/%s error=%s", kind, name, exc)
-                    continue
-            del self.resources[(kind, name)]
-            self.saved.conditions.pop(f"{kind}/{name}", None)
-            self.metrics.forget_resource(kind, name)
+    def _failure(self, slot: _Slot, reason: str, component: str, doing: str, exc: BaseException) -> _Outcome:
+        self.metrics.errors.labels(component).inc()
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            message = f"timed out after {self.observe_timeout:g}s"
+        if is_retryable(exc):
+            log.warning("%s resource=%s error=%s", doing, slot.label, message)
+            return _Outcome(cond.degraded(reason, message), failed=True, retry=True)
+        log.warning("%s resource=%s error=%s (not retried before the next revision)", doing, slot.label, message)
+        return _Outcome(cond.stalled(reason, message), failed=True, hold=True)
 
-    # --- the tick --------------------------------------------------------------------------------------------
+    def _record(self, slot: _Slot, outcome: _Outcome, revision: str) -> None:
+        slot.outcome, slot.outcome_revision = outcome, revision
+        kind, name = slot.key
+        merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
+        self.saved.conditions[slot.label] = merged
+        self.resources[slot.key] = ResourceStatus(kind, name, revision, merged, outcome.observations)
+        self.metrics.set_conditions(kind, name, merged)
+        if outcome.hold:
+            slot.held = revision
+        if outcome.retry:
+            self._schedule_retry(slot)
+        elif not outcome.failed:
+            slot.backoff.reset()
+
+    def _schedule_retry(self, slot: _Slot) -> None:
+        delay = slot.backoff.next()
+        log.info("resource retry resource=%s retry_in=%.1fs", slot.label, delay)
+        if not self.background:
+            return  # one pass (--once, plan): the caller decides
+        if slot.retry is not None:
+            slot.retry.cancel()
+        slot.retry = asyncio.get_running_loop().call_later(delay, self._start, slot.key)
+
+    async def _run(self, slot: _Slot) -> None:
+        """Passes over one slot until none is pending; a second caller only asks for one more."""
+        if slot.lock.locked():
+            slot.again = True
+            return
+        async with slot.lock:
+            while True:
+                slot.again = False
+                if slot.held == slot.revision:
+                    return
+                revision = slot.revision
+                try:
+                    outcome = await self._pass(slot)
+                except Exception as exc:  # a bug in a capability's plan: still only this resource
+                    outcome = self._failure(slot, "InternalError", "internal", "pass failed", exc)
+                if slot.key in self.slots:
+                    self._record(slot, outcome, revision)
+                    self._summarise()
+                if not slot.again:
+                    return
+
+    def _start(self, key: Key) -> None:
+        slot = self.slots.get(key)
+        if slot is None or (slot.lock.locked() and slot.again):
+            return
+        task = asyncio.get_running_loop().create_task(self._run(slot), name=f"reconcile {slot.label}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- entry points ------------------------------------------------------------------------------------------
 
     async def tick(self) -> TickResult:
-        async with self.lock:
-            started = self.clock.monotonic()
-            result = await self._tick()
-            self.metrics.reconcile_seconds.labels(result.outcome).observe(self.clock.monotonic() - started)
-            return result
-
-    async def _tick(self) -> TickResult:
-        applied = self.saved.applied_revision
-        if self.attempted is None and applied is not None:
-            # After a restart, the revision that was in force is in force again before anything newer is tried.
-            await self._load(applied)
-        revision = self.fetched_revision
-        if revision is not None and revision != self.attempted:
-            await self._load(revision)
-        if self.desired is None or self.desired_revision is None:
-            self.status = self._node_status()
-            return TickResult("stalled" if self.stall else "waiting", self.plan)
-        now = self.clock.now()
-        outcomes: dict[tuple[str, str], _ResourceOutcome] = {}
-        for resource in self.desired:
-            key = (resource.KIND, resource.metadata.name)
-            outcomes[key] = await self._reconcile_resource(resource, self.capabilities.get(resource.KIND))
-        await self._forget_removed(set(outcomes))
-        targets = [t for o in outcomes.values() for t in o.targets]
-        self.plan = Plan(self.desired_revision, self.settings.node, tuple(targets))
-        for (kind, name), outcome in outcomes.items():
-            previous = self.saved.conditions.get(f"{kind}/{name}", ())
-            merged = cond.carry_over(previous, outcome.conditions, now=now)
-            self.saved.conditions[f"{kind}/{name}"] = merged
-            self.resources[(kind, name)] = ResourceStatus(
-                kind, name, self.desired_revision, merged, outcome.observations
-            )
-            self.metrics.set_conditions(kind, name, merged)
-        failed = tuple(f"{k}/{n}" for (k, n), o in outcomes.items() if o.failed)
+        """Load what is new, then one pass over every resource, all awaited (``--once``, ``plan``, tests)."""
+        started = self.clock.monotonic()
         before = self.saved.applied_revision
-        if not failed:
+        await self._load_newest()
+        if self.desired is not None:
+            await asyncio.gather(*(self._run(slot) for slot in list(self.slots.values())))
+        result = self._result(before)
+        self.metrics.reconcile_seconds.labels(result.outcome.value).observe(self.clock.monotonic() - started)
+        return result
+
+    async def dispatch(self) -> None:
+        """Load what is new and start a pass over every resource without waiting for them (the running agent)."""
+        await self._load_newest()
+        for key in list(self.slots):
+            self._start(key)
+        if not self.slots:
+            self._summarise()
+
+    async def reconcile_one(self, key: Key) -> None:
+        """One pass over one resource, awaited (benchmarks, tests)."""
+        slot = self.slots.get(key)
+        if slot is not None:
+            await self._run(slot)
+
+    def observe(self, key: Key) -> None:
+        """A resource's own clock fired: a pass over that resource only (skipped while held)."""
+        slot = self.slots.get(key)
+        if slot is not None and slot.held != slot.revision:
+            self._start(key)
+
+    async def settle(self) -> None:
+        """Wait until no pass is in flight."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Cancel passes in flight (shutdown)."""
+        for slot in self.slots.values():
+            if slot.retry is not None:
+                slot.retry.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # --- the node's view -------------------------------------------------------------------------------------
+
+    def _failed(self) -> tuple[str, ...]:
+        return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.failed)
+
+    def _summarise(self) -> None:
+        """After any pass: the plan, the applied revision and the node's status."""
+        targets = [t for s in self.slots.values() if s.outcome is not None for t in s.outcome.targets]
+        self.plan = Plan(self.desired_revision or "", self.settings.node, tuple(targets))
+        failed = self._failed()
+        complete = all(s.outcome_revision == self.desired_revision for s in self.slots.values())
+        if self.desired_revision is not None and complete and not failed:
             self.saved.applied_revision = self.desired_revision
             self.ready = True
             self.metrics.set_revision(self.desired_revision, self.settings.branch)
         self.status = self._node_status(failed)
+        if self.on_pass is not None:
+            self.on_pass()
+
+    def _result(self, before: str | None) -> TickResult:
+        if self.desired is None or self.desired_revision is None:
+            return TickResult(TickOutcome.STALLED if self.stall else TickOutcome.WAITING, self.plan)
+        self._summarise()
+        failed = self._failed()
         if self.stall:
-            verdict = "stalled"
+            verdict = TickOutcome.STALLED
         elif failed:
-            verdict = "degraded"
+            verdict = TickOutcome.DEGRADED
+        elif self.plan.empty and before == self.desired_revision:
+            verdict = TickOutcome.UNCHANGED
         else:
-            verdict = "unchanged" if self.plan.empty and before == self.desired_revision else "applied"
+            verdict = TickOutcome.APPLIED
         return TickResult(verdict, self.plan, failed)
 
-    # --- status ----------------------------------------------------------------------------------------------
-
-    def _node_status(self, failed: tuple[str, ...] = (), *, record: bool = True) -> NodeStatus:
+    def _node_status(self, failed: Iterable[str] = (), *, record: bool = True) -> NodeStatus:
         """The node's status now. ``record`` merges its conditions into the saved history (not at start-up,
         where "Starting" would otherwise count as a transition and rewrite every transition time)."""
+        failed = tuple(failed)
         applied = self.saved.applied_revision
         if self.stall is not None:
             reason, message = self.stall

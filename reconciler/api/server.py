@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from reconciler.planning.plan import Plan
-from reconciler.planning.render import RENDERERS
+from reconciler.render.plan import RENDERERS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header.removeprefix("sha256="))
 
 
-def build_app(agent: AgentHandle) -> web.Application:
+def build_app(agent: AgentHandle, routes: Sequence[web.RouteDef] = ()) -> web.Application:
+    """The agent's routes and the capabilities' own (``routes``)."""
+
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -96,14 +99,15 @@ def build_app(agent: AgentHandle) -> web.Application:
             web.get("/config", config),
             web.get("/plan", plan),
             web.post("/hooks/git", webhook),
+            *routes,
         ]
     )
     return app
 
 
-async def start(agent: AgentHandle, host: str, port: int) -> web.AppRunner:
-    """Serve ``build_app(agent)`` on host:port; the caller owns the runner and must ``cleanup()`` it."""
-    runner = web.AppRunner(build_app(agent), access_log=None, handle_signals=False)
+async def start(agent: AgentHandle, host: str, port: int, *, routes: Sequence[web.RouteDef] = ()) -> web.AppRunner:
+    """Serve ``build_app(agent, routes)`` on host:port; the caller owns the runner and must ``cleanup()`` it."""
+    runner = web.AppRunner(build_app(agent, routes), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("http api listening address=%s:%d", host, port)

@@ -17,11 +17,11 @@ from reconciler.loading import cross_checks
 from reconciler.loading.cross_checks import Placed
 from reconciler.loading.documents import validate_document
 from reconciler.loading.locator import DocRef, Locator
-from reconciler.loading.tree import SourceFile, SourceTree
 from reconciler.loading.yaml_reader import YamlError, YamlLimits, read_yaml
 from reconciler.model import DesiredState, SourceRef
 from reconciler.model.common import Resource
 from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
+from reconciler.model.source_tree import SourceFile, SourceTree
 
 log = logging.getLogger(__name__)
 

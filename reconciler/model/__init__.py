@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, TypeVar
+from typing import Annotated, TypeVar, get_args
 
 from pydantic import Field
 
@@ -20,15 +20,13 @@ from reconciler.model.health_strategy import HealthStrategy
 from reconciler.model.ip_pool import IPPool
 from reconciler.model.tcp_proxy import TCPProxy
 
-KINDS: Mapping[str, type[Resource]] = {
-    model.KIND: model
-    for model in (HealthStrategy, EgressAllowList, EgressGateway, EgressRoute, IPPool, TCPProxy, EdgeNetwork)
-}
-
+# The one list of kinds, in the order they are reconciled and reported; KINDS is derived from it.
 AnyResource = Annotated[
     HealthStrategy | EgressAllowList | EgressGateway | EgressRoute | IPPool | TCPProxy | EdgeNetwork,
     Field(discriminator="kind"),
 ]
+
+KINDS: Mapping[str, type[Resource]] = {model.KIND: model for model in get_args(get_args(AnyResource)[0])}
 
 R = TypeVar("R", bound=Resource)
 

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from reconciler.model.common import Resource, Spec, Strict
 from reconciler.model.values import (
+    Balance,
     Duration,
     IPAddressValue,
     ListenAddressValue,
@@ -120,9 +121,7 @@ class PoolProxy(Strict):
 
     listen: ListenAddressValue = Field(description="Where clients connect, like 0.0.0.0:9096 (one port).")
     next: str = Field(default="127.0.0.1", description="Host of nginx; a connection goes to next:<member's port>.")
-    balance: Literal["random", "round-robin", "least-connections"] = Field(
-        default="random", description="How a member is picked for a new connection."
-    )
+    balance: Balance = Field(default="random", description="How a member is picked for a new connection.")
     dialTimeout: PositiveDuration = Field(
         default=timedelta(seconds=15), description="Give up connecting to nginx after this long."
     )

@@ -8,9 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from reconciler.model.common import Resource, Spec, Strict, ensure_unique
-from reconciler.model.values import Duration, HostPortValue, ListenAddressValue, PositiveDuration
-
-Balance = Literal["round-robin", "random", "least-connections"]
+from reconciler.model.values import Balance, Duration, HostPortValue, ListenAddressValue, PositiveDuration
 
 
 class WeightedTarget(Strict):

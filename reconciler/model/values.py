@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import idna
 from pydantic import Field, PlainSerializer, PlainValidator, WithJsonSchema
@@ -272,10 +272,15 @@ DomainPattern = Annotated[
 ]
 
 
+Balance = Literal["round-robin", "random", "least-connections"]
+"""How a proxy picks a target for a new connection (TCPProxy and IPPool alike)."""
+
+
 # --- host:port and listen addresses ---------------------------------------------------------------------------
 
 
-def _split_host_port(text: str) -> tuple[str, str]:
+def split_host_port(text: str) -> tuple[str, str]:
+    """``host:port`` or ``[v6]:port`` -> (host without brackets, port text); the one parser of the project."""
     text = text.strip()
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
@@ -288,6 +293,17 @@ def _split_host_port(text: str) -> tuple[str, str]:
     if ":" in host:
         raise ValueError(f"'{text}': write an IPv6 address in brackets, like [{host}]:{port}")
     return host, port
+
+
+def host_and_port(text: str) -> tuple[str, int]:
+    """``host:port`` (as ``str(HostPort)`` writes it) -> (host, port number)."""
+    host, port = split_host_port(text)
+    return host, int(port)
+
+
+def format_host_port(host: str, port: int) -> str:
+    """The inverse of ``host_and_port``: IPv6 addresses in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _format_host(host: IPAddress | str) -> str:
@@ -313,7 +329,7 @@ def parse_host(text: str) -> IPAddress | str:
 
 
 def parse_host_port(text: str) -> HostPort:
-    host, port = _split_host_port(text)
+    host, port = split_host_port(text)
     ports = parse_port_range(port)
     if len(ports) != 1:
         raise ValueError(f"'{text}' names a port range; only one port is allowed here")
@@ -338,7 +354,7 @@ class ListenAddress:
 
 
 def parse_listen_address(text: str) -> ListenAddress:
-    host, port = _split_host_port(text)
+    host, port = split_host_port(text)
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

@@ -7,6 +7,7 @@ them in one plan, unless forced (``--force`` for the run, or ``spec.safety.maxCh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.planning.plan import TargetPlan
 
@@ -21,7 +22,7 @@ class GateDecision:
 
 
 def check(
-    plan: TargetPlan,
+    plan: TargetPlan[Any],
     *,
     max_percent: int = DEFAULT_MAX_PERCENT,
     min_size: int = DEFAULT_MIN_SIZE,

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
 
 
 class Action(StrEnum):
@@ -19,31 +22,46 @@ class Action(StrEnum):
     REMOVE = "remove"
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Change:
-    """One member added, changed or removed; ``before``/``after`` are short human-readable values."""
+@dataclass(frozen=True, slots=True)
+class Change(Generic[V]):
+    """One member added, changed or removed. ``before``/``after`` are the typed values the applier carries out;
+    their ``str()`` is what people read. ``member`` is False for a change of settings rather than of a member,
+    which the safety gate does not count."""
 
     key: str
     action: Action
-    before: str | None = None
-    after: str | None = None
+    before: V | None = None
+    after: V | None = None
+    member: bool = True
+
+    @property
+    def shown_before(self) -> str | None:
+        return None if self.before is None else str(self.before)
+
+    @property
+    def shown_after(self) -> str | None:
+        return None if self.after is None else str(self.after)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "action": self.action.value, "before": self.before, "after": self.after}
+        return {"key": self.key, "action": self.action.value, "before": self.shown_before, "after": self.shown_after}
+
+
+def _ordered(changes: Sequence[Change[V]]) -> tuple[Change[V], ...]:
+    return tuple(sorted(changes, key=lambda c: (c.key, c.action)))
 
 
 @dataclass(frozen=True, slots=True)
-class TargetPlan:
-    """The changes to one target of one resource."""
+class TargetPlan(Generic[V]):
+    """The changes to one target of one resource: exactly what the safety gate saw and the applier carries out."""
 
     kind: str
     name: str
     target: str
     size: int
-    changes: tuple[Change, ...] = ()
+    changes: tuple[Change[V], ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "changes", tuple(sorted(self.changes)))
+        object.__setattr__(self, "changes", _ordered(self.changes))
 
     @property
     def resource(self) -> str:
@@ -52,7 +70,7 @@ class TargetPlan:
     @property
     def destructive(self) -> int:
         """Members removed or changed: what the safety gate counts."""
-        return sum(1 for c in self.changes if c.action is not Action.ADD)
+        return sum(1 for c in self.changes if c.action is not Action.ADD and c.member)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +88,7 @@ class Plan:
 
     revision: str
     node: str
-    targets: tuple[TargetPlan, ...] = field(default=())
+    targets: tuple[TargetPlan[Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
         ordered = tuple(sorted(self.targets, key=lambda t: (t.kind, t.name, t.target)))

@@ -1,5 +1,5 @@
-"""The asyncio TCP proxy shared by TCPProxy apps and IP pools: listeners, balancers, backend sets, health checks.
-
-Only the choice of backend differs between the two users; everything else (connect timeout, retries, half-close,
-idle timeout, connection limits, drain) is here once.
+"""The data plane shared by TCPProxy apps and (later) IP pools: our own edge-triggered epoll engine (``engine``),
+apps with their listeners and balancers (``app``, ``backends``), run in the agent's loop (``in_process``) or in
+worker processes (``workers``) from snapshots (``plane``), and the manager that owns apps, target health checks
+(``health``, judged by ``reconciler.health.rise_fall``) and reports what runs as ``ProxyAppFacts`` (``manager``).
 """

@@ -17,19 +17,24 @@ import socket
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal
+from datetime import timedelta
 
-from reconciler.proxy.backends import Backend, Balance, balancer
+from reconciler.health import outlier
+from reconciler.health.base import Observation
+from reconciler.model.health_strategy import OutlierSettings
+from reconciler.model.proxy_config import AppSettings
+from reconciler.proxy.backends import Backend, balancer
 from reconciler.proxy.engine import ERR, HUP, IN, OUT, Engine, Relay, Sock
 
 log = logging.getLogger(__name__)
 
 BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-OnEmpty = Literal["close", "http-502"]
 REFUSED_LINGER = 2.0  # how long a turned-away client's remaining data is read and dropped before we close
 ACCEPT_BATCH = 64  # accepts per readiness event, so one busy port does not starve the others
 NOTHING: frozenset[int] = frozenset()
 DIAL_CHECK = 0.05  # at most this late is a connect timeout noticed, so the expiry runs in batches
+# how a target that cannot be chosen (down, drained, unresolved) counts for the ejection caps: as out
+_OUT = outlier.OutlierState(ejected_until=float("inf"))
 
 
 @dataclass
@@ -45,16 +50,15 @@ class AppStats:
     at_limit: int = 0  # 1 while accepting is paused at max_connections
 
 
-@dataclass(frozen=True)
-class AppSettings:
-    balance: Balance = "round-robin"
-    connect_timeout: float = 3.0
-    retries: int = 2
-    idle_timeout: float | None = None
-    max_connections: int = 10_000
-    on_empty: OnEmpty = "close"
-    eject_after: int = 5  # failed connects in a row that take a target out of the choice; 0: never
-    eject_for: float = 30.0
+def outlier_rule(settings: AppSettings) -> OutlierSettings | None:
+    """TCPProxy's outlier detection as the ``outlier`` strategy: a fixed ejection time (it does not grow), any share
+    of the targets, but never the last usable one."""
+    if not settings.eject_after:
+        return None
+    eject_for = timedelta(seconds=settings.eject_for)
+    return OutlierSettings(
+        failures=settings.eject_after, baseEjection=eject_for, maxEjection=eject_for, maxEjectedPercent=100
+    )
 
 
 class Listener:
@@ -99,6 +103,7 @@ class ProxyApp:
         self.settings = settings
         self.backends = list(backends)
         self.balancer = balancer(settings.balance)
+        self.outliers = outlier_rule(settings)
         self.stats = AppStats()
         self.engine = engine
         self.listeners: dict[tuple[str, int], Listener] = {}
@@ -115,6 +120,8 @@ class ProxyApp:
         """New settings and backends for new connections; established connections are left alone."""
         if settings.balance != self.settings.balance:
             self.balancer = balancer(settings.balance)
+        if settings != self.settings:
+            self.outliers = outlier_rule(settings)
         self.settings = settings
         self.backends = backends
         self._sweep_if_needed()
@@ -222,7 +229,10 @@ class ProxyApp:
         backend: Backend = relay.backend
         backend.active += 1
         backend.connections += 1
-        backend.failing = 0
+        if backend.outlier.failures and self.outliers is not None:  # the common case stays one attribute test
+            backend.outlier = outlier.step(
+                backend.outlier, Observation(True, self.engine.now), settings=self.outliers, now=self.engine.now
+            )
         relay.attach(mask)
 
     def _expire_dials(self) -> None:
@@ -248,35 +258,40 @@ class ProxyApp:
 
     def _failed(self, backend: Backend, error: int) -> None:
         backend.failures += 1
-        backend.failing += 1
         self.stats.connect_failures += 1
         log.debug("connect failed app=%s backend=%s error=%s", self.name, backend.address, errno.errorcode.get(error))
-        limit = self.settings.eject_after
-        if limit and backend.failing >= limit and not backend.ejected and self._another_usable(backend):
+        rule = self.outliers
+        if rule is None or backend.ejected:
+            return
+        now = self.engine.now
+        others = (b.outlier if b.usable else _OUT for b in self.backends if b is not backend)
+        backend.outlier = outlier.step(backend.outlier, Observation(False, now), settings=rule, now=now, others=others)
+        if backend.outlier.ejected:
             self._eject(backend)
 
-    # --- outlier detection -----------------------------------------------------------------------------------
-
-    def _another_usable(self, backend: Backend) -> bool:
-        """Never eject the last target left: a target that sometimes connects beats none."""
-        return any(b is not backend and b.usable for b in self.backends)
+    # --- outlier detection (the ``outlier`` strategy of reconciler.health) ------------------------------------
 
     def _eject(self, backend: Backend) -> None:
         backend.ejected = True
         self.stats.ejections += 1
+        until = backend.outlier.ejected_until or self.engine.now
         log.warning(
             "target ejected app=%s target=%s failed_connects_in_a_row=%d for=%.0fs",
             self.name,
             backend.address,
-            backend.failing,
-            self.settings.eject_for,
+            backend.outlier.failures,
+            until - self.engine.now,
         )
-        self.engine.call_at(self.engine.now + self.settings.eject_for, lambda: self._readmit(backend))
+        self.engine.call_at(until, lambda: self._readmit(backend))
 
     def _readmit(self, backend: Backend) -> None:
-        backend.ejected = False
-        backend.failing = 0
-        log.info("target readmitted app=%s target=%s", self.name, backend.address)
+        if self.outliers is not None:
+            backend.outlier = outlier.release_due(backend.outlier, settings=self.outliers, now=self.engine.now)
+        else:
+            backend.outlier = outlier.OutlierState()
+        backend.ejected = backend.outlier.ejected
+        if not backend.ejected:
+            log.info("target readmitted app=%s target=%s", self.name, backend.address)
 
     def _refuse(self, relay: Relay) -> None:
         """No backend: answer as configured, then end the connection with a FIN, not a reset.

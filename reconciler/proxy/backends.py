@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
-Balance = Literal["round-robin", "random", "least-connections"]
+from reconciler.health.outlier import OutlierState
+from reconciler.model.values import Balance
 
 
 @dataclass(eq=False)
@@ -28,8 +29,8 @@ class Backend:
     current: float = 0.0  # smooth weighted round-robin state
     connections: int = 0
     failures: int = 0
-    failing: int = 0  # failed connects in a row
-    ejected: bool = False  # taken out by the data path for failing connects (outlier detection)
+    outlier: OutlierState = field(default_factory=OutlierState)  # failed connects in a row, ejections
+    ejected: bool = False  # taken out by the data path for failing connects (outlier.ejected, kept flat for speed)
 
     @property
     def usable(self) -> bool:

@@ -1,95 +1,28 @@
-"""Active health checks (HAProxy's inter / rise / fall): TCP connect, optional send/expect, names re-resolved.
+"""Active health checks of proxy targets (HAProxy's inter / rise / fall), run by the proxy manager.
 
-Each check round resolves every target again (a name that stops resolving takes its target out, with the reason),
-connects within ``timeout``, and counts consecutive results: ``fall`` failures mark a target down, ``rise``
-successes mark it up again. Rounds are jittered so that many agents do not check in step.
+Each round resolves every target again through the Resolver seam (a name that stops resolving takes its target out
+at once, with the resolver's reason), checks it with the TCP observer, and judges the result with the ``rise_fall``
+strategy of ``reconciler.health``. Rounds are jittered so that many agents do not check in step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import logging
 import random
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from reconciler.health import rise_fall
+from reconciler.health.rise_fall import RiseFall, RiseFallState
+from reconciler.model.proxy_config import CheckSettings
+from reconciler.observers import tcp_check
+from reconciler.observers.dns import resolve_endpoint
 from reconciler.proxy.backends import Backend
+from reconciler.system.clock import Clock
+from reconciler.system.network import Connector
+from reconciler.system.resolver import Resolver
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    interval: float = 2.0
-    timeout: float = 1.0
-    rise: int = 2
-    fall: int = 3
-    send: bytes | None = None
-    expect: bytes | None = None
-
-
-@dataclass
-class CheckState:
-    """Consecutive results of one backend."""
-
-    successes: int = 0
-    failures: int = 0
-    last_error: str = ""
-    checks: int = 0
-    history: list[bool] = field(default_factory=list)
-
-
-def split_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def literal_address(address: str) -> tuple[str, int] | None:
-    """(IP, port) when the host is an IP literal (nothing to resolve), else None."""
-    host, port = split_address(address)
-    try:
-        return str(ipaddress.ip_address(host)), port
-    except ValueError:
-        return None
-
-
-async def resolve(address: str) -> tuple[str, int]:
-    """host:port -> (IP, port); raises OSError when the name does not resolve."""
-    literal = literal_address(address)
-    if literal is not None:
-        return literal
-    host, port = split_address(address)
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    if not infos:
-        raise OSError(f"{host} has no address")
-    return str(infos[0][4][0]), port
-
-
-async def probe(target: tuple[str, int], settings: CheckSettings) -> None:
-    """One check; raises OSError or TimeoutError when it fails."""
-
-    async def attempt() -> None:
-        reader, writer = await asyncio.open_connection(*target)
-        try:
-            if settings.send:
-                writer.write(settings.send)
-                await writer.drain()
-            if settings.expect:
-                answer = await reader.readexactly(len(settings.expect))
-                if answer != settings.expect:
-                    raise OSError(f"expected {settings.expect!r}, got {answer!r}")
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-
-    try:
-        await asyncio.wait_for(attempt(), settings.timeout)
-    except asyncio.IncompleteReadError as exc:
-        raise OSError("closed before the expected answer") from exc
 
 
 class HealthChecker:
@@ -101,6 +34,9 @@ class HealthChecker:
         backends: list[Backend],
         settings: CheckSettings,
         *,
+        resolver: Resolver,
+        connector: Connector,
+        clock: Clock,
         rng: random.Random | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
@@ -108,7 +44,10 @@ class HealthChecker:
         self.on_change = on_change  # told when a target goes up or down or resolves to another address
         self.backends = backends
         self.settings = settings
-        self.states: dict[str, CheckState] = {}
+        self.resolver = resolver
+        self.connector = connector
+        self.clock = clock
+        self.states: dict[str, RiseFallState] = {}
         self.rng = rng or random.Random()
 
     def update(self, backends: list[Backend], settings: CheckSettings) -> None:
@@ -140,39 +79,33 @@ class HealthChecker:
                 self.on_change()
 
     async def _check_once(self, backend: Backend) -> None:
-        state = self.states.setdefault(backend.address, CheckState())
-        state.checks += 1
         try:
-            backend.resolved = await asyncio.wait_for(resolve(backend.address), self.settings.timeout)
+            endpoint = await asyncio.wait_for(
+                resolve_endpoint(self.resolver, backend.address), max(self.settings.timeout, 0.001)
+            )
         except (OSError, TimeoutError) as exc:
             if backend.resolved is not None or not backend.reason:
                 log.warning("target unresolvable app=%s target=%s error=%s", self.name, backend.address, exc)
             backend.resolved = None
             backend.reason = f"unresolvable: {exc or 'timeout'}"
-            self._record(backend, state, ok=False, error=backend.reason)
+            self._record(backend, ok=False, error=backend.reason)
             return
-        try:
-            await probe(backend.resolved, self.settings)
-        except (OSError, TimeoutError) as exc:
-            self._record(backend, state, ok=False, error=str(exc) or "timeout")
-        else:
-            self._record(backend, state, ok=True, error="")
+        backend.resolved = (endpoint.host, endpoint.port)
+        facts = await tcp_check.check(self.connector, self.clock, endpoint.host, endpoint.port, self.settings)
+        self._record(backend, ok=facts.ok, error=facts.error)
 
-    def _record(self, backend: Backend, state: CheckState, *, ok: bool, error: str) -> None:
-        state.history = [*state.history[-19:], ok]
-        if ok:
-            state.successes += 1
-            state.failures = 0
-            if not backend.up and state.successes >= self.settings.rise:
-                backend.up = True
-                backend.reason = ""
-                log.info("target up app=%s target=%s", self.name, backend.address)
-        else:
-            state.failures += 1
-            state.successes = 0
-            state.last_error = error
-            if backend.up and state.failures >= self.settings.fall:
-                backend.up = False
-                log.warning("target down app=%s target=%s error=%s", self.name, backend.address, error)
-            if not backend.up or backend.resolved is None:
-                backend.reason = error
+    def _record(self, backend: Backend, *, ok: bool, error: str) -> None:
+        before = self.states.get(backend.address)
+        if before is None:
+            before = RiseFallState() if backend.up else rise_fall.down(backend.reason or "down")
+        rule = RiseFall(self.settings.rise, self.settings.fall)
+        state = self.states[backend.address] = rise_fall.step(before, ok, rule=rule, error=error)
+        if state.up and not backend.up:
+            log.info("target up app=%s target=%s", self.name, backend.address)
+        elif backend.up and not state.up:
+            log.warning("target down app=%s target=%s error=%s", self.name, backend.address, error)
+        backend.up = state.up
+        if state.up and backend.resolved is not None:
+            backend.reason = ""
+        elif not ok and (not state.up or backend.resolved is None):
+            backend.reason = error

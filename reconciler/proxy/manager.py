@@ -1,9 +1,10 @@
 """Runs proxy apps and reloads them in place: ports opened and closed, targets added and drained, without
 dropping established connections.
 
-The manager owns what is decided once per agent: the desired apps, the targets with their health (checks run
+The manager owns what is decided once per agent: the apps' configs, the targets with their health (checks run
 here, not per worker; targets are kept by address across reloads, so their health survives), and which data
-path carries the traffic. Every change of either is sent to the data path as one snapshot.
+path carries the traffic. Every change of either is sent to the data path as one snapshot. What runs is reported
+as ``ProxyAppFacts``, read by planning, status and metrics alike.
 """
 
 from __future__ import annotations
@@ -13,27 +14,27 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from reconciler.proxy.app import AppSettings, AppStats
+from reconciler.model.observed import ProxyAppFacts, ProxyCounters, ProxyTargetFacts
+from reconciler.model.proxy_config import AppConfig
+from reconciler.model.values import format_host_port, host_and_port
 from reconciler.proxy.backends import Backend
-from reconciler.proxy.health import CheckSettings, HealthChecker, literal_address
+from reconciler.proxy.health import HealthChecker
 from reconciler.proxy.in_process import InProcess
 from reconciler.proxy.plane import AppCounters, AppSpec, DataPath, Snapshot, TargetSpec
 from reconciler.proxy.workers import WorkerProcesses
+from reconciler.system.clock import Clock, SystemClock
+from reconciler.system.network import Connector, TcpConnector
+from reconciler.system.resolver import DnsResolver, Resolver, literal
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class AppConfig:
-    """Everything one app needs; built from a TCPProxy (or IPPool) resource by the agent."""
-
-    key: str
-    listen: tuple[tuple[str, int], ...]
-    targets: tuple[tuple[str, int], ...]  # (host:port, weight)
-    settings: AppSettings = field(default_factory=AppSettings)
-    checks: CheckSettings | None = field(default_factory=CheckSettings)
+def _literal_endpoint(address: str) -> tuple[str, int] | None:
+    """(IP, port) when the target is an IP literal (nothing to resolve), else None."""
+    host, port = host_and_port(address)
+    ip = literal(host)
+    return (str(ip), port) if ip is not None else None
 
 
 @dataclass
@@ -49,9 +50,19 @@ class ProxyManager:
     """All apps of this agent, by key. ``workers`` 0 runs the data plane in the agent's own loop."""
 
     def __init__(
-        self, *, drain: float = 30.0, known_down: Mapping[str, set[str]] | None = None, workers: int = 0
+        self,
+        *,
+        drain: float = 30.0,
+        known_down: Mapping[str, set[str]] | None = None,
+        workers: int = 0,
+        resolver: Resolver | None = None,
+        connector: Connector | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.drain = drain
+        self.resolver = resolver or DnsResolver()
+        self.connector = connector or TcpConnector()
+        self.clock = clock or SystemClock()
         self.workers = workers
         self.running: dict[str, _Running] = {}
         # Targets that were down when the last process stopped: they start down and need `rise` good checks.
@@ -79,7 +90,7 @@ class ProxyManager:
         for address, weight in config.targets:
             backend = by_address.get(address)
             if backend is None:
-                backend = Backend(address, resolved=literal_address(address))
+                backend = Backend(address, resolved=_literal_endpoint(address))
                 if address in down and config.checks is not None:
                     backend.up = False
                     backend.reason = "down before the restart"
@@ -110,9 +121,18 @@ class ProxyManager:
 
         Raises OSError when an address cannot be listened on; everything else is applied all the same.
         """
-        for key in [k for k in self.running if k.startswith(scope) and k not in configs]:
-            self._stop_checks(self.running.pop(key))
-            log.info("app removed app=%s", key)
+        removed = [k for k in self.running if k.startswith(scope) and k not in configs]
+        await self._change(configs, removed)
+
+    async def set_app(self, key: str, config: AppConfig | None) -> None:
+        """Run app ``key`` with ``config``, or stop it (None). Raises OSError as ``apply`` does."""
+        await self._change({key: config} if config is not None else {}, [key] if config is None else [])
+
+    async def _change(self, configs: Mapping[str, AppConfig], removed: list[str]) -> None:
+        for key in removed:
+            if key in self.running:
+                self._stop_checks(self.running.pop(key))
+                log.info("app removed app=%s", key)
         for key, config in configs.items():
             running = self.running.get(key)
             backends = self._backends(key, config, running.backends if running else [])
@@ -147,11 +167,17 @@ class ProxyManager:
             self._stop_checks(running)
             for backend in running.backends:
                 backend.up = True
-                backend.resolved = backend.resolved or literal_address(backend.address)
+                backend.resolved = backend.resolved or _literal_endpoint(backend.address)
             return
         if running.checker is None:
             running.checker = HealthChecker(
-                running.config.key, running.backends, checks, on_change=self._health_changed
+                running.config.key,
+                running.backends,
+                checks,
+                resolver=self.resolver,
+                connector=self.connector,
+                clock=self.clock,
+                on_change=self._health_changed,
             )
             running.task = asyncio.get_running_loop().create_task(
                 running.checker.run(), name=f"checks-{running.config.key}"
@@ -178,37 +204,50 @@ class ProxyManager:
             await self.data_path.close()
             self.data_path = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """What runs: per app, listeners, targets with health, and counters (for status and metrics)."""
+    def config(self, key: str) -> AppConfig | None:
+        """The config app ``key`` runs with now, None when it does not run."""
+        running = self.running.get(key)
+        return running.config if running is not None else None
+
+    def snapshot(self) -> dict[str, ProxyAppFacts]:
+        """What runs: per app, listeners, targets with health, settings and counters."""
         counted = self.data_path.counters() if self.data_path is not None else {}
-        result: dict[str, Any] = {}
+        result: dict[str, ProxyAppFacts] = {}
         for key, running in sorted(self.running.items()):
-            counters = counted.get(key) or AppCounters(vars(AppStats()).copy(), {})
+            counters = counted.get(key) or AppCounters({}, {})
             states = running.checker.states if running.checker else {}
             targets = []
             for b in running.backends:
                 active, connections, failures, ejected = counters.targets.get(b.address, (0, 0, 0, 0))
                 targets.append(
-                    {
-                        "address": b.address,
-                        "weight": b.weight,
-                        "up": b.up and b.resolved is not None,
-                        "resolved": f"{b.resolved[0]}:{b.resolved[1]}" if b.resolved else None,
-                        "reason": b.reason,
-                        "active": active,
-                        "connections": connections,
-                        "connectFailures": failures,
-                        "ejected": ejected > 0,
-                        "failedChecks": states[b.address].failures if b.address in states else 0,
-                    }
+                    ProxyTargetFacts(
+                        address=b.address,
+                        weight=b.weight,
+                        up=b.up and b.resolved is not None,
+                        resolved=format_host_port(*b.resolved) if b.resolved else None,
+                        reason=b.reason,
+                        active=active,
+                        connections=connections,
+                        connect_failures=failures,
+                        ejected=ejected > 0,
+                        failed_checks=states[b.address].failures if b.address in states else 0,
+                    )
                 )
-            result[key] = {
+            config = running.config
+            result[key] = ProxyAppFacts(
+                key=key,
                 # what the data path said it listens on (counters, which lag, are not asked)
-                "listen": sorted(
-                    f"{h}:{p}" for h, p in running.config.listen if f"{h}:{p}" not in running.listen_errors
+                listen=tuple(
+                    sorted(
+                        address
+                        for address in (format_host_port(h, p) for h, p in config.listen)
+                        if address not in running.listen_errors
+                    )
                 ),
-                "listenErrors": dict(running.listen_errors),
-                "targets": targets,
-                "stats": counters.stats,
-            }
+                targets=tuple(targets),
+                settings=config.settings,
+                checks=config.checks,
+                listen_errors=dict(running.listen_errors),
+                counters=ProxyCounters(**counters.stats),
+            )
         return result

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from reconciler.proxy.app import AppSettings, ProxyApp
+from reconciler.model.proxy_config import AppSettings
+from reconciler.model.values import format_host_port
+from reconciler.proxy.app import ProxyApp
 from reconciler.proxy.backends import Backend
 from reconciler.proxy.engine import Engine
 
@@ -95,7 +97,7 @@ class DataPlane:
                     app.listen(host, port)
                 except OSError as exc:
                     log.error("cannot listen app=%s address=%s:%d error=%s", key, host, port, exc)
-                    errors.setdefault(key, {})[f"{host}:{port}"] = exc.strerror or str(exc)
+                    errors.setdefault(key, {})[format_host_port(host, port)] = exc.strerror or str(exc)
         return errors
 
     def stop(self) -> None:
@@ -108,7 +110,7 @@ class DataPlane:
             key: AppCounters(
                 stats=vars(app.stats).copy(),
                 targets={b.address: (b.active, b.connections, b.failures, int(b.ejected)) for b in app.backends},
-                listening=sorted(f"{h}:{p}" for h, p in app.listeners),
+                listening=sorted(format_host_port(h, p) for h, p in app.listeners),
             )
             for key, app in self.apps.items()
         }

@@ -1,6 +1,9 @@
-"""The local state file: what must survive a restart (revisions, condition history), as versioned JSON.
+"""The local state file: what must survive a restart (revisions, condition history, and each capability's own
+part), as versioned JSON.
 
 Written atomically by the agent; an unreadable or newer file is not trusted (the agent starts fresh and says so).
+Each capability's part carries its own version, so one capability changing its format does not cost the others
+theirs. Version 1 files (before capabilities had parts of their own) are read and converted.
 """
 
 from __future__ import annotations
@@ -11,7 +14,15 @@ from typing import Any
 
 from reconciler.status.conditions import Condition
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class CapabilityState:
+    """One capability's part: its own format version and its JSON values."""
+
+    version: int
+    state: dict[str, Any]
 
 
 @dataclass
@@ -19,7 +30,7 @@ class SavedState:
     applied_revision: str | None = None
     attempted_revision: str | None = None
     conditions: dict[str, tuple[Condition, ...]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, CapabilityState] = field(default_factory=dict)  # by kind
 
     def encode(self) -> bytes:
         document = {
@@ -27,7 +38,9 @@ class SavedState:
             "lastAppliedRevision": self.applied_revision,
             "lastAttemptedRevision": self.attempted_revision,
             "conditions": {k: [c.as_dict() for c in v] for k, v in sorted(self.conditions.items())},
-            "extra": self.extra,
+            "capabilities": {
+                kind: {"version": part.version, "state": part.state} for kind, part in sorted(self.capabilities.items())
+            },
         }
         return json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
 
@@ -41,17 +54,30 @@ def decode(content: bytes) -> SavedState:
         document = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise StateFileError(f"not JSON: {exc}") from None
-    if not isinstance(document, dict) or document.get("schemaVersion") != SCHEMA_VERSION:
-        version = document.get("schemaVersion") if isinstance(document, dict) else None
-        raise StateFileError(f"schema version {version!r}, this agent reads {SCHEMA_VERSION}")
+    version = document.get("schemaVersion") if isinstance(document, dict) else None
+    if not isinstance(document, dict) or version not in (1, SCHEMA_VERSION):
+        raise StateFileError(f"schema version {version!r}, this agent reads 1 and {SCHEMA_VERSION}")
     try:
+        if version == 1:
+            capabilities = _from_version_1(document.get("extra", {}))
+        else:
+            capabilities = {
+                str(kind): CapabilityState(int(part["version"]), dict(part["state"]))
+                for kind, part in document.get("capabilities", {}).items()
+            }
         return SavedState(
             applied_revision=document.get("lastAppliedRevision"),
             attempted_revision=document.get("lastAttemptedRevision"),
             conditions={
                 key: tuple(Condition.from_dict(c) for c in value) for key, value in document["conditions"].items()
             },
-            extra=dict(document.get("extra", {})),
+            capabilities=capabilities,
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise StateFileError(f"malformed: {exc}") from None
+
+
+def _from_version_1(extra: dict[str, Any]) -> dict[str, CapabilityState]:
+    """Version 1 kept the proxy's down targets under ``extra.proxyTargetsDown``."""
+    down = extra.get("proxyTargetsDown")
+    return {"TCPProxy": CapabilityState(1, {"targetsDown": down})} if isinstance(down, dict) else {}

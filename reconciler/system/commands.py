@@ -8,13 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.errors import ReconcilerError
-
-
-class CommandError(ReconcilerError):
-    """A command could not be run, timed out, or failed; the message carries its stderr."""
-
-    retryable = True
+from reconciler.errors import CommandError
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reconciler.errors import SourceError
-from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
+from reconciler.model.source_tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
 
 
 def _read_limited(path: Path, limit: int) -> bytes:

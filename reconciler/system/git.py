@@ -1,4 +1,5 @@
-"""git: the desired-state source (fetch, read a revision, verify its signature) and the status branch (publish).
+"""git: the desired-state source (``GitSource``: fetch, read a revision, verify its signature) and the status
+branch (``GitStatusPublisher``), two seams over one bare repository (``BareRepository``).
 
 The agent keeps one bare repository in its state dir. Desired state is read straight from commit objects, never
 from a working tree, so a revision is applied whole or not at all. Status files are committed without a working
@@ -16,52 +17,19 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Protocol
 
 import git
 from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb import IStream
 
-from reconciler.errors import ReconcilerError, SourceError
-from reconciler.loading.tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
-from reconciler.settings import GitIdentity
+from reconciler.errors import FetchError, PublishError, ReconcilerError, SourceError
+from reconciler.model.source_tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
+from reconciler.settings import AgentSettings, GitIdentity
 
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "RECONCILER_GIT_TOKEN"  # noqa: S105 - a variable name, not a secret
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-
-
-class FetchError(ReconcilerError):
-    """The remote could not be fetched (unreachable, branch missing, authentication). Retryable."""
-
-    retryable = True
-
-
-class PublishError(ReconcilerError):
-    """Status could not be pushed after several attempts. Retryable."""
-
-    retryable = True
-
-
-class Git(Protocol):
-    """The git seam of the agent (blocking calls; the agent runs them in a worker thread)."""
-
-    def fetch(self) -> str:
-        """Fetch the desired-state branch; return its head commit."""
-        ...
-
-    def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
-        """The desired-state folder (settings.path) as of ``revision``."""
-        ...
-
-    def verify(self, revision: str) -> str | None:
-        """None when ``revision`` is signed by an allowed key, else why not."""
-        ...
-
-    def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
-        """Make ``prefix`` on the status branch hold exactly ``files``; the new commit, or None if unchanged."""
-        ...
 
 
 def _tree_files(commit: git.Commit, folder: str, label: str, max_file_bytes: int) -> SourceTree:
@@ -118,34 +86,20 @@ def _token_config() -> dict[str, str]:
     }
 
 
-class GitRepository:
-    """The real git seam, on a bare repository in ``workdir``."""
+class BareRepository:
+    """The agent's bare repository in ``workdir``, with ``origin`` set to ``url``."""
 
     def __init__(
         self,
         url: str,
         *,
         workdir: Path,
-        branch: str,
-        path: str,
-        status_branch: str,
-        identity: GitIdentity,
         timeout: float,
-        sign: bool = False,
         allowed_signers: Path | None = None,
         gpg_home: Path | None = None,
-        publish_attempts: int = 10,
     ) -> None:
         self.url = url
-        self.branch = branch
-        self.path = path
-        self.status_branch = status_branch
-        self.identity = identity
         self.timeout = timeout
-        self.sign = sign
-        self.allowed_signers = allowed_signers
-        self.gpg_home = gpg_home
-        self.publish_attempts = publish_attempts
         workdir.mkdir(parents=True, exist_ok=True)
         self.repo = git.Repo.init(workdir, bare=True)
         with self.repo.config_writer() as config:
@@ -157,11 +111,20 @@ class GitRepository:
             env["GNUPGHOME"] = str(gpg_home)
         self.repo.git.update_environment(**env)
 
-    def _remote_ref(self, branch: str) -> str:
+    @staticmethod
+    def remote_ref(branch: str) -> str:
         return f"refs/remotes/origin/{branch}"
 
+    def fetch_branch(self, branch: str) -> git.Commit:
+        """Fetch ``branch`` from origin; its head commit. Raises GitCommandError."""
+        ref = self.remote_ref(branch)
+        self.repo.git.fetch(
+            "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:{ref}", kill_after_timeout=self.timeout
+        )
+        return self.repo.commit(ref)
+
     @contextlib.contextmanager
-    def _translated(self, error: type[ReconcilerError], doing: str) -> Iterator[None]:
+    def translated(self, error: type[ReconcilerError], doing: str) -> Iterator[None]:
         """GitPython's and the OS's errors become ours; helper processes that died (a SIGTERM sent to the whole
         process group, say) are dropped so that the next call starts fresh ones."""
         try:
@@ -170,48 +133,65 @@ class GitRepository:
             self.repo.git.clear_cache()
             raise error(f"{doing}: {_git_detail(exc)}") from exc
 
+
+class GitSource:
+    """The desired state: ``path`` inside ``branch`` of the repository."""
+
+    def __init__(self, bare: BareRepository, *, branch: str, path: str) -> None:
+        self.bare = bare
+        self.branch = branch
+        self.path = path
+
     def fetch(self) -> str:
-        ref = self._remote_ref(self.branch)
-        with self._translated(FetchError, f"cannot fetch {self.branch}"):
-            self.repo.git.fetch(
-                "--quiet", "--no-tags", "origin", f"+refs/heads/{self.branch}:{ref}", kill_after_timeout=self.timeout
-            )
-            return self.repo.commit(ref).hexsha
+        with self.bare.translated(FetchError, f"cannot fetch {self.branch}"):
+            return str(self.bare.fetch_branch(self.branch).hexsha)
 
     def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
-        with self._translated(SourceError, f"cannot read revision {revision[:12]}"):
-            return _tree_files(self.repo.commit(revision), self.path, revision[:12], max_file_bytes)
+        with self.bare.translated(SourceError, f"cannot read revision {revision[:12]}"):
+            return _tree_files(self.bare.repo.commit(revision), self.path, revision[:12], max_file_bytes)
 
     def verify(self, revision: str) -> str | None:
         try:
-            self.repo.git.verify_commit(revision, kill_after_timeout=self.timeout)
+            self.bare.repo.git.verify_commit(revision, kill_after_timeout=self.bare.timeout)
         except git.GitCommandError as exc:
             return f"commit {revision[:12]} is not signed by an allowed key: {_git_detail(exc)}"
         return None
 
+
+class GitStatusPublisher:
+    """Status files committed to ``status_branch`` without a working tree, rebuilt on a rejected push."""
+
+    def __init__(
+        self,
+        bare: BareRepository,
+        *,
+        status_branch: str,
+        identity: GitIdentity,
+        sign: bool = False,
+        attempts: int = 10,
+    ) -> None:
+        self.bare = bare
+        self.repo = bare.repo
+        self.status_branch = status_branch
+        self.identity = identity
+        self.sign = sign
+        self.attempts = attempts
+
     def _status_parent(self) -> git.Commit | None:
-        ref = self._remote_ref(self.status_branch)
         try:
-            self.repo.git.fetch(
-                "--quiet",
-                "--no-tags",
-                "origin",
-                f"+refs/heads/{self.status_branch}:{ref}",
-                kill_after_timeout=self.timeout,
-            )
+            return self.bare.fetch_branch(self.status_branch)
         except git.GitCommandError as exc:
             if "couldn't find remote ref" not in str(exc):
                 raise PublishError(f"cannot fetch {self.status_branch}: {_git_detail(exc)}") from exc
             return None  # the branch does not exist yet: the first push creates it
-        return self.repo.commit(ref)
 
     def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
-        with self._translated(PublishError, f"cannot publish to {self.status_branch}"):
+        with self.bare.translated(PublishError, f"cannot publish to {self.status_branch}"):
             return self._publish(files, prefix=prefix, message=message)
 
     def _publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
         last_error = ""
-        for attempt in range(1, self.publish_attempts + 1):
+        for attempt in range(1, self.attempts + 1):
             parent = self._status_parent()
             index = git.IndexFile.from_tree(self.repo, parent if parent is not None else EMPTY_TREE)
             for key in [k for k in index.entries if str(k[0]).startswith(prefix)]:
@@ -225,14 +205,17 @@ class GitRepository:
             commit = self._commit(tree.hexsha, parent, message)
             try:
                 self.repo.git.push(
-                    "--quiet", "origin", f"{commit}:refs/heads/{self.status_branch}", kill_after_timeout=self.timeout
+                    "--quiet",
+                    "origin",
+                    f"{commit}:refs/heads/{self.status_branch}",
+                    kill_after_timeout=self.bare.timeout,
                 )
             except git.GitCommandError as exc:
                 last_error = _git_detail(exc)
                 log.info("status push rejected attempt=%d reason=%s", attempt, last_error)
                 continue
             return commit
-        raise PublishError(f"status push failed {self.publish_attempts} times: {last_error}")
+        raise PublishError(f"status push failed {self.attempts} times: {last_error}")
 
     def _commit(self, tree: str, parent: git.Commit | None, message: str) -> str:
         args = [tree, "-m", message]
@@ -246,7 +229,23 @@ class GitRepository:
             "GIT_COMMITTER_NAME": self.identity.name,
             "GIT_COMMITTER_EMAIL": self.identity.email,
         }
-        return str(self.repo.git.commit_tree(*args, env=env, kill_after_timeout=self.timeout))
+        return str(self.repo.git.commit_tree(*args, env=env, kill_after_timeout=self.bare.timeout))
+
+
+def open_repository(settings: AgentSettings) -> tuple[GitSource, GitStatusPublisher]:
+    """The agent's source and publisher over its bare repository in the state dir."""
+    bare = BareRepository(
+        settings.repo,
+        workdir=settings.state_dir / "repo.git",
+        timeout=settings.git_timeout.total_seconds(),
+        allowed_signers=settings.allowed_signers,
+        gpg_home=settings.gpg_home,
+    )
+    source = GitSource(bare, branch=settings.branch, path=settings.path)
+    publisher = GitStatusPublisher(
+        bare, status_branch=settings.status_branch, identity=settings.author, sign=settings.sign_status
+    )
+    return source, publisher
 
 
 def _git_detail(exc: Exception) -> str:

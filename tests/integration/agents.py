@@ -123,6 +123,9 @@ class AgentProcess:
             str(self.state_dir),
             "--listen",
             f"127.0.0.1:{self.port}",
+            # names are asked of a loopback port where no server listens: a test agent never asks a real DNS
+            "--nameserver",
+            f"127.0.0.1:{free_port()}",
             *self.args,
         ]
         with self.log.open("ab") as log:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.system.commands import CommandError, SubprocessRunner
+from reconciler.errors import CommandError
+from reconciler.system.commands import SubprocessRunner
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
-"""Active health checks against real sockets: connect, send/expect, names, and survival of a failing round."""
+"""Active health checks against real sockets: the TCP observer (connect, send/expect), names through the
+Resolver seam, rise/fall, and survival of a failing round."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import asyncio
 
 import pytest
 
+from reconciler.model.proxy_config import CheckSettings
+from reconciler.observers.tcp_check import check
 from reconciler.proxy.backends import Backend
-from reconciler.proxy.health import CheckSettings, HealthChecker, probe, resolve
+from reconciler.proxy.health import HealthChecker
+from reconciler.system.clock import SystemClock
+from reconciler.system.network import TcpConnector
+from reconciler.testing import FakeResolver
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
@@ -25,29 +31,45 @@ async def _banner_server(banner: bytes) -> tuple[asyncio.Server, int]:
 
 
 def test_send_and_expect() -> None:
-    """The answer must start with `expect`; a wrong answer or a refused port fails the check."""
+    """The answer must start with `expect`; a wrong answer or a refused port fails the check, with why."""
 
     async def scenario() -> None:
         server, port = await _banner_server(b"+PONG\r\n")
+        connector, clock = TcpConnector(), SystemClock()
         good = CheckSettings(timeout=1, send=b"PING\n", expect=b"+PONG")
-        await probe(("127.0.0.1", port), good)
-        with pytest.raises(OSError, match="expected"):
-            await probe(("127.0.0.1", port), CheckSettings(timeout=1, send=b"PING\n", expect=b"-ERR"))
-        with pytest.raises(ConnectionRefusedError):
-            await probe(("127.0.0.1", free_port()), good)
+        passed = await check(connector, clock, "127.0.0.1", port, good)
+        assert passed.ok
+        assert 0 <= passed.seconds < 1
+        wrong = await check(
+            connector, clock, "127.0.0.1", port, CheckSettings(timeout=1, send=b"PING\n", expect=b"-ERR")
+        )
+        assert (wrong.ok, wrong.error) == (False, "expected b'-ERR', got b'+PON'")
+        refused = await check(connector, clock, "127.0.0.1", free_port(), good)
+        assert (refused.ok, "refused" in refused.error.lower()) == (False, True)
         server.close()
 
     asyncio.run(scenario())
 
 
-def test_names_resolve_and_literals_pass_through() -> None:
-    """localhost resolves to loopback; an IP literal is not looked up; a bad name raises OSError."""
+def test_names_go_through_the_resolver_and_unresolvable_targets_are_down_at_once() -> None:
+    """A name resolves through the Resolver seam; one that stops resolving is out at once, with the reason."""
 
     async def scenario() -> None:
-        assert (await resolve("localhost:80"))[0] in ("127.0.0.1", "::1")
-        assert await resolve("[2001:db8::1]:443") == ("2001:db8::1", 443)
-        with pytest.raises(OSError, match=r"(not known|no address|resolution)"):
-            await resolve("nonexistent.invalid:1")
+        server, port = await _banner_server(b"")
+        resolver = FakeResolver({"svc.test": ("127.0.0.1",)})
+        backend = Backend(f"svc.test:{port}", resolved=None)
+        settings = CheckSettings(interval=0.05, timeout=0.5, rise=1, fall=3)
+        checker = HealthChecker(
+            "t", [backend], settings, resolver=resolver, connector=TcpConnector(), clock=SystemClock()
+        )
+        await checker.round()
+        assert (backend.up, backend.resolved) == (True, ("127.0.0.1", port))
+        resolver.answers.clear()
+        await checker.round()
+        assert backend.resolved is None
+        assert backend.reason.startswith("unresolvable: svc.test: no such name")
+        assert resolver.questions == ["svc.test", "svc.test"]
+        server.close()
 
     asyncio.run(scenario())
 
@@ -57,7 +79,14 @@ def test_a_failing_round_does_not_stop_the_checker(monkeypatch: pytest.MonkeyPat
 
     async def scenario() -> None:
         backend = Backend(f"127.0.0.1:{free_port()}", resolved=None)
-        checker = HealthChecker("t", [backend], CheckSettings(interval=0.05, timeout=0.05, fall=1))
+        checker = HealthChecker(
+            "t",
+            [backend],
+            CheckSettings(interval=0.05, timeout=0.05, fall=1),
+            resolver=FakeResolver(),
+            connector=TcpConnector(),
+            clock=SystemClock(),
+        )
         real_round = checker.round
         calls = 0
 

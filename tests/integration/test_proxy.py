@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import uvloop
 
-from reconciler.appliers.tcp_proxy import app_configs
 from reconciler.model import TCPProxy
-from reconciler.proxy.app import AppSettings
+from reconciler.model.proxy_config import AppConfig, AppSettings, CheckSettings
+from reconciler.planning.tcp_proxy import desired_apps
 from reconciler.proxy.engine import Relay, Side
-from reconciler.proxy.health import CheckSettings
-from reconciler.proxy.manager import AppConfig, ProxyManager
+from reconciler.proxy.manager import ProxyManager
 from reconciler.proxy.workers import WorkerProcesses, worker_main
+from reconciler.testing import FakeResolver
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
@@ -129,6 +129,7 @@ class Run:
                 await manager.close()
 
     def manager(self, **settings: Any) -> ProxyManager:
+        settings.setdefault("resolver", FakeResolver())  # names in these tests are unknown: never ask a real DNS
         manager = ProxyManager(drain=1, workers=self.workers, **settings)
         self.managers.append(manager)
         return manager
@@ -200,7 +201,7 @@ def test_the_challenge_layout(run: Run) -> None:
             for name, echoes in targets.items()
         ]
         manager = run.manager()
-        await manager.apply(app_configs(_proxy_document(apps)))
+        await manager.apply(desired_apps(_proxy_document(apps)))
         await asyncio.sleep(0.5)  # one check round resolves (or fails to resolve) every target
         for name in targets:
             answers = [await ask(port) for port in ports[name] for _ in range(2)]
@@ -211,11 +212,11 @@ def test_the_challenge_layout(run: Run) -> None:
             else:
                 assert tags == [f"{name}0", f"{name}1"] * 4, tags
         snapshot = manager.snapshot()
-        [unresolvable] = [t for t in snapshot["challenge/app-c"]["targets"] if t["address"].startswith("nonexistent")]
-        assert unresolvable["up"] is False
-        assert unresolvable["reason"].startswith("unresolvable")
-        assert unresolvable["connections"] == 0
-        assert sorted(snapshot["challenge/app-a"]["listen"]) == sorted(f"127.0.0.1:{p}" for p in ports["a"])
+        [unresolvable] = [t for t in snapshot["challenge/app-c"].targets if t.address.startswith("nonexistent")]
+        assert unresolvable.up is False
+        assert unresolvable.reason.startswith("unresolvable")
+        assert unresolvable.connections == 0
+        assert sorted(snapshot["challenge/app-a"].listen) == sorted(f"127.0.0.1:{p}" for p in ports["a"])
         await manager.close()
         for echoes in targets.values():
             for echo in echoes:
@@ -287,7 +288,7 @@ def test_a_killed_target_costs_no_client_a_failure(run: Run) -> None:
         assert down_after <= 3 * 0.2 * 1.1 + 0.2 + 0.3, down_after
         assert up_after is not None
         assert up_after <= 2 * 0.2 * 1.1 + 0.3, up_after
-        await eventually(lambda: manager.snapshot()["t/app"]["stats"]["retries"] > 0)
+        await eventually(lambda: manager.snapshot()["t/app"].counters.retries > 0)
         await manager.close()
         await first.stop()
         await second.stop()
@@ -381,8 +382,8 @@ def test_ten_thousand_connections_leak_no_descriptor(run: Run) -> None:
                 assert await ask(port) == b"fd:ping"
 
         await asyncio.gather(*(one() for _ in range(10_000)))
-        await eventually(lambda: manager.snapshot()["f/app"]["stats"]["connections"] == 10_001)
-        await eventually(lambda: manager.snapshot()["f/app"]["stats"]["active"] == 0)
+        await eventually(lambda: manager.snapshot()["f/app"].counters.connections == 10_001)
+        await eventually(lambda: manager.snapshot()["f/app"].counters.active == 0)
         assert run.descriptors(manager) <= before
         await manager.close()
         await echo.stop()
@@ -403,7 +404,7 @@ def test_a_target_failing_its_connects_is_ejected_then_readmitted(run_in_process
 
         def state() -> tuple[int, int, bool]:
             app = manager.snapshot()["o/app"]
-            return app["stats"]["connect_failures"], app["stats"]["ejections"], app["targets"][0]["ejected"]
+            return app.counters.connect_failures, app.counters.ejections, app.targets[0].ejected
 
         assert [await ask(port) for _ in range(12)] == [b"alive:ping"] * 12
         assert state() == (3, 1, True)  # the first six connections tried it every other time; then never
@@ -426,8 +427,8 @@ def test_the_last_target_is_never_ejected(run_in_process: Run) -> None:
         manager, port = await run.one_app("n/app", ((dead, 1),), AppSettings(retries=0, eject_after=2))
         for _ in range(5):
             assert await ask(port) == b""
-        stats = manager.snapshot()["n/app"]["stats"]
-        assert (stats["connect_failures"], stats["ejections"], stats["no_backend"]) == (5, 0, 5)
+        stats = manager.snapshot()["n/app"].counters
+        assert (stats.connect_failures, stats.ejections, stats.no_backend) == (5, 0, 5)
         await manager.close()
 
     run(scenario)
@@ -442,7 +443,7 @@ def test_an_empty_pool_answers_as_configured(run: Run) -> None:
         manager, port = await run.one_app("e/app", ((dead, 1),), settings)
         assert (await ask(port)).startswith(b"HTTP/1.1 502 Bad Gateway")
         assert (await ask(port)).startswith(b"HTTP/1.1 502")
-        await eventually(lambda: manager.snapshot()["e/app"]["stats"]["no_backend"] == 2)
+        await eventually(lambda: manager.snapshot()["e/app"].counters.no_backend == 2)
         await manager.close()
 
     run(scenario)
@@ -461,12 +462,12 @@ def test_a_hanging_connect_fails_over_after_the_connect_timeout(run: Run) -> Non
             answers = await asyncio.gather(*(ask(port) for _ in range(4)))
             assert answers == [b"alive:ping"] * 4
             assert time.monotonic() - started >= 0.3  # at least one waited for the timeout
-            await eventually(lambda: manager.snapshot()["t/app"]["stats"]["connect_failures"] >= 1)
-            stats = manager.snapshot()["t/app"]["stats"]
-            assert stats["retries"] == stats["connect_failures"]
+            await eventually(lambda: manager.snapshot()["t/app"].counters.connect_failures >= 1)
+            stats = manager.snapshot()["t/app"].counters
+            assert stats.retries == stats.connect_failures
             if run.workers == 0:
-                assert stats["connect_failures"] == 2  # round-robin alternates: every other one
-            assert stats["no_backend"] == 0
+                assert stats.connect_failures == 2  # round-robin alternates: every other one
+            assert stats.no_backend == 0
         await manager.close()
         await echo.stop()
 
@@ -486,7 +487,7 @@ def test_closed_connections_leave_nothing_to_the_garbage_collector(run_in_proces
         try:
             for _ in range(50):
                 assert await ask(port) == b"gc:ping"
-            await eventually(lambda: manager.snapshot()["g/app"]["stats"]["active"] == 0)
+            await eventually(lambda: manager.snapshot()["g/app"].counters.active == 0)
             alive = [o for o in gc.get_objects() if isinstance(o, (Relay, Side))]
         finally:
             gc.enable()
@@ -550,7 +551,7 @@ def test_the_connection_limit_queues_instead_of_failing(run_in_process: Run) -> 
         third[1].write(b"third")
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(third[0].readexactly(5), 0.5)
-        await eventually(lambda: manager.snapshot()["l/app"]["stats"]["at_limit"] == 1)
+        await eventually(lambda: manager.snapshot()["l/app"].counters.at_limit == 1)
         first[1].close()
         assert await asyncio.wait_for(third[0].readexactly(5), 3) == b"third"
         for _, writer in (second, third):

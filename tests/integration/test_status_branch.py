@@ -7,21 +7,16 @@ from pathlib import Path
 import pytest
 
 from reconciler.settings import GitIdentity
-from reconciler.system.git import GitRepository
+from reconciler.system.git import BareRepository, GitStatusPublisher
 from tests.integration.agents import Remote, git
 
 pytestmark = pytest.mark.integration
 
 
-def _node(remote: Remote, tmp_path: Path, name: str) -> GitRepository:
-    return GitRepository(
-        remote.url,
-        workdir=tmp_path / f"{name}.git",
-        branch="main",
-        path=".",
-        status_branch="reconciler-status",
-        identity=GitIdentity(f"agent {name}", f"{name}@example.invalid"),
-        timeout=30,
+def _node(remote: Remote, tmp_path: Path, name: str) -> GitStatusPublisher:
+    bare = BareRepository(remote.url, workdir=tmp_path / f"{name}.git", timeout=30)
+    return GitStatusPublisher(
+        bare, status_branch="reconciler-status", identity=GitIdentity(f"agent {name}", f"{name}@example.invalid")
     )
 
 

@@ -1,4 +1,5 @@
-"""The TCPProxy capability in-process: resource -> app configs -> running apps -> observed -> no more changes."""
+"""The TCPProxy capability in-process: resource -> plan -> running apps -> observed -> no more changes; its part of
+the state file, its metrics and a settings change carried out by the plan."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import asyncio
 
 import pytest
 
-from reconciler.appliers.tcp_proxy import TCPProxyCapability, app_configs
+from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 from reconciler.model import TCPProxy
+from reconciler.planning.tcp_proxy import desired_apps
 from reconciler.proxy.manager import ProxyManager
+from reconciler.testing import FakeResolver
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
 
 
-def _proxy(ports: list[int], target_port: int) -> TCPProxy:
+def _proxy(ports: list[int], target_port: int, retries: int = 1) -> TCPProxy:
     return TCPProxy.model_validate(
         {
             "apiVersion": "reconciler/v1",
@@ -23,7 +26,7 @@ def _proxy(ports: list[int], target_port: int) -> TCPProxy:
             "spec": {
                 "balance": "random",
                 "connectTimeout": "2s",
-                "retries": 1,
+                "retries": retries,
                 "idleTimeout": "1m",
                 "healthCheck": {"interval": "1s", "timeout": "500ms", "send": "PING", "expect": "PONG"},
                 "outlierDetection": {"consecutiveFailures": 7, "ejectFor": "45s"},
@@ -42,7 +45,7 @@ def _proxy(ports: list[int], target_port: int) -> TCPProxy:
 
 def test_settings_are_carried_into_the_app_config() -> None:
     """Timeouts, retries, balance (app over proxy), checks with send/expect and weights reach the proxy."""
-    [config] = app_configs(_proxy([5001], 7001)).values()
+    [config] = desired_apps(_proxy([5001], 7001)).values()
     assert config.key == "apps/web"
     assert config.settings.balance == "least-connections"
     assert (config.settings.connect_timeout, config.settings.retries, config.settings.idle_timeout) == (2.0, 1, 60.0)
@@ -52,22 +55,42 @@ def test_settings_are_carried_into_the_app_config() -> None:
     assert config.targets == (("127.0.0.1:7001", 1), ("192.0.2.10:80", 0))
 
 
-def test_apply_converges_and_forget_removes() -> None:
-    """After apply, observing plans no change; forget closes every app of the resource."""
+def test_apply_converges_a_settings_change_is_applied_and_forget_removes() -> None:
+    """After apply, observing plans no change; a new retries value is planned and carried out; forget stops all."""
 
     async def scenario() -> None:
-        manager = ProxyManager(drain=0.1)
+        manager = ProxyManager(drain=0.1, resolver=FakeResolver())
         capability = TCPProxyCapability(manager)
-        proxy = _proxy([free_port(), free_port()], free_port())
-        [plan] = capability.plan(proxy, await capability.observe(proxy), now=0)
-        assert len(plan.changes) == 4
+        ports, target = [free_port(), free_port()], free_port()
+        proxy = _proxy(ports, target)
+        [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
+        assert len(plan.changes) == 5  # two listeners, two targets, the settings
         await capability.apply(proxy, plan)
         observed = await capability.observe(proxy)
-        assert all(not p.changes for p in capability.plan(proxy, observed, now=0))
-        assert observed.summary is not None
+        assert all(not p.changes for p in capability.plan(proxy, observed.facts, now=0))
         assert set(observed.summary["apps"]) == {"apps/web"}
         assert capability.observe_interval(proxy) is not None
-        await capability.forget("TCPProxy", "apps")
+
+        changed = _proxy(ports, target, retries=4)
+        [plan] = capability.plan(changed, (await capability.observe(changed)).facts, now=0)
+        assert [c.key for c in plan.changes] == ["settings"]
+        await capability.apply(changed, plan)
+        config = manager.config("apps/web")
+        assert config is not None
+        assert config.settings.retries == 4
+
+        await capability.forget("apps")
         assert manager.running == {}
+        await manager.close()
 
     asyncio.run(scenario())
+
+
+def test_down_targets_are_saved_and_restored() -> None:
+    """The capability's part of the state file names the targets that are down; a new process starts them down."""
+    manager = ProxyManager(drain=0.1, resolver=FakeResolver())
+    capability = TCPProxyCapability(manager)
+    capability.restore({"targetsDown": {"apps/web": ["127.0.0.1:1"]}})
+    assert manager.known_down == {"apps/web": {"127.0.0.1:1"}}
+    assert capability.saved() == {"targetsDown": {}}
+    assert len(capability.collectors()) == 1

@@ -9,9 +9,9 @@ import pytest
 
 from reconciler.errors import DesiredStateError, Severity
 from reconciler.loading.loader import FileCache, LoadOptions, load_desired_state, load_tree
-from reconciler.loading.tree import SourceFile, SourceTree
 from reconciler.model import EgressAllowList, IPPool
 from reconciler.model.internal_ranges import AddressRanges
+from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.system.files import read_source_tree
 from tests.conftest import ALLOW_LIST, EXAMPLE
 

@@ -6,12 +6,15 @@ import json
 
 import pytest
 
+from reconciler.model.proxy_config import AppSettings, AppTuning, CheckSettings
 from reconciler.planning import gate
 from reconciler.planning.plan import Action, Change, Plan, TargetPlan
-from reconciler.planning.render import render_json, render_markdown, render_text
+from reconciler.planning.tcp_proxy import ListenOn, TargetWeight
+from reconciler.render.plan import render_json, render_markdown, render_text
+from tests.golden import assert_golden
 
 
-def _target(size: int, removed: int = 0, changed: int = 0, added: int = 0, name: str = "partners") -> TargetPlan:
+def _target(size: int, removed: int = 0, changed: int = 0, added: int = 0, name: str = "partners") -> TargetPlan[str]:
     changes = [Change(f"r{i}", Action.REMOVE, before=f"203.0.113.{i}") for i in range(removed)]
     changes += [Change(f"c{i}", Action.CHANGE, before="a", after="b") for i in range(changed)]
     changes += [Change(f"a{i}", Action.ADD, after=f"198.51.100.{i}") for i in range(added)]
@@ -44,6 +47,31 @@ def test_renderings() -> None:
     assert f"`{plan.checksum[:16]}`" in markdown
     assert json.loads(render_json(plan))["checksum"] == plan.checksum
     assert "No changes." in render_markdown(Plan("x", "gw-1"))
+
+
+def _proxy_plan() -> Plan:
+    changes = (
+        Change("listen 127.0.0.1:15400", Action.ADD, after=ListenOn("127.0.0.1", 15400)),
+        Change("listen [::1]:15401", Action.REMOVE, before=ListenOn("::1", 15401)),
+        Change("target web:80", Action.CHANGE, TargetWeight("web:80", 1), TargetWeight("web:80", 3)),
+        Change(
+            "settings",
+            Action.CHANGE,
+            AppTuning(AppSettings(), CheckSettings()),
+            AppTuning(AppSettings(retries=4), CheckSettings(send=b"PING", expect=b"PONG")),
+            member=False,
+        ),
+    )
+    return Plan("0123456789abcdef", "proxy-1", (TargetPlan("TCPProxy", "apps", "app:apps/web", 2, changes),))
+
+
+def test_plan_renderings_match_their_golden_files() -> None:
+    """Typed values render through str(); a key that already names the value is not repeated."""
+    plan = Plan("0123456789abcdef", "gw-1", (_target(3, removed=1, changed=1, added=1),))
+    proxy = _proxy_plan()
+    assert_golden("plan.txt", render_text(plan) + "\n\n" + render_text(proxy) + "\n")
+    assert_golden("plan.md", render_markdown(plan) + "\n" + render_markdown(proxy))
+    assert "+ listen 127.0.0.1:15400\n" in render_text(proxy) + "\n"
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reconciler.errors import DesiredStateError
 from reconciler.loading.loader import load_desired_state
-from reconciler.loading.tree import SourceFile, SourceTree
+from reconciler.model.source_tree import SourceFile, SourceTree
 from tests.conftest import EXAMPLE
 
 EXAMPLE_TEXTS = [p.read_text() for p in sorted(EXAMPLE.rglob("*.yaml"))]

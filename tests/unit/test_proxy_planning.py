@@ -10,9 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.model import TCPProxy
+from reconciler.model.observed import ProxyAppFacts, ProxyTargetFacts, TCPProxyFacts
+from reconciler.model.proxy_config import AppConfig, AppSettings, AppTuning
 from reconciler.planning.plan import Action
-from reconciler.planning.tcp_proxy import desired_apps, plan_tcp_proxy
-from reconciler.proxy.app import AppSettings
+from reconciler.planning.tcp_proxy import ListenOn, TargetWeight, apply_changes, desired_apps, plan_tcp_proxy
 from reconciler.proxy.backends import Backend, LeastConnections, Random, RoundRobin
 from reconciler.proxy.plane import AppSpec, TargetSpec
 from reconciler.proxy.workers import per_worker
@@ -88,45 +89,77 @@ def test_random_follows_weights_and_least_connections_prefers_idle() -> None:
     assert LeastConnections().pick(backends, frozenset()).address == "b0"  # type: ignore[union-attr]
 
 
+def _running(config: AppConfig, **changes: Any) -> ProxyAppFacts:
+    """Facts of an app that runs ``config`` (with ``changes`` to its fields)."""
+    fields: dict[str, Any] = {
+        "listen": tuple(f"{h}:{p}" for h, p in config.listen),
+        "targets": tuple(ProxyTargetFacts(a, w, up=True, resolved=a) for a, w in config.targets),
+        "settings": config.settings,
+        "checks": config.checks,
+    }
+    return ProxyAppFacts(key=config.key, **{**fields, **changes})
+
+
 def test_port_ranges_expand_and_a_fresh_plan_adds_everything() -> None:
-    """A range listens on each port; with nothing running, every listener and target is an addition."""
+    """A range listens on each port; with nothing running, every listener, target and the settings are added."""
     proxy = TCPProxy.model_validate(PROXY)
     [app] = desired_apps(proxy).values()
     assert app.listen == (("0.0.0.0", 5300), ("0.0.0.0", 5301), ("0.0.0.0", 5302))
-    [plan] = plan_tcp_proxy(proxy, {})
+    [plan] = plan_tcp_proxy(proxy, TCPProxyFacts())
     assert plan.target == "app:apps/web"
     assert [(c.action, c.key) for c in plan.changes] == [
         (Action.ADD, "listen 0.0.0.0:5300"),
         (Action.ADD, "listen 0.0.0.0:5301"),
         (Action.ADD, "listen 0.0.0.0:5302"),
+        (Action.ADD, "settings"),
         (Action.ADD, "target 192.0.2.10:7001"),
         (Action.ADD, "target 192.0.2.11:7001"),
     ]
+    assert plan.changes[0].after == ListenOn("0.0.0.0", 5300)
+    assert plan.changes[4].after == TargetWeight("192.0.2.10:7001", 1)
+
+
+def test_carrying_out_a_plan_gives_exactly_the_desired_app() -> None:
+    """apply_changes on what runs with the gated plan's changes is the desired config; a removal plan stops it."""
+    proxy = TCPProxy.model_validate(PROXY)
+    [want] = desired_apps(proxy).values()
+    [plan] = plan_tcp_proxy(proxy, TCPProxyFacts())
+    assert apply_changes(want.key, None, plan.changes) == want
+    old = AppConfig("apps/old", (("0.0.0.0", 6000),), (("192.0.2.99:1", 1),))
+    plans = {p.target: p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/old": _running(old)}))}
+    assert apply_changes("apps/old", old, plans["app:apps/old"].changes) is None
+    # only what the plan says changes: a listener the plan does not name stays
+    partial = [c for c in plan.changes if c.key != "listen 0.0.0.0:5302"]
+    carried = apply_changes(want.key, None, partial)
+    assert carried is not None
+    assert ("0.0.0.0", 5302) not in carried.listen
 
 
 def test_a_converged_proxy_plans_nothing_and_changes_are_precise() -> None:
-    """Running what is desired: no change. A dropped port, a new weight and a removed app are named."""
+    """Running what is desired: no change. A dropped port, a new weight, new settings and a removed app are named."""
     proxy = TCPProxy.model_validate(PROXY)
-    running: dict[str, Any] = {
-        "apps/web": {
-            "listen": ["0.0.0.0:5300", "0.0.0.0:5301", "0.0.0.0:5302", "0.0.0.0:5303"],
-            "targets": [{"address": "192.0.2.10:7001", "weight": 1}, {"address": "192.0.2.11:7001", "weight": 1}],
-        },
-        "apps/old": {"listen": ["0.0.0.0:6000"], "targets": [{"address": "192.0.2.99:1", "weight": 1}]},
-    }
-    plans = {p.target: p for p in plan_tcp_proxy(proxy, running)}
-    assert [(c.action, c.key, c.before, c.after) for c in plans["app:apps/web"].changes] == [
-        (Action.REMOVE, "listen 0.0.0.0:5303", "0.0.0.0:5303", None),
-        (Action.CHANGE, "target 192.0.2.11:7001", "weight 1", "weight 3"),
-    ]
+    [want] = desired_apps(proxy).values()
+    web = _running(
+        want,
+        listen=("0.0.0.0:5300", "0.0.0.0:5301", "0.0.0.0:5302", "0.0.0.0:5303"),
+        targets=(
+            ProxyTargetFacts("192.0.2.10:7001", 1, True, None),
+            ProxyTargetFacts("192.0.2.11:7001", 1, True, None),
+        ),
+        settings=AppSettings(retries=5),
+    )
+    old = _running(AppConfig("apps/old", (("0.0.0.0", 6000),), (("192.0.2.99:1", 1),)))
+    plans = {p.target: p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/web": web, "apps/old": old}))}
+    shown = [(c.action, c.key, c.shown_before, c.shown_after) for c in plans["app:apps/web"].changes]
+    assert shown[0] == (Action.REMOVE, "listen 0.0.0.0:5303", "0.0.0.0:5303", None)
+    assert shown[2] == (Action.CHANGE, "target 192.0.2.11:7001", "weight 1", "weight 3")
+    settings = plans["app:apps/web"].changes[1]
+    assert (settings.action, settings.member) == (Action.CHANGE, False)
+    assert isinstance(settings.after, AppTuning)
+    assert settings.after.settings.retries == 2
+    assert plans["app:apps/web"].destructive == 2  # the settings change is not a member the gate counts
     assert {c.action for c in plans["app:apps/old"].changes} == {Action.REMOVE}
-    exact = {**running, "apps/web": {**running["apps/web"], "listen": running["apps/web"]["listen"][:3]}}
-    exact["apps/web"]["targets"] = [
-        {"address": "192.0.2.10:7001", "weight": 1},
-        {"address": "192.0.2.11:7001", "weight": 3},
-    ]
-    del exact["apps/old"]
-    assert all(not p.changes for p in plan_tcp_proxy(proxy, exact))
+    assert all(not p.changes for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/web": _running(want)})))
 
 
 def test_per_worker_limits_add_up_to_the_app_limit() -> None:

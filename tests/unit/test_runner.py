@@ -33,15 +33,16 @@ def _agent(
         listen="127.0.0.1:0",
         interval=interval,
         status_interval=timedelta(seconds=0.2),
+        shutdown_timeout=timedelta(seconds=2),
     )
-    return Agent(settings, git=git, capabilities={"EgressAllowList": capability}, metrics=Metrics())
+    return Agent(settings, source=git, publisher=git, capabilities={"EgressAllowList": capability}, metrics=Metrics())
 
 
 def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> None:
     """A failing apply is retried with backoff; a new revision (here via the webhook path) is applied at once."""
     git = FakeGit()
     capability = RecordingCapability("EgressAllowList")
-    capability.failing_apply.add("a")
+    capability.failing_apply["a"] = OSError("cannot apply")
     capability.targets["a"] = [TargetPlan("EgressAllowList", "a", "set:a", 1, (Change("x", Action.ADD, after="x"),))]
     git.push({"a.yaml": allow_list("a", "203.0.113.1")})
     agent = _agent(tmp_path, git, capability)
@@ -49,7 +50,8 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
     async def scenario() -> None:
         task = asyncio.create_task(agent.run(), name="agent-under-test")
         await _until(lambda: len(capability.observed) >= 2, timeout=5)  # the first try and one retry
-        assert agent.tick_backoff.failures >= 1
+        slot = agent.reconciler.slots[("EgressAllowList", "a")]
+        assert slot.backoff.failures >= 1
         capability.failing_apply.clear()
         revision = git.push({"a.yaml": allow_list("a", "203.0.113.2")})
         started = time.monotonic()
@@ -61,7 +63,7 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
         assert await asyncio.wait_for(task, 10) == 0
 
     asyncio.run(scenario())
-    assert agent.tick_backoff.failures == 0
+    assert agent.reconciler.slots[("EgressAllowList", "a")].backoff.failures == 0
 
 
 def test_observe_intervals_reconcile_without_new_revisions(tmp_path: Path) -> None:
@@ -98,5 +100,33 @@ def test_fetch_failures_back_off_and_recover(tmp_path: Path) -> None:
         assert b"reconciler_git_fetch_backoff_seconds 0.0" in agent.metrics_exposition()
         agent.stop()
         assert await asyncio.wait_for(task, 10) == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_hanging_observer_delays_no_other_resource(tmp_path: Path) -> None:
+    """Resource a's observer hangs for 30 s: b is applied at once, a new revision of b too, and a's own clock
+    and the stop are not held up by it."""
+    git = FakeGit()
+    capability = RecordingCapability("EgressAllowList", observe_delay={"a": 30.0})
+    capability.targets["b"] = [TargetPlan("EgressAllowList", "b", "set:b", 1, (Change("x", Action.ADD, after="x"),))]
+    git.push({"a.yaml": allow_list("a", "203.0.113.1"), "b.yaml": allow_list("b", "203.0.113.2")})
+    agent = _agent(tmp_path, git, capability)
+    agent.reconciler.observe_timeout = 60.0
+
+    async def scenario() -> None:
+        started = time.monotonic()
+        task = asyncio.create_task(agent.run(), name="agent-under-test")
+        await _until(lambda: [name for name, _ in capability.applied] == ["b"], timeout=2)
+        assert time.monotonic() - started < 1.5
+        assert agent.reconciler.slots[("EgressAllowList", "a")].lock.locked()  # a is still being observed
+        revision = git.push({"a.yaml": allow_list("a", "203.0.113.1"), "b.yaml": allow_list("b", "203.0.113.3")})
+        agent.trigger_sync("test")
+        await _until(lambda: agent.reconciler.resources[("EgressAllowList", "b")].observed_revision == revision, 2)
+        assert [name for name, _ in capability.applied] == ["b", "b"]
+        assert agent.reconciler.saved.applied_revision is None  # a has not finished at any revision
+        agent.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+        assert time.monotonic() - started < 8
 
     asyncio.run(scenario())

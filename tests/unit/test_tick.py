@@ -9,7 +9,8 @@ import pytest
 
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
-from reconciler.appliers.base import ConfigurationOnly
+from reconciler.capabilities.base import ConfigurationOnly
+from reconciler.errors import ApplyError, ObserveError
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability
@@ -20,7 +21,7 @@ def _files(**lists: str) -> dict[str, str]:
     return {f"{name}.yaml": allow_list(name, ip) for name, ip in lists.items()}
 
 
-def _target(name: str, size: int = 1, removed: int = 0, added: int = 1) -> TargetPlan:
+def _target(name: str, size: int = 1, removed: int = 0, added: int = 1) -> TargetPlan[str]:
     changes = [Change(f"old{i}", Action.REMOVE, before="x") for i in range(removed)]
     changes += [Change(f"new{i}", Action.ADD, after="y") for i in range(added)]
     return TargetPlan("EgressAllowList", name, f"set:{name}", size, tuple(changes))
@@ -48,7 +49,8 @@ class World:
     def restart(self) -> Agent:
         self.agent = Agent(
             self.settings,
-            git=self.git,
+            source=self.git,
+            publisher=self.git,
             clock=self.clock,
             capabilities={"EgressAllowList": self.capability, "HealthStrategy": ConfigurationOnly("HealthStrategy")},
             metrics=self.metrics,
@@ -106,7 +108,7 @@ def test_an_invalid_revision_changes_nothing(tmp_path: Path) -> None:
 def test_a_failing_observer_degrades_only_its_resource(tmp_path: Path) -> None:
     """One resource's observer fails: it is Degraded, the other is applied, the revision is not 'applied'."""
     world = World(tmp_path)
-    world.capability.failing_observe.add("a")
+    world.capability.failing_observe["a"] = OSError("cannot observe a")
     world.capability.targets["b"] = [_target("b")]
     world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
     assert world.once() == "degraded"
@@ -119,7 +121,7 @@ def test_a_failing_observer_degrades_only_its_resource(tmp_path: Path) -> None:
 def test_a_failing_applier_degrades_only_its_resource(tmp_path: Path) -> None:
     """An apply error is reported on its resource, with the target, and counted in metrics."""
     world = World(tmp_path)
-    world.capability.failing_apply.add("a")
+    world.capability.failing_apply["a"] = OSError("cannot apply set:a")
     world.capability.targets.update(a=[_target("a")], b=[_target("b")])
     world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
     assert world.once() == "degraded"
@@ -249,3 +251,50 @@ def test_an_unreadable_state_file_is_ignored(tmp_path: Path) -> None:
     world.restart()
     world.git.push(_files(a="203.0.113.1"))
     assert world.once() == "applied"
+
+
+def test_a_failure_that_is_not_retryable_holds_the_resource_until_the_next_revision(tmp_path: Path) -> None:
+    """ApplyError(retryable=False): Stalled, not tried again on its own clock; a new revision tries again."""
+    world = World(tmp_path)
+    world.capability.failing_apply["a"] = ApplyError("the set type cannot change in place", retryable=False)
+    world.capability.targets["a"] = [_target("a")]
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "degraded"
+    assert world.condition(("EgressAllowList", "a"), "Stalled") == ("True", "ApplyFailed")
+    observed = len(world.capability.observed)
+    asyncio.run(world.agent.reconciler.reconcile_one(("EgressAllowList", "a")))
+    assert len(world.capability.observed) == observed  # held: no pass before the next revision
+    world.capability.failing_apply.clear()
+    world.git.push(_files(a="203.0.113.9"))
+    assert world.once() == "applied"
+    assert world.condition(("EgressAllowList", "a")) == ("True", "Applied")
+
+
+def test_a_retryable_failure_is_degraded_and_tried_again(tmp_path: Path) -> None:
+    """ObserveError (retryable): Degraded with its backoff counted; the next pass on its own clock recovers."""
+    world = World(tmp_path)
+    world.capability.failing_observe["a"] = ObserveError("resolver timed out")
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "degraded"
+    assert world.condition(("EgressAllowList", "a"), "Degraded") == ("True", "ObserveFailed")
+    slot = world.agent.reconciler.slots[("EgressAllowList", "a")]
+    assert slot.backoff.failures == 1
+    world.capability.failing_observe.clear()
+    asyncio.run(world.agent.reconciler.reconcile_one(("EgressAllowList", "a")))
+    assert world.condition(("EgressAllowList", "a")) == ("True", "Applied")
+    assert slot.backoff.failures == 0
+
+
+def test_capability_state_is_saved_and_restored_by_version(tmp_path: Path) -> None:
+    """A capability's part of the state file comes back to it after a restart; another version does not."""
+    world = World(tmp_path)
+    world.capability.saved_state = {"offsets": {"/var/log/x": 42}}
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    world.restart()
+    assert world.capability.restored == [{"offsets": {"/var/log/x": 42}}]
+    world.files.files[world.settings.state_dir / "state.json"] = world.files.files[
+        world.settings.state_dir / "state.json"
+    ].replace(b'"version": 1', b'"version": 7')
+    world.restart()
+    assert len(world.capability.restored) == 1  # a part written by another version of the capability is not used

@@ -1,35 +1,29 @@
 """The fixed registry of capabilities: the whole list of what this agent can enforce.
 
 There is no way to name a Python import path from YAML. Kinds absent here are validated and reported as not
-enforced yet.
+enforced yet. This is the one module of ``reconciler.capabilities`` the agent imports.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
-from reconciler.appliers.base import Capability, ConfigurationOnly
-from reconciler.appliers.tcp_proxy import TCPProxyCapability
-from reconciler.proxy.manager import ProxyManager
+from reconciler.capabilities.base import AnyCapability, Capability, ConfigurationOnly, Observed
+from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 
-
-@dataclass(frozen=True)
-class CapabilityContext:
-    """What capabilities share with the agent: today, the proxy manager that runs every proxy app."""
-
-    proxies: ProxyManager
-
-
-CapabilityFactory = Callable[[CapabilityContext], Capability]
+CapabilityFactory = Callable[[CapabilityContext], AnyCapability]
 
 REGISTRY: Mapping[str, CapabilityFactory] = {
     "HealthStrategy": lambda _: ConfigurationOnly("HealthStrategy"),
-    "TCPProxy": lambda context: TCPProxyCapability(context.proxies),
+    "TCPProxy": TCPProxyCapability.from_context,
 }
 
 
 def build_capabilities(
     context: CapabilityContext, registry: Mapping[str, CapabilityFactory] = REGISTRY
-) -> dict[str, Capability]:
+) -> dict[str, AnyCapability]:
     return {kind: factory(context) for kind, factory in registry.items()}
+
+
+__all__ = ["REGISTRY", "AnyCapability", "Capability", "CapabilityContext", "Observed", "build_capabilities"]

@@ -1,0 +1,118 @@
+"""The capability contract: what the agent can enforce for one kind, generic over the resource type ``R``, the
+facts type ``F`` its observation yields and the value type ``V`` its plans carry.
+
+A capability observes the world for a resource (``observe``, side-effect free, returning typed facts and the
+status summary), plans purely (``plan``: the functional core lives in ``reconciler/planning``) and carries out
+exactly the target plans that passed the safety gate (``apply``, idempotent). ``forget`` removes what it made for
+a resource that left the desired state. Its lifecycle is its own: ``start`` and ``close`` around the agent's run,
+its part of the state file (``saved``/``restore``, versioned by ``state_version``), its metric collectors and its
+extra HTTP routes. The agent knows none of them by name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar, Generic, TypeVar
+
+from aiohttp import web
+from prometheus_client.registry import Collector
+
+from reconciler.model.common import Resource
+from reconciler.planning.plan import TargetPlan
+
+R = TypeVar("R", bound=Resource)
+F = TypeVar("F")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Observed(Generic[F]):
+    """What a capability saw for one resource: facts for its planner, a summary for the status document."""
+
+    facts: F
+    summary: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Capability(ABC, Generic[R, F, V]):
+    resource_type: ClassVar[type[Resource]]
+    state_version: ClassVar[int] = 1
+
+    def narrow(self, resource: Resource) -> R:
+        """The resource as this capability's type (the agent hands each capability only its own kind)."""
+        if not isinstance(resource, self.resource_type):
+            raise TypeError(f"{type(self).__name__} was given a {resource.KIND}")
+        return resource  # type: ignore[return-value]  # checked against resource_type, which is R
+
+    # --- the cycle -------------------------------------------------------------------------------------------
+
+    def observe_interval(self, resource: R) -> timedelta | None:
+        """How often the resource's world is observed again on its own clock (None: only with a revision)."""
+        return None
+
+    def observe_timeout(self, resource: R) -> float | None:
+        """Longest one observation may take (None: the agent's default)."""
+        return None
+
+    @abstractmethod
+    async def observe(self, resource: R) -> Observed[F]: ...
+
+    @abstractmethod
+    def plan(self, resource: R, facts: F, *, now: float) -> Sequence[TargetPlan[V]]: ...
+
+    @abstractmethod
+    async def apply(self, resource: R, target: TargetPlan[V]) -> None:
+        """Carry out ``target`` (the plan the safety gate saw); raise ApplyError (or any error) when it fails."""
+
+    @abstractmethod
+    async def forget(self, name: str) -> None:
+        """Remove what was made for resource ``name`` of this kind."""
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Called once before the first reconcile of a run."""
+
+    async def close(self, deadline: float) -> None:
+        """Stop everything this capability runs, by ``deadline`` (the event loop's clock)."""
+
+    def saved(self) -> Mapping[str, Any] | None:
+        """This capability's part of the state file (JSON values), or None for nothing to keep."""
+        return None
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back what ``saved`` returned in an earlier process (same ``state_version``), before ``start``."""
+
+    def collectors(self) -> Sequence[Collector]:
+        """Prometheus collectors read at scrape time."""
+        return ()
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        """Extra HTTP routes served on the agent's API."""
+        return ()
+
+
+class ConfigurationOnly(Capability[Resource, None, None]):
+    """For kinds that other resources reference and that have nothing of their own to enforce."""
+
+    resource_type = Resource
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    async def observe(self, resource: Resource) -> Observed[None]:
+        return Observed(None, {"referencedBy": "other resources"})
+
+    def plan(self, resource: Resource, facts: None, *, now: float) -> Sequence[TargetPlan[None]]:
+        return ()
+
+    async def apply(self, resource: Resource, target: TargetPlan[None]) -> None:
+        raise TypeError("a configuration-only kind has no targets")
+
+    async def forget(self, name: str) -> None:
+        return None
+
+
+AnyCapability = Capability[Any, Any, Any]

@@ -1,0 +1,95 @@
+"""The TCPProxy capability: runs the apps of every TCPProxy resource in its own proxy manager.
+
+Observing reads what the manager runs (typed ``ProxyAppFacts``); applying carries out the gated plan's changes on
+the app's running config. Targets that were down when the agent stopped are kept in the state file, so that after
+a restart they need ``rise`` good checks before they get traffic again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client.registry import Collector
+
+from reconciler.capabilities.base import Capability, Observed
+from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.tcp_proxy_metrics import ProxyCollector
+from reconciler.model.observed import ProxyAppFacts, TCPProxyFacts
+from reconciler.model.tcp_proxy import TCPProxy
+from reconciler.planning.plan import TargetPlan
+from reconciler.planning.tcp_proxy import ProxyMember, apply_changes, plan_tcp_proxy
+from reconciler.proxy.manager import ProxyManager
+
+APP_TARGET = "app:"
+
+
+def summary(app: ProxyAppFacts) -> dict[str, Any]:
+    """What the status document shows of an app. Counters change with every connection; they belong in
+    /metrics. Status (committed to git) keeps what only changes when the world does."""
+    return {
+        "listen": list(app.listen),
+        "targets": [
+            {"address": t.address, "weight": t.weight, "up": t.up, "resolved": t.resolved, "reason": t.reason}
+            for t in app.targets
+        ],
+    }
+
+
+class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
+    resource_type = TCPProxy
+    state_version = 1
+
+    def __init__(self, manager: ProxyManager) -> None:
+        self.manager = manager
+
+    @classmethod
+    def from_context(cls, context: CapabilityContext) -> TCPProxyCapability:
+        settings = context.settings
+        return cls(
+            ProxyManager(
+                drain=settings.shutdown_timeout.total_seconds() / 2,
+                workers=settings.proxy_workers,
+                resolver=context.resolver,
+                connector=context.connector,
+                clock=context.clock,
+            )
+        )
+
+    def observe_interval(self, resource: TCPProxy) -> timedelta | None:
+        return resource.spec.healthCheck.interval * 5  # status follows health; checks run on their own clock
+
+    async def observe(self, resource: TCPProxy) -> Observed[TCPProxyFacts]:
+        prefix = f"{resource.metadata.name}/"
+        running = {key: app for key, app in self.manager.snapshot().items() if key.startswith(prefix)}
+        return Observed(TCPProxyFacts(running), {"apps": {key: summary(app) for key, app in running.items()}})
+
+    def plan(self, resource: TCPProxy, facts: TCPProxyFacts, *, now: float) -> Sequence[TargetPlan[ProxyMember]]:
+        return plan_tcp_proxy(resource, facts)
+
+    async def apply(self, resource: TCPProxy, target: TargetPlan[ProxyMember]) -> None:
+        key = target.target.removeprefix(APP_TARGET)
+        await self.manager.set_app(key, apply_changes(key, self.manager.config(key), target.changes))
+
+    async def forget(self, name: str) -> None:
+        await self.manager.apply({}, scope=f"{name}/")
+
+    async def close(self, deadline: float) -> None:
+        """Established connections get what is left until ``deadline`` to finish."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
+
+    def saved(self) -> Mapping[str, Any] | None:
+        return {"targetsDown": self.manager.health()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        down = state.get("targetsDown", {})
+        if isinstance(down, dict):
+            self.manager.known_down = {str(k): {str(a) for a in v} for k, v in down.items() if isinstance(v, list)}
+
+    def collectors(self) -> Sequence[Collector]:
+        return (ProxyCollector(self.manager.snapshot, self.manager.worker_restarts),)

@@ -1,0 +1,102 @@
+"""Facts: what observers and running capabilities report about the world, as frozen values.
+
+Planning, status and metrics read these types, never dicts, so a field has one meaning everywhere.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.model.proxy_config import AppSettings, CheckSettings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+# --- DNS ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedAddress:
+    address: IPAddress
+    ttl: int  # seconds the answer may be kept; 0 for a static entry (an IP literal, the hosts file)
+
+
+@dataclass(frozen=True, slots=True)
+class NameFacts:
+    """One name's A and AAAA answers. ``error`` says why there is no address (empty when there is one)."""
+
+    name: str
+    addresses: tuple[ResolvedAddress, ...] = ()
+    cnames: tuple[str, ...] = ()  # the CNAME chain from the name to the canonical name, in order
+    error: str = ""
+
+    @property
+    def ttl(self) -> int:
+        """The shortest TTL among the answers (how long the whole answer is good for)."""
+        return min((a.ttl for a in self.addresses), default=0)
+
+
+# --- TCP checks -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFacts:
+    """One active check of one target: passed or not, how long it took, why it failed."""
+
+    ok: bool
+    seconds: float
+    error: str = ""
+
+
+# --- proxy apps -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyCounters:
+    """What the data plane counted for one app (added up over worker processes)."""
+
+    connections: int = 0
+    active: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    connect_failures: int = 0
+    retries: int = 0
+    no_backend: int = 0
+    ejections: int = 0
+    at_limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyTargetFacts:
+    address: str  # as the operator wrote it (host:port)
+    weight: int
+    up: bool
+    resolved: str | None  # the ip:port connected to, None while the name does not resolve
+    reason: str = ""
+    active: int = 0
+    connections: int = 0
+    connect_failures: int = 0
+    ejected: bool = False
+    failed_checks: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAppFacts:
+    """One running app: where it listens, its targets with health, its settings and counters."""
+
+    key: str
+    listen: tuple[str, ...]  # host:port it listens on now
+    targets: tuple[ProxyTargetFacts, ...]
+    settings: AppSettings
+    checks: CheckSettings | None
+    listen_errors: Mapping[str, str] = field(default_factory=dict)  # host:port -> why it cannot listen there
+    counters: ProxyCounters = field(default_factory=ProxyCounters)
+
+
+@dataclass(frozen=True, slots=True)
+class TCPProxyFacts:
+    """The apps of one TCPProxy resource that run now, by key (``<resource>/<app>``)."""
+
+    apps: Mapping[str, ProxyAppFacts] = field(default_factory=dict)

@@ -1,0 +1,35 @@
+"""The README and docs/ stand on their own: no link leaves the repository, every relative link resolves, and the
+architecture page names the packages that exist."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO
+
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)#]+)(?:#[^)]*)?\)")
+
+
+def test_no_page_points_outside_the_repository() -> None:
+    for page in PAGES:
+        text = page.read_text()
+        assert "shared/" not in text, f"{page.name} refers to shared/, which a clone does not have"
+        for target in LINK.findall(text):
+            assert "://" not in target, f"{page.name} links outside the repository: {target}"
+            resolved = (page.parent / target).resolve()
+            assert resolved.is_relative_to(REPO), f"{page.name}: {target} leaves the repository"
+            assert resolved.exists(), f"{page.name}: {target} does not exist"
+
+
+def test_the_architecture_page_names_the_packages_that_exist() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = text.split("```", 2)[1]
+    named = {
+        name.strip().rstrip("/").removesuffix(".py")
+        for line in block.strip().splitlines()
+        for name in re.split(r"\s{2,}", line)[0].split("|")
+    }
+    packages = {p.name for p in (REPO / "reconciler").iterdir() if (p / "__init__.py").exists()}
+    modules = {p.stem for p in (REPO / "reconciler").glob("*.py") if p.stem not in {"__init__", "__main__"}}
+    assert named == packages | modules

@@ -30,6 +30,7 @@ from reconciler.settings import DEFAULT_STATE_DIR, WEBHOOK_SECRET_ENV, AgentSett
 from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
 from reconciler.system.folder_source import FolderSource
 from reconciler.system.git import open_repository
+from reconciler.system.resolver import nameserver
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -102,6 +103,14 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _nameserver(text: str) -> str:
+    try:
+        nameserver(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not a count (0, 1, 2, ...)")
@@ -151,6 +160,7 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
         "--nameserver",
         dest="nameservers",
         action="append",
+        type=_nameserver,
         default=[n for n in _env("nameservers", "").split(",") if n],
         metavar="IP[:PORT]",
         help="DNS server for target names (repeat for more; default: the system's, /etc/resolv.conf)",
@@ -201,6 +211,8 @@ def _print_status(document: dict[str, Any]) -> None:
             f"  {problem['severity']}: {problem['location']}: {problem['resource']}: {problem['path']}: "
             f"{problem['message']}"
         )
+    if document.get("problemsNotShown"):
+        print(f"  ... and {document['problemsNotShown']} more (reconciler validate lists them all)")
     for resource in document.get("resources", []):
         ready = next((c for c in resource["conditions"] if c["type"] == "Ready"), None)
         state = f"{ready['status']} {ready['reason']}" if ready else "?"

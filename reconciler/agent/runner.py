@@ -135,6 +135,7 @@ class Agent:
         self._published: str | None = None
         self._persisted: tuple[bytes, bytes] | None = None
         self._publish_lock = asyncio.Lock()
+        self._flush_pending = False
         self.scheduler: AsyncIOScheduler | None = None
 
     # --- the HTTP handle ---------------------------------------------------------------------------------------
@@ -203,10 +204,28 @@ class Agent:
     async def tick(self) -> TickResult:
         """Load what is new and reconcile every resource, waiting for all of them (``--once``)."""
         result = await self.reconciler.tick()
-        self.persist()
+        self._flush()
         return result
 
     def _passed(self) -> None:
+        """After a pass: persist and (re)schedule observe clocks, once per turn of the loop however many passes
+        ended in it (a revision of many resources ends many passes at once)."""
+        if self._flush_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._flush_pending = True
+        loop.call_soon(self._flush_if_pending)
+
+    def _flush_if_pending(self) -> None:
+        if self._flush_pending:  # not already done by a caller that could not wait (tick, shutdown)
+            self._flush()
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self.persist()
         self._schedule_observe_jobs()
 

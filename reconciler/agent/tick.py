@@ -45,6 +45,9 @@ from reconciler.system.source import DesiredStateSource
 log = logging.getLogger(__name__)
 
 NODE_KEY = "node"
+# Problems listed in the node's status. A revision with thousands of warnings would otherwise make every status
+# document (and commit) megabytes; `reconciler validate` in CI lists them all.
+SHOWN_PROBLEMS = 50
 Key = tuple[str, str]  # (kind, name)
 
 
@@ -140,6 +143,8 @@ class Reconciler:
         self.ready = False
         self.background = False  # passes started by revisions and clocks run as tasks (the running agent)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._relevant: tuple[tuple[Problem, ...], tuple[Problem, ...]] = ((), ())
+        self._summary_pending = False
         self.status = self._node_status(record=False)
 
     # --- loading ---------------------------------------------------------------------------------------------
@@ -223,8 +228,7 @@ class Reconciler:
 
     # --- one pass over one resource ------------------------------------------------------------------------
 
-    async def _observe(self, slot: _Slot, capability: AnyCapability, resource: Any) -> Any:
-        timeout = capability.observe_timeout(resource) or self.observe_timeout
+    async def _observe(self, slot: _Slot, capability: AnyCapability, resource: Any, timeout: float) -> Any:
         async with self.limit:
             started = self.clock.monotonic()
             try:
@@ -238,10 +242,11 @@ class Reconciler:
             message = f"this agent does not enforce {slot.resource.KIND} yet; the resource is validated only"
             return _Outcome(cond.degraded("NotEnforced", message))
         resource = capability.narrow(slot.resource)
+        timeout = capability.observe_timeout(resource) or self.observe_timeout
         try:
-            observed = await self._observe(slot, capability, resource)
+            observed = await self._observe(slot, capability, resource, timeout)
         except Exception as exc:  # a failing observer degrades only its own resource
-            return self._failure(slot, "ObserveFailed", "observer", "observe failed", exc)
+            return self._failure(slot, "ObserveFailed", "observer", "observe failed", exc, timeout=timeout)
         outcome = _Outcome(cond.ready("Applied"), dict(observed.summary))
         outcome.targets = list(capability.plan(resource, observed.facts, now=self.clock.now()))
         for target in outcome.targets:
@@ -269,17 +274,19 @@ class Reconciler:
         if any(t.changes for t in outcome.targets):
             # The status should show the world after the change, not before it.
             try:
-                after = await self._observe(slot, capability, resource)
+                after = await self._observe(slot, capability, resource, timeout)
                 outcome.observations = dict(after.summary)
             except Exception as exc:  # the change is applied; the next observation will catch up
                 log.info("observe after apply failed resource=%s error=%s", slot.label, exc)
         return outcome
 
-    def _failure(self, slot: _Slot, reason: str, component: str, doing: str, exc: BaseException) -> _Outcome:
+    def _failure(
+        self, slot: _Slot, reason: str, component: str, doing: str, exc: BaseException, *, timeout: float = 0.0
+    ) -> _Outcome:
         self.metrics.errors.labels(component).inc()
         message = str(exc) or type(exc).__name__
-        if isinstance(exc, TimeoutError):
-            message = f"timed out after {self.observe_timeout:g}s"
+        if isinstance(exc, TimeoutError) and timeout:
+            message = f"timed out after {timeout:g}s"
         if is_retryable(exc):
             log.warning("%s resource=%s error=%s", doing, slot.label, message)
             return _Outcome(cond.degraded(reason, message), failed=True, retry=True)
@@ -324,11 +331,18 @@ class Reconciler:
                     outcome = await self._pass(slot)
                 except Exception as exc:  # a bug in a capability's plan: still only this resource
                     outcome = self._failure(slot, "InternalError", "internal", "pass failed", exc)
-                if slot.key in self.slots:
+                if self.slots.get(slot.key) is slot:  # not forgotten meanwhile
                     self._record(slot, outcome, revision)
-                    self._summarise()
+                    self._changed()
                 if not slot.again:
                     return
+
+    def _changed(self) -> None:
+        """A pass ended: in the running agent, the node's view is brought up to date once per turn of the loop
+        (a revision ends many passes at once); ``tick()`` does it once at its end."""
+        if self.background and not self._summary_pending:
+            self._summary_pending = True
+            asyncio.get_running_loop().call_soon(self._summarise)
 
     def _start(self, key: Key) -> None:
         slot = self.slots.get(key)
@@ -346,7 +360,10 @@ class Reconciler:
         before = self.saved.applied_revision
         await self._load_newest()
         if self.desired is not None:
-            await asyncio.gather(*(self._run(slot) for slot in list(self.slots.values())))
+            slots = list(self.slots.values())
+            for slot in (s for s in slots if s.capability is None):
+                await self._run(slot)  # nothing to wait for: no task needed
+            await asyncio.gather(*(self._run(slot) for slot in slots if slot.capability is not None))
         result = self._result(before)
         self.metrics.reconcile_seconds.labels(result.outcome.value).observe(self.clock.monotonic() - started)
         return result
@@ -391,7 +408,8 @@ class Reconciler:
         return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.failed)
 
     def _summarise(self) -> None:
-        """After any pass: the plan, the applied revision and the node's status."""
+        """After passes: the plan, the applied revision and the node's status."""
+        self._summary_pending = False
         targets = [t for s in self.slots.values() if s.outcome is not None for t in s.outcome.targets]
         self.plan = Plan(self.desired_revision or "", self.settings.node, tuple(targets))
         failed = self._failed()
@@ -419,6 +437,13 @@ class Reconciler:
             verdict = TickOutcome.APPLIED
         return TickResult(verdict, self.plan, failed)
 
+    def _relevant_problems(self) -> tuple[Problem, ...]:
+        """Errors when there are any, else warnings (computed once per loaded revision, not per pass)."""
+        if self._relevant[0] is not self.problems:
+            errors = tuple(p for p in self.problems if p.severity is Severity.ERROR)
+            self._relevant = (self.problems, errors or self.problems)
+        return self._relevant[1]
+
     def _node_status(self, failed: Iterable[str] = (), *, record: bool = True) -> NodeStatus:
         """The node's status now. ``record`` merges its conditions into the saved history (not at start-up,
         where "Starting" would otherwise count as a transition and rewrite every transition time)."""
@@ -441,7 +466,7 @@ class Reconciler:
         if record:
             self.saved.conditions[NODE_KEY] = merged
         self.metrics.set_conditions("Node", self.settings.node, merged)
-        shown = tuple(p for p in self.problems if p.severity is Severity.ERROR) or self.problems
+        relevant = self._relevant_problems()
         return NodeStatus(
             node=self.settings.node,
             branch=self.settings.branch,
@@ -449,6 +474,7 @@ class Reconciler:
             attempted_revision=self.saved.attempted_revision,
             dry_run=self.settings.dry_run,
             conditions=merged,
-            problems=shown,
+            problems=relevant[:SHOWN_PROBLEMS],
             resources=tuple(r for _, r in sorted(self.resources.items())),
+            problems_not_shown=max(0, len(relevant) - SHOWN_PROBLEMS),
         )

@@ -47,6 +47,7 @@ class NodeStatus:
     conditions: tuple[Condition, ...]
     problems: tuple[Problem, ...] = ()
     resources: tuple[ResourceStatus, ...] = ()
+    problems_not_shown: int = 0  # beyond the ones listed (``reconciler validate`` lists them all)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class NodeStatus:
             "dryRun": self.dry_run,
             "conditions": [c.as_dict() for c in self.conditions],
             "problems": [_problem(p) for p in self.problems],
+            "problemsNotShown": self.problems_not_shown,
         }
 
     def as_dict(self) -> dict[str, Any]:

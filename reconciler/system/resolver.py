@@ -21,6 +21,7 @@ import dns.rdatatype
 import dns.resolver
 
 from reconciler.model.observed import IPAddress, NameFacts, ResolvedAddress
+from reconciler.model.values import host_and_port
 
 HOSTS_FILE = Path("/etc/hosts")
 
@@ -56,11 +57,14 @@ def nameserver(text: str) -> dns.nameserver.Do53Nameserver:
     address = literal(text)
     if address is not None:
         return dns.nameserver.Do53Nameserver(str(address), 53)
-    host, _, port = text.rpartition(":")
+    try:
+        host, port = host_and_port(text)
+    except ValueError:
+        host, port = "", 0
     address = literal(host)
-    if address is None or not port.isdigit():
-        raise ValueError(f"nameserver '{text}' is not IP or IP:PORT")
-    return dns.nameserver.Do53Nameserver(str(address), int(port))
+    if address is None or not 0 < port < 65536:
+        raise ValueError(f"nameserver '{text}' is not IP, IP:PORT or [IPv6]:PORT")
+    return dns.nameserver.Do53Nameserver(str(address), port)
 
 
 class DnsResolver:

@@ -61,3 +61,10 @@ def test_status_without_an_agent_is_a_usage_error(cli: Callable[..., CliResult],
 def test_run_needs_a_repository(cli: Callable[..., CliResult]) -> None:
     """run without --repo (and without RECONCILER_REPO) is a usage error."""
     assert cli("run", "--once").code == 2
+
+
+def test_a_nameserver_that_is_not_an_address_is_a_usage_error(cli: Callable[..., CliResult]) -> None:
+    """--nameserver takes IP, IP:PORT or [IPv6]:PORT; anything else exits 2 naming it."""
+    result = cli("run", "--repo", "file:///nowhere", "--nameserver", "dns.example:53")
+    assert result.code == 2
+    assert "nameserver 'dns.example:53' is not IP, IP:PORT or [IPv6]:PORT" in result.err

@@ -1,0 +1,165 @@
+"""The real agent against a bare remote, where a new user found it fragile: a desired-state path missing from a
+revision, a revision that removes everything, a status publish that keeps failing, and stopping."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.agents import AgentProcess, Remote, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+PROXY = """apiVersion: reconciler/v1
+kind: TCPProxy
+metadata: {{name: apps}}
+spec:
+  healthCheck: {{interval: 500ms, timeout: 400ms, rise: 1, fall: 2}}
+  apps:
+    - name: web
+      listen: ["127.0.0.1:{port}"]
+      targets: ["127.0.0.1:{target}"]
+"""
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _node_condition(agent: AgentProcess, kind: str = "Stalled") -> tuple[str, str, str]:
+    found = next(c for c in agent.status()["conditions"] if c["type"] == kind)
+    return found["status"], found["reason"], found["message"]
+
+
+def test_a_path_missing_from_a_revision_is_refused_and_the_last_good_one_stays(tmp_path: Path) -> None:
+    """A commit that moves the folder away: Stalled PathNotFound naming the path and revision; the app that ran
+    keeps running. An agent started on a path that never existed is Stalled the same way, with nothing applied."""
+    remote = Remote(tmp_path)
+    port = free_port()
+    good = remote.commit({"edge/proxy.yaml": PROXY.format(port=port, target=free_port())})
+    agent = AgentProcess(remote, tmp_path / "state", node="n1", args=("--interval", "1s", "--path", "edge"))
+    agent.start()
+    try:
+        wait_for(lambda: agent.applied() == good, timeout=15, what="the first revision")
+        assert _accepts(port)
+        moved = remote.commit({"elsewhere/proxy.yaml": PROXY.format(port=port, target=free_port())})
+        wait_for(lambda: agent.status()["lastAttemptedRevision"] == moved, timeout=15, what="the move")
+        status, reason, message = _node_condition(agent)
+        assert (status, reason) == ("True", "PathNotFound")
+        assert f"path edge is not in revision {moved[:12]}" in message
+        assert agent.applied() == good
+        assert _accepts(port)
+    finally:
+        agent.stop()
+    never = AgentProcess(remote, tmp_path / "state-2", node="n1", args=("--interval", "1s", "--path", "nosuch"))
+    never.start()
+    try:
+        wait_for(lambda: _node_condition(never)[1] == "PathNotFound", timeout=15, what="PathNotFound")
+        assert never.applied() is None
+    finally:
+        never.stop()
+
+
+def test_a_revision_that_removes_everything_is_held_unless_forced(tmp_path: Path) -> None:
+    """Every enforced resource gone in one commit: held like any large removal; --force lets it through."""
+    remote = Remote(tmp_path)
+    port = free_port()
+    good = remote.commit({"proxy.yaml": PROXY.format(port=port, target=free_port())})
+    agent = AgentProcess(remote, tmp_path / "state", node="n1", args=("--interval", "1s"))
+    agent.start()
+    try:
+        wait_for(lambda: agent.applied() == good, timeout=15, what="the first revision")
+        empty = remote.commit({"README.yaml": "# nothing here\n"}, message="remove everything")
+        wait_for(lambda: agent.status()["lastAttemptedRevision"] == empty, timeout=15, what="the empty revision")
+        status, reason, message = _node_condition(agent)
+        assert (status, reason) == ("True", "SafetyGate")
+        assert "would remove every resource this node enforces (1: TCPProxy/apps)" in message
+        assert agent.applied() == good
+        assert _accepts(port)
+    finally:
+        agent.stop()
+    forced = AgentProcess(remote, tmp_path / "state", node="n1", args=("--interval", "1s", "--force"))
+    forced.start()
+    try:
+        wait_for(lambda: forced.applied() == empty, timeout=15, what="the forced removal")
+        wait_for(lambda: not _accepts(port), timeout=10, what="the app to stop")
+    finally:
+        forced.stop()
+
+
+def test_a_status_message_with_an_unknown_placeholder_is_refused_at_start(tmp_path: Path) -> None:
+    """--status-message '{nope}': exit 2 at once, naming the flag and the placeholders that exist."""
+    remote = Remote(tmp_path)
+    remote.commit({"proxy.yaml": PROXY.format(port=free_port(), target=free_port())})
+    done = subprocess.run(
+        [sys.executable, "-m", "reconciler", "run", "--repo", remote.url, "--state-dir", str(tmp_path / "s"),
+         "--status-message", "{nope}"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--status-message: unknown placeholder {nope}; use {node}, {revision}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_publish_failures_are_counted_shown_and_do_not_stop_a_bounded_shutdown(tmp_path: Path) -> None:
+    """The status branch cannot be pushed (a hook refuses it): every failure is counted and shown in /status; on
+    SIGTERM the agent and its proxy worker are gone within --shutdown-timeout + 2 s, exit 3 (the final publish
+    failed). A second SIGTERM ends a stop at once."""
+    remote = Remote(tmp_path)
+    hook = remote.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'status pushes are refused here' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    port = free_port()
+    remote_commit = remote.commit({"proxy.yaml": PROXY.format(port=port, target=free_port())})
+    agent = AgentProcess(
+        remote,
+        tmp_path / "state",
+        node="n1",
+        args=("--interval", "1s", "--status-interval", "1s", "--shutdown-timeout", "2s"),
+    )
+    agent.start()
+    try:
+        wait_for(lambda: agent.applied() == remote_commit, timeout=15, what="the revision")
+        wait_for(lambda: "reconciler_status_publish_errors_total 2.0" in agent.metrics(), timeout=15, what="errors")
+        publish = agent.status()["statusPublish"]
+        assert publish["ok"] is False
+        assert "status pushes are refused here" in publish["error"]
+        assert agent.log.read_text().count("status publish failed") == 1  # logged once per change of error
+        assert _accepts(port)
+        workers = _children(agent)
+        assert workers, "the proxy worker process"
+        started = time.monotonic()
+        agent.signal(signal.SIGTERM)
+        code = agent.wait(timeout=2 + 2 + 5)
+        assert time.monotonic() - started < 2 + 2
+        assert code == 3
+        assert not any(_alive(pid) for pid in workers)
+        assert not _accepts(port)
+    finally:
+        agent.stop()
+
+
+def _children(agent: AgentProcess) -> list[int]:
+    assert agent.process is not None
+    found = subprocess.run(["pgrep", "-P", str(agent.process.pid)], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    return " Z " not in stat

@@ -21,12 +21,18 @@ from reconciler import __version__
 from reconciler.agent.runner import STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.agent.validation import validate_path
-from reconciler.errors import ReconcilerError, SourceError
+from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
 from reconciler.render.plan import RENDERERS, render_text
-from reconciler.settings import DEFAULT_STATE_DIR, WEBHOOK_SECRET_ENV, AgentSettings, GitIdentity
+from reconciler.settings import (
+    DEFAULT_STATE_DIR,
+    WEBHOOK_SECRET_ENV,
+    AgentSettings,
+    GitIdentity,
+    check_status_message,
+)
 from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
 from reconciler.system.folder_source import FolderSource
 from reconciler.system.git import open_repository
@@ -111,6 +117,13 @@ def _nameserver(text: str) -> str:
     return text
 
 
+def _status_message(text: str) -> str:
+    try:
+        return check_status_message(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"'{text}' is not a count (0, 1, 2, ...)")
@@ -134,7 +147,12 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
         default=_env("status_interval", "10s"),
         help="at most one status commit per interval",
     )
-    parser.add_argument("--status-message", default=_env("status_message", "status: {node} at {revision}"))
+    parser.add_argument(
+        "--status-message",
+        type=_status_message,
+        default=_env("status_message", "status: {node} at {revision}"),
+        help="message of status commits; placeholders {node} and {revision}; default: %(default)s",
+    )
     parser.add_argument("--author-name", default=_env("author_name", "reconciler"))
     parser.add_argument("--author-email", default=_env("author_email", "reconciler@localhost"))
     parser.add_argument("--sign-status", action="store_true", default=_env("sign_status", "") == "true")
@@ -326,8 +344,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": _status,
     }
     try:
-        return commands[args.command](args)
-    except SourceError as exc:
+        code = commands[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at interpreter exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`reconciler status | head -1`): done, as `git log | head` is
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (SourceError, SettingsError, RemoteNotFoundError) as exc:
         print(f"reconciler: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ReconcilerError as exc:

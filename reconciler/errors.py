@@ -5,8 +5,13 @@
     ReconcilerError                    base of every error we raise on purpose          retryable
     ├── DesiredStateError              the desired state is invalid (fix the commit)     no
     ├── SourceError                    a revision or folder cannot be read as desired    no
-    │                                  state (missing path, unknown revision, ...)
+    │   │                              state (unknown revision, not a repository, ...)
+    │   └── PathNotFoundError          the desired-state path is not in the revision     no
+    ├── SettingsError                  a setting cannot be used as given (a port in      no
+    │                                  use, ...)
     ├── FetchError                     the remote could not be fetched                   yes
+    │   └── RemoteNotFoundError        no such repository or branch (yes for a running   yes
+    │                                  agent: it may appear; --once says so at once)
     ├── PublishError                   status could not be pushed                        yes
     ├── CommandError                   an outside command failed or timed out            yes
     ├── ObserveError                   a capability could not observe its world          yes, unless raised
@@ -94,10 +99,23 @@ class SourceError(ReconcilerError):
     """The desired state could not be read: a missing directory, a path outside a repository, a bad revision."""
 
 
+class PathNotFoundError(SourceError):
+    """The desired-state path (``--path``) is not in the revision: a typo, or a commit that moved the folder. Never
+    the same as an empty desired state."""
+
+
+class SettingsError(ReconcilerError):
+    """A setting (a flag or RECONCILER_* variable) cannot be used as given: the operator must change it."""
+
+
 class FetchError(ReconcilerError):
     """The remote could not be fetched (unreachable, branch missing, authentication)."""
 
     retryable = True
+
+
+class RemoteNotFoundError(FetchError):
+    """The repository (``--repo``) or the branch (``--branch``) does not exist."""
 
 
 class PublishError(ReconcilerError):

@@ -14,6 +14,21 @@ DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
+STATUS_MESSAGE_PLACEHOLDERS = ("node", "revision")
+
+
+def check_status_message(template: str) -> str:
+    """The template of status commit messages, if every placeholder in it is one we fill; else ValueError."""
+    known = ", ".join(f"{{{name}}}" for name in STATUS_MESSAGE_PLACEHOLDERS)
+    try:
+        template.format(**dict.fromkeys(STATUS_MESSAGE_PLACEHOLDERS, "x"))
+    except KeyError as exc:
+        raise ValueError(f"unknown placeholder {{{exc.args[0]}}}; use {known}") from None
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"{exc} (write {{{{ and }}}} for braces; placeholders: {known})") from None
+    return template
+
+
 @dataclass(frozen=True)
 class GitIdentity:
     """Author of status commits."""

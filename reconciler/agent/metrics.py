@@ -59,6 +59,11 @@ class Metrics:
         self.status_publish = Counter(
             "reconciler_status_publish_total", "Status publications, by result.", ["result"], registry=self.registry
         )
+        self.status_publish_errors = Counter(
+            "reconciler_status_publish_errors_total",
+            "Status publications that failed (any cause); /status shows the last error.",
+            registry=self.registry,
+        )
         self.webhook = Counter(
             "reconciler_webhook_requests_total", "Git webhook requests, by result.", ["result"], registry=self.registry
         )

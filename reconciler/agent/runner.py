@@ -13,7 +13,9 @@ The agent knows no capability by name: it builds them from the registry, restore
 state file, registers their metric collectors and serves their HTTP routes.
 
 SIGTERM/SIGINT: stop the scheduler, give passes in flight until the deadline, publish a final status, close every
-capability (proxies drain), stop serving; all within ``shutdown_timeout``.
+capability (proxies drain), stop serving; all within ``shutdown_timeout``. Whatever hangs, a watchdog ends the
+process and every process below it 1.5 s after that; a second signal does so at once. The exit code is 0 for a
+clean stop and 3 when any part of it failed or was cut short.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import re
 import signal
+import threading
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -35,7 +40,7 @@ from reconciler.agent.metrics import Metrics
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
 from reconciler.capabilities.registry import AnyCapability, CapabilityContext, build_capabilities
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, SettingsError
 from reconciler.loading.loader import LoadOptions
 from reconciler.model.values import host_and_port
 from reconciler.planning.plan import Plan
@@ -45,6 +50,7 @@ from reconciler.status.state_file import CapabilityState, SavedState, StateFileE
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.files import FileSystem, LocalFileSystem
 from reconciler.system.network import Connector, TcpConnector
+from reconciler.system.processes import kill_descendants
 from reconciler.system.resolver import DnsResolver, Resolver
 from reconciler.system.source import DesiredStateSource, StatusPublisher
 
@@ -52,6 +58,8 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
+EXIT_CLEAN, EXIT_UNCLEAN = 0, 3
+WATCHDOG_GRACE = 1.5  # seconds past --shutdown-timeout before the watchdog ends everything
 
 
 def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
@@ -63,6 +71,11 @@ def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
     except StateFileError as exc:
         log.warning("state file ignored path=%s reason=%s", settings.state_dir / STATE_FILE, exc)
         return SavedState()
+
+
+def _shape(error: str) -> str:
+    """An error message without commit ids, which differ in every attempt of the same failure."""
+    return re.sub(r"\b[0-9a-f]{40}\b", "<commit>", error)
 
 
 def _digest(files: dict[str, bytes]) -> str:
@@ -136,6 +149,11 @@ class Agent:
         self._persisted: tuple[bytes, bytes] | None = None
         self._publish_lock = asyncio.Lock()
         self._flush_pending = False
+        self._clean = True  # the stop so far went as planned
+        self._watchdog: threading.Timer | None = None
+        self._publish_error: str | None = None
+        self._publish_failures = 0
+        self._last_published_at: float | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
     # --- the HTTP handle ---------------------------------------------------------------------------------------
@@ -144,7 +162,17 @@ class Agent:
         return self.reconciler.ready
 
     def status_document(self) -> dict[str, Any]:
-        return self.reconciler.status.as_dict()
+        return {**self.reconciler.status.as_dict(), "statusPublish": self.publish_state()}
+
+    def publish_state(self) -> dict[str, Any]:
+        """How publishing status to git goes: shown in /status (the status branch cannot say it cannot be
+        reached)."""
+        return {
+            "ok": self._publish_error is None,
+            "error": self._publish_error or "",
+            "failuresInARow": self._publish_failures,
+            "lastPublished": self._last_published_at,
+        }
 
     def config_document(self) -> dict[str, Any]:
         desired = self.reconciler.desired
@@ -264,15 +292,26 @@ class Agent:
                     self.publisher.publish, files, prefix=status_prefix(self.settings.node), message=message
                 )
             except Exception as exc:  # any failure to publish is counted and retried; it never stops the agent
-                self.metrics.status_publish.labels("error").inc()
-                self.metrics.errors.labels("status").inc()
-                log.warning("status publish failed error=%s", exc)
+                self._publish_failed(str(exc) or type(exc).__name__)
                 return None
+            if self._publish_error is not None:
+                log.info("status publish works again after %d failure(s)", self._publish_failures)
+            self._publish_error, self._publish_failures = None, 0
+            self._last_published_at = self.clock.now()
             self._published = digest
             self.metrics.status_publish.labels("committed" if commit else "unchanged").inc()
             if commit:
                 log.info("status published commit=%s", commit[:12])
             return commit
+
+    def _publish_failed(self, error: str) -> None:
+        self.metrics.status_publish.labels("error").inc()
+        self.metrics.status_publish_errors.inc()
+        self.metrics.errors.labels("status").inc()
+        if _shape(error) != _shape(self._publish_error or ""):  # once per change, not once per attempt
+            log.warning("status publish failed error=%s", error)
+        self._publish_error = error
+        self._publish_failures += 1
 
     # --- workers ---------------------------------------------------------------------------------------------
 
@@ -367,7 +406,7 @@ class Agent:
             try:
                 await capability.close(deadline)
             except Exception as exc:  # one capability that fails to stop must not keep the others running
-                log.warning("close failed kind=%s error=%s", kind, exc)
+                self._unclean(f"{kind} did not close: {exc}")
 
     async def run_once(self) -> TickResult:
         """One pass: fetch, reconcile, publish. Raises the fetch failure if the remote cannot be read."""
@@ -388,7 +427,11 @@ class Agent:
         listen = self.settings.listen
         host, port = host_and_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
         routes = [route for capability in self.capabilities.values() for route in capability.routes()]
-        http = await server.start(self, host, port, routes=routes)
+        try:
+            http = await server.start(self, host, port, routes=routes)
+        except OSError as exc:
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise SettingsError(f"--listen {listen}: cannot listen there: {why}") from None
         await self._start_capabilities()
         self.reconciler.background = True
         scheduler = self._start_scheduler()
@@ -401,12 +444,29 @@ class Agent:
                 await self._shutdown(scheduler, sync_task, tick_task)
         finally:
             await http.cleanup()
-        log.info("agent stopped")
-        return 0
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+        log.info("agent stopped clean=%s", self._clean)
+        return EXIT_CLEAN if self._clean else EXIT_UNCLEAN
 
     def stop(self) -> None:
+        if self._stopping.is_set():
+            log.warning("second stop request: ending now")
+            self._end_now()
         log.info("stop requested: finishing the work in flight")
         self._stopping.set()
+        # Cancelled when run() returns; so a process that hosts the agent (tests) is only ended if the stop hangs.
+        self._watchdog = threading.Timer(self.settings.shutdown_timeout.total_seconds() + WATCHDOG_GRACE, self._end_now)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    @staticmethod
+    def _end_now() -> None:
+        """The stop could not finish in time (or was asked twice): every process below this one, then this one."""
+        log.error("stopping now: ending this process and every process it started")
+        kill_descendants()
+        logging.shutdown()
+        os._exit(EXIT_UNCLEAN)
 
     def _left(self, deadline: float) -> float:
         return max(0.1, deadline - asyncio.get_running_loop().time())
@@ -422,11 +482,22 @@ class Agent:
             await asyncio.wait_for(asyncio.shield(tick_task), timeout=self._left(deadline) / 2)
         if not tick_task.done():
             tick_task.cancel()
+            self._unclean("the revision being loaded was cut short")
         # Passes in flight get half of what is left, then are cancelled.
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self.reconciler.settle(), timeout=self._left(deadline) / 2)
+        except TimeoutError:
+            self._unclean("passes in flight were cut short")
         await self.reconciler.close()
         self.persist()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self.publish(final=True), timeout=self._left(deadline))
+        except TimeoutError:
+            self._unclean("the final status publish timed out")
+        if self._publish_error is not None:
+            self._unclean(f"the final status was not published: {self._publish_error}")
         await self._close_capabilities(deadline)
+
+    def _unclean(self, why: str) -> None:
+        log.warning("stop not clean: %s", why)
+        self._clean = False

@@ -28,7 +28,7 @@ from typing import Any
 from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
 from reconciler.capabilities.registry import AnyCapability
-from reconciler.errors import Problem, ReconcilerError, Severity, is_retryable
+from reconciler.errors import PathNotFoundError, Problem, ReconcilerError, Severity, is_retryable
 from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
@@ -165,6 +165,11 @@ class Reconciler:
             tree = await asyncio.to_thread(
                 self.source.tree_at, revision, max_file_bytes=self.load_options.max_file_bytes
             )
+        except PathNotFoundError as exc:
+            self.stall = ("PathNotFound", str(exc))
+            self.metrics.errors.labels("source").inc()
+            log.warning("revision refused revision=%s reason=%s", revision[:12], exc)
+            return
         except ReconcilerError as exc:
             self.stall = ("SourceUnreadable", str(exc))
             self.metrics.errors.labels("source").inc()
@@ -177,9 +182,38 @@ class Reconciler:
             self.metrics.errors.labels("validation").inc()
             log.warning("revision invalid revision=%s errors=%d first=%s", revision[:12], len(errors), errors[0])
             return
-        self.desired = result.state.for_node(self.settings.node)
+        desired = result.state.for_node(self.settings.node)
+        removal = self._removes_everything(desired, revision)
+        if removal:
+            self.stall = ("SafetyGate", removal)
+            log.warning("revision held revision=%s reason=%s", revision[:12], removal)
+            return
+        self.desired = desired
         self.desired_revision = revision
         log.info("revision loaded revision=%s resources=%d", revision[:12], len(self.desired))
+
+    def _enforced(self, resources: Iterable[Resource]) -> list[str]:
+        enforced = []
+        for resource in resources:
+            capability = self.capabilities.get(resource.KIND)
+            if capability is not None and capability.enforces:
+                enforced.append(f"{resource.KIND}/{resource.metadata.name}")
+        return enforced
+
+    def _removes_everything(self, desired: DesiredState, revision: str) -> str:
+        """Why ``desired`` is held: it would remove every resource this node enforces (empty when it is not).
+        A large removal of one target is the safety gate's to refuse; losing everything at once is refused the
+        same way, unless forced or nothing was enforced before."""
+        if self.settings.force or self.desired is None or self._enforced(desired):
+            return ""
+        before = self._enforced(self.desired)
+        if not before:
+            return ""
+        shown = ", ".join(before[:5]) + (f" and {len(before) - 5} more" if len(before) > 5 else "")
+        return (
+            f"revision {revision[:12]} would remove every resource this node enforces ({len(before)}: {shown}): "
+            "if that is intended, run once with --force"
+        )
 
     async def _load_newest(self) -> bool:
         """Load what is new (the applied revision first after a restart). True when the desired state changed."""

@@ -39,6 +39,7 @@ class Observed(Generic[F]):
 class Capability(ABC, Generic[R, F, V]):
     resource_type: ClassVar[type[Resource]]
     state_version: ClassVar[int] = 1
+    enforces: ClassVar[bool] = True  # False: configuration other resources use (removing it all is not guarded)
 
     def narrow(self, resource: Resource) -> R:
         """The resource as this capability's type (the agent hands each capability only its own kind)."""
@@ -98,6 +99,7 @@ class ConfigurationOnly(Capability[Resource, None, None]):
     """For kinds that other resources reference and that have nothing of their own to enforce."""
 
     resource_type = Resource
+    enforces = False
 
     def __init__(self, kind: str) -> None:
         self.kind = kind

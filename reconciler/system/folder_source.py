@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reconciler.errors import PathNotFoundError
 from reconciler.model.source_tree import SourceTree
 from reconciler.system.files import read_source_tree
 
@@ -21,6 +22,8 @@ class FolderSource:
         return WORKING_TREE
 
     def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
+        if not self.root.exists():
+            raise PathNotFoundError(f"path {self.root} does not exist")
         return read_source_tree(self.root, display_root=str(self.root), max_file_bytes=max_file_bytes)
 
     def verify(self, revision: str) -> str | None:

@@ -22,7 +22,14 @@ import git
 from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb import IStream
 
-from reconciler.errors import FetchError, PublishError, ReconcilerError, SourceError
+from reconciler.errors import (
+    FetchError,
+    PathNotFoundError,
+    PublishError,
+    ReconcilerError,
+    RemoteNotFoundError,
+    SourceError,
+)
 from reconciler.model.source_tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
 from reconciler.settings import AgentSettings, GitIdentity
 
@@ -32,13 +39,19 @@ TOKEN_ENV = "RECONCILER_GIT_TOKEN"  # noqa: S105 - a variable name, not a secret
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 
-def _tree_files(commit: git.Commit, folder: str, label: str, max_file_bytes: int) -> SourceTree:
+def _tree_files(
+    commit: git.Commit, folder: str, label: str, max_file_bytes: int, *, missing_ok: bool = False
+) -> SourceTree:
     root = commit.tree
     if folder not in ("", "."):
         try:
             root = root / folder
         except KeyError:
-            return SourceTree(f"{label}:{folder}", ())
+            if missing_ok:
+                return SourceTree(f"{label}:{folder}", ())
+            raise PathNotFoundError(f"path {folder} is not in revision {label}") from None
+        if not isinstance(root, git.Tree):
+            raise PathNotFoundError(f"path {folder} in revision {label} is a file, not a folder")
     files: list[SourceFile] = []
     others: set[str] = set()
     for item in root.traverse():
@@ -70,7 +83,7 @@ def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> 
             commit = repo.commit(revision)
         except (git.BadName, ValueError, git.GitCommandError):
             raise SourceError(f"unknown revision '{revision}' in {top} (fetch it first?)") from None
-        return _tree_files(commit, folder, revision, max_file_bytes)
+        return _tree_files(commit, folder, revision, max_file_bytes, missing_ok=True)
 
 
 def _token_config() -> dict[str, str]:
@@ -143,12 +156,21 @@ class GitSource:
         self.path = path
 
     def fetch(self) -> str:
-        with self.bare.translated(FetchError, f"cannot fetch {self.branch}"):
-            return str(self.bare.fetch_branch(self.branch).hexsha)
+        try:
+            with self.bare.translated(FetchError, f"cannot fetch {self.branch}"):
+                return str(self.bare.fetch_branch(self.branch).hexsha)
+        except FetchError as exc:
+            detail = str(exc)
+            if "couldn't find remote ref" in detail:
+                raise RemoteNotFoundError(f"branch {self.branch} does not exist in {self.bare.url}") from exc
+            if any(sign in detail for sign in _NO_REPOSITORY):
+                raise RemoteNotFoundError(f"no git repository at {self.bare.url}: {detail}") from exc
+            raise
 
     def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
         with self.bare.translated(SourceError, f"cannot read revision {revision[:12]}"):
-            return _tree_files(self.bare.repo.commit(revision), self.path, revision[:12], max_file_bytes)
+            commit = self.bare.repo.commit(revision)
+            return _tree_files(commit, self.path.strip("/"), revision[:12], max_file_bytes)
 
     def verify(self, revision: str) -> str | None:
         try:
@@ -248,6 +270,14 @@ def open_repository(settings: AgentSettings) -> tuple[GitSource, GitStatusPublis
     return source, publisher
 
 
+# what git says when the URL names no repository (local paths, and the hosts' answers over HTTPS and SSH)
+_NO_REPOSITORY = ("does not appear to be a git repository", "Repository not found", "repository not found")
+_TELLING = ("remote:", "error:", "fatal:", "!", "hint:")
+
+
 def _git_detail(exc: Exception) -> str:
-    text = getattr(exc, "stderr", "") or str(exc)
-    return " ".join(str(text).replace("stderr:", "").split())[-300:]
+    """What git said that explains the failure (the remote's own words first, e.g. a hook's), on one line."""
+    text = str(getattr(exc, "stderr", "") or str(exc)).replace("stderr:", "").strip(" '\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    telling = [line for line in lines if line.startswith(_TELLING)] or lines
+    return " ".join(" ".join(telling).split())[:400]

@@ -38,12 +38,14 @@ def _accepts(port: int) -> bool:
 
 
 def _node_condition(agent: AgentProcess, kind: str = "Stalled") -> tuple[str, str, str]:
-    found = next(c for c in agent.status()["conditions"] if c["type"] == kind)
-    return found["status"], found["reason"], found["message"]
+    for found in agent.status()["conditions"]:
+        if found["type"] == kind:
+            return found["status"], found["reason"], found["message"]
+    return "", "", ""
 
 
 def test_a_path_missing_from_a_revision_is_refused_and_the_last_good_one_stays(tmp_path: Path) -> None:
-    """A commit that moves the folder away: Stalled PathNotFound naming the path and revision; the app that ran
+    """A commit that moves the folder away: Stalled PathNotFoundError naming the path and revision; the app that ran
     keeps running. An agent started on a path that never existed is Stalled the same way, with nothing applied."""
     remote = Remote(tmp_path)
     port = free_port()
@@ -118,7 +120,11 @@ def test_publish_failures_are_counted_shown_and_do_not_stop_a_bounded_shutdown(t
     failed). A second SIGTERM ends a stop at once."""
     remote = Remote(tmp_path)
     hook = remote.bare / "hooks" / "pre-receive"
-    hook.write_text("#!/bin/sh\necho 'status pushes are refused here' >&2\nexit 1\n")
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        '  if [ "$ref" = refs/heads/reconciler-status ]; then echo "status pushes are refused here" >&2; exit 1; fi\n'
+        "done\n"
+    )
     hook.chmod(0o755)
     port = free_port()
     remote_commit = remote.commit({"proxy.yaml": PROXY.format(port=port, target=free_port())})
@@ -163,3 +169,34 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
     return " Z " not in stat
+
+
+def test_a_second_signal_ends_a_stop_at_once(tmp_path: Path) -> None:
+    """A client holds a proxied connection open, so the stop waits for it to drain (up to 20 s); a second signal
+    (SIGINT) ends the agent and its worker at once, exit 3."""
+    remote = Remote(tmp_path)
+    target = socket.create_server(("127.0.0.1", 0))
+    port = free_port()
+    remote.commit({"proxy.yaml": PROXY.format(port=port, target=target.getsockname()[1])})
+    agent = AgentProcess(remote, tmp_path / "state", node="n1", args=("--interval", "1s", "--shutdown-timeout", "20s"))
+    agent.start()
+    try:
+        wait_for(lambda: _accepts(port), timeout=15, what="the app")
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        accepted, _ = target.accept()
+        workers = _children(agent)
+        agent.signal(signal.SIGTERM)
+        time.sleep(1.0)
+        assert agent.process is not None
+        assert agent.process.poll() is None  # draining the open connection
+        started = time.monotonic()
+        agent.signal(signal.SIGINT)
+        assert agent.wait(timeout=5) == 3
+        assert time.monotonic() - started < 2
+        time.sleep(0.2)
+        assert not any(_alive(pid) for pid in workers)
+        client.close()
+        accepted.close()
+    finally:
+        agent.stop()
+        target.close()

@@ -9,10 +9,11 @@ PYTEST_ARGS ?=
 
 .PHONY: run test setup system-packages lint typecheck layers schema-check unit bench clean
 
-# The agent, once, in dry-run mode, on the bundled example published as a local git repository (node gw-1).
+# The agent, once, on the bundled example published as a local git repository, as node demo: it runs the
+# example's loopback proxy app, prints the plan and what runs (listeners, targets, health), and stops.
 run: setup
 	$(BIN)/reconciler validate desired-state
-	$(BIN)/reconciler run --once --dry-run --node gw-1 --state-dir .run/state \
+	$(BIN)/reconciler run --once --node demo --state-dir .run/state \
 		--repo "$$(scripts/example-repo .run)"
 
 test: setup lint typecheck layers schema-check unit

@@ -26,6 +26,7 @@ from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
 from reconciler.render.plan import RENDERERS, render_text
+from reconciler.render.status import render_status_text
 from reconciler.settings import (
     DEFAULT_STATE_DIR,
     WEBHOOK_SECRET_ENV,
@@ -219,22 +220,7 @@ def _exit_code(result: TickResult) -> int:
 
 
 def _print_status(document: dict[str, Any]) -> None:
-    print(f"node {document['node']}: branch {document['branch']}")
-    print(f"  applied revision:   {document['lastAppliedRevision'] or '-'}")
-    print(f"  attempted revision: {document['lastAttemptedRevision'] or '-'}")
-    for condition in document["conditions"]:
-        print(f"  {condition['type']}={condition['status']} {condition['reason']}: {condition['message']}")
-    for problem in document["problems"]:
-        print(
-            f"  {problem['severity']}: {problem['location']}: {problem['resource']}: {problem['path']}: "
-            f"{problem['message']}"
-        )
-    if document.get("problemsNotShown"):
-        print(f"  ... and {document['problemsNotShown']} more (reconciler validate lists them all)")
-    for resource in document.get("resources", []):
-        ready = next((c for c in resource["conditions"] if c["type"] == "Ready"), None)
-        state = f"{ready['status']} {ready['reason']}" if ready else "?"
-        print(f"  {resource['kind']}/{resource['name']}: Ready={state}")
+    print(render_status_text(document))
 
 
 def _event_loop() -> asyncio.Runner:
@@ -260,7 +246,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _local_agent(path: Path, node: str, state_dir: Path, *, dry_run: bool, force: bool) -> Agent:
-    settings = AgentSettings(repo=str(path), node=node, state_dir=state_dir, dry_run=dry_run, force=force)
+    settings = AgentSettings(repo=str(path), node=node, branch="", state_dir=state_dir, dry_run=dry_run, force=force)
     return Agent(settings, source=FolderSource(path))
 
 
@@ -268,7 +254,17 @@ def _plan(args: argparse.Namespace) -> int:
     with temporary_directory("reconciler-plan-") as state_dir:
         agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
         result = asyncio.run(agent.run_once())
-    print(RENDERERS[args.format](result.plan))
+    slots = agent.reconciler.slots
+    not_enforced = sorted(f"{kind}/{name}" for (kind, name), slot in slots.items() if slot.capability is None)
+    if args.format == "json":
+        document = json.loads(RENDERERS["json"](result.plan))
+        print(json.dumps({**document, "notEnforced": not_enforced}, indent=2))
+    else:
+        print(RENDERERS[args.format](result.plan).rstrip("\n"))
+        if agent.reconciler.desired is not None and not slots:
+            print(f"no resource in {args.path} selects node {args.node} (spec.nodes)")
+        if not_enforced:
+            print(f"not enforced by this agent yet (validated only): {', '.join(not_enforced)}")
     if result.outcome is TickOutcome.STALLED:
         _print_status(agent.status_document())
     return _exit_code(result)

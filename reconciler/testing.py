@@ -188,6 +188,7 @@ class RecordingCapability(Capability[Resource, None, Any]):
     failing_observe: dict[str, BaseException] = field(default_factory=dict)
     failing_apply: dict[str, BaseException] = field(default_factory=dict)
     observe_delay: dict[str, float] = field(default_factory=dict)
+    degraded: dict[str, tuple[str, str]] = field(default_factory=dict)
     interval: timedelta | None = None
     applied: list[tuple[str, TargetPlan[Any]]] = field(default_factory=list)
     observed: list[str] = field(default_factory=list)
@@ -205,7 +206,7 @@ class RecordingCapability(Capability[Resource, None, Any]):
             await asyncio.sleep(self.observe_delay[name])
         if name in self.failing_observe:
             raise self.failing_observe[name]
-        return Observed(None, {"observedBy": "RecordingCapability"})
+        return Observed(None, {"observedBy": "RecordingCapability"}, degraded=self.degraded.get(name))
 
     def plan(self, resource: Resource, facts: None, *, now: float) -> Sequence[TargetPlan[Any]]:
         return list(self.targets.get(resource.metadata.name, []))

@@ -197,6 +197,9 @@ class Agent:
     def count_webhook(self, result: str) -> None:
         self.metrics.webhook.labels(result).inc()
 
+    def approve_plan(self, checksum: str) -> list[str]:
+        return self.reconciler.approve(checksum)
+
     # --- work ------------------------------------------------------------------------------------------------
 
     async def sync(self) -> bool:

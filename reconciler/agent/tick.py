@@ -74,6 +74,8 @@ class _Outcome:
     observations: dict[str, object] = field(default_factory=dict)
     targets: list[TargetPlan[Any]] = field(default_factory=list)
     failed: bool = False
+    degraded: bool = False  # applied, but the world works less well than desired (not retried)
+    gate: bool = False  # held by the safety gate (not retried: the plan would be held again)
     retry: bool = False  # a retryable failure: try again after a backoff
     hold: bool = False  # not retryable: no more passes until the next revision
 
@@ -90,6 +92,8 @@ class _Slot:
     outcome: _Outcome | None = None
     outcome_revision: str | None = None
     held: str | None = None  # the revision at which a non-retryable failure stopped further passes
+    gated: str = ""  # the checksum of the target plan the safety gate holds (logged once per plan)
+    approved: set[str] = field(default_factory=set)  # target plan checksums an operator let through
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     retry: asyncio.TimerHandle | None = None
 
@@ -284,12 +288,17 @@ class Reconciler:
         outcome = _Outcome(cond.ready("Applied"), dict(observed.summary))
         outcome.targets = list(capability.plan(resource, observed.facts, now=self.clock.now()))
         for target in outcome.targets:
-            decision = gate.check(target, max_percent=resource.spec.safety.maxChangePercent, forced=self.settings.force)
+            forced = self.settings.force or target.checksum in slot.approved
+            decision = gate.check(target, max_percent=resource.spec.safety.maxChangePercent, forced=forced)
             if not decision.allowed:
-                log.warning("plan held by the safety gate resource=%s message=%s", slot.label, decision.message)
-                outcome.conditions = cond.stalled("SafetyGate", decision.message)
-                outcome.failed = True
+                message = f"{decision.message}, or approve plan {target.checksum[:16]} (POST /plan/approve)"
+                if slot.gated != target.checksum:  # once per plan, not once per observation
+                    log.warning("plan held by the safety gate resource=%s message=%s", slot.label, message)
+                slot.gated = target.checksum
+                outcome.conditions = cond.stalled("SafetyGate", message)
+                outcome.failed = outcome.gate = True
                 return outcome
+        slot.gated = ""
         if self.settings.dry_run:
             changes = sum(len(t.changes) for t in outcome.targets)
             outcome.conditions = cond.ready("DryRun", f"dry run: {changes} planned change(s) not applied")
@@ -304,14 +313,18 @@ class Reconciler:
                 failure.targets = outcome.targets
                 failure.observations = outcome.observations
                 return failure
+            slot.approved.discard(target.checksum)
             log.info("applied resource=%s target=%s changes=%d", slot.label, target.target, len(target.changes))
         if any(t.changes for t in outcome.targets):
             # The status should show the world after the change, not before it.
             try:
-                after = await self._observe(slot, capability, resource, timeout)
-                outcome.observations = dict(after.summary)
+                observed = await self._observe(slot, capability, resource, timeout)
+                outcome.observations = dict(observed.summary)
             except Exception as exc:  # the change is applied; the next observation will catch up
                 log.info("observe after apply failed resource=%s error=%s", slot.label, exc)
+        if observed.degraded is not None:
+            outcome.conditions = cond.degraded(*observed.degraded)
+            outcome.degraded = True
         return outcome
 
     def _failure(
@@ -441,6 +454,28 @@ class Reconciler:
     def _failed(self) -> tuple[str, ...]:
         return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.failed)
 
+    def _held_by_gate(self) -> tuple[str, ...]:
+        return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.gate)
+
+    def approve(self, checksum: str) -> list[str]:
+        """Let the held plan(s) with ``checksum`` through the gate once: the node's whole plan (``GET /plan``) or
+        one target's. The resources that will be reconciled now; empty when no held plan has that checksum."""
+        whole = checksum == self.plan.checksum
+        approved = []
+        for key, slot in sorted(self.slots.items()):
+            if not (slot.outcome is not None and slot.outcome.gate):
+                continue
+            for target in slot.outcome.targets:
+                if whole or target.checksum == checksum:
+                    slot.approved.add(target.checksum)
+                    approved.append(slot.label)
+            if slot.label in approved:
+                self._start(key)
+        return sorted(set(approved))
+
+    def _degraded(self) -> tuple[str, ...]:
+        return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.degraded)
+
     def _summarise(self) -> None:
         """After passes: the plan, the applied revision and the node's status."""
         self._summary_pending = False
@@ -488,8 +523,12 @@ class Reconciler:
             if applied:
                 message += f"; revision {applied[:12]} stays in force"
             current = cond.stalled(reason, message)
+        elif failed and set(held := self._held_by_gate()) == set(failed):
+            current = cond.stalled("SafetyGate", f"{len(held)} resource(s) held by the safety gate: {', '.join(held)}")
         elif failed:
             current = cond.degraded("ResourcesFailing", f"{len(failed)} resource(s) failing: {', '.join(failed)}")
+        elif degraded := self._degraded():
+            current = cond.degraded("ResourcesDegraded", f"{len(degraded)} resource(s) degraded: {', '.join(degraded)}")
         elif self.desired_revision is None:
             current = (Condition("Ready", "Unknown", "Starting", "no desired state loaded yet"),)
         elif self.settings.dry_run:

@@ -30,10 +30,13 @@ V = TypeVar("V")
 
 @dataclass(frozen=True, slots=True)
 class Observed(Generic[F]):
-    """What a capability saw for one resource: facts for its planner, a summary for the status document."""
+    """What a capability saw for one resource: facts for its planner, a summary for the status document, and
+    ``degraded`` (reason, message) when the world works less well than desired although everything was applied
+    (an app with no healthy target): the resource is then Degraded, without being retried."""
 
     facts: F
     summary: Mapping[str, Any] = field(default_factory=dict)
+    degraded: tuple[str, str] | None = None
 
 
 class Capability(ABC, Generic[R, F, V]):

@@ -33,10 +33,24 @@ def summary(app: ProxyAppFacts) -> dict[str, Any]:
     return {
         "listen": list(app.listen),
         "targets": [
-            {"address": t.address, "weight": t.weight, "up": t.up, "resolved": t.resolved, "reason": t.reason}
+            {"address": t.address, "weight": t.weight, "health": t.health, "resolved": t.resolved, "reason": t.reason}
             for t in app.targets
         ],
     }
+
+
+def _without_targets(apps: Mapping[str, ProxyAppFacts]) -> tuple[str, str] | None:
+    """Apps whose every target is down or drained: the resource is Degraded, naming them."""
+    empty = [app for key, app in sorted(apps.items()) if app.targets and not any(t.usable for t in app.targets)]
+    if not empty:
+        return None
+    described = []
+    for app in empty:
+        down = [f"{t.address} ({t.reason or t.health})" for t in app.targets if t.health == "down"]
+        drained = [t.address for t in app.targets if t.weight == 0 and t.health != "down"]
+        parts = ([f"down: {', '.join(down)}"] if down else []) + ([f"drained: {', '.join(drained)}"] if drained else [])
+        described.append(f"app {app.key} has no healthy target ({'; '.join(parts)})")
+    return "NoHealthyTarget", "; ".join(described)
 
 
 class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
@@ -65,7 +79,8 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
     async def observe(self, resource: TCPProxy) -> Observed[TCPProxyFacts]:
         prefix = f"{resource.metadata.name}/"
         running = {key: app for key, app in self.manager.snapshot().items() if key.startswith(prefix)}
-        return Observed(TCPProxyFacts(running), {"apps": {key: summary(app) for key, app in running.items()}})
+        summaries = {key: summary(app) for key, app in running.items()}
+        return Observed(TCPProxyFacts(running), {"apps": summaries}, degraded=_without_targets(running))
 
     def plan(self, resource: TCPProxy, facts: TCPProxyFacts, *, now: float) -> Sequence[TargetPlan[ProxyMember]]:
         return plan_tcp_proxy(resource, facts)

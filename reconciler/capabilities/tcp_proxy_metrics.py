@@ -10,6 +10,8 @@ from prometheus_client.registry import Collector
 
 from reconciler.model.observed import ProxyAppFacts
 
+_HEALTH = {"up": 1, "down": 0, "unknown": -1}
+
 
 class ProxyCollector(Collector):
     def __init__(self, snapshot: Callable[[], Mapping[str, ProxyAppFacts]], restarts: Callable[[], int]) -> None:
@@ -33,7 +35,9 @@ class ProxyCollector(Collector):
         at_limit = GaugeMetricFamily(
             "reconciler_proxy_at_limit", "1 while the app stops accepting at maxConnections.", labels=["app"]
         )
-        up = GaugeMetricFamily("reconciler_proxy_target_up", "Target health (1 up, 0 down).", labels=["app", "target"])
+        up = GaugeMetricFamily(
+            "reconciler_proxy_target_up", "Target health (1 up, 0 down, -1 not checked yet).", labels=["app", "target"]
+        )
         target_active = GaugeMetricFamily(
             "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
         )
@@ -51,7 +55,7 @@ class ProxyCollector(Collector):
             active.add_metric([app], counters.active)
             at_limit.add_metric([app], counters.at_limit)
             for target in state.targets:
-                up.add_metric([app, target.address], 1 if target.up else 0)
+                up.add_metric([app, target.address], _HEALTH[target.health])
                 target_active.add_metric([app, target.address], target.active)
                 ejected.add_metric([app, target.address], 1 if target.ejected else 0)
         yield from families.values()

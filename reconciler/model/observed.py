@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from reconciler.model.proxy_config import AppSettings, CheckSettings
 
@@ -68,11 +69,14 @@ class ProxyCounters:
     at_limit: int = 0
 
 
+Health = Literal["up", "down", "unknown"]  # unknown: not checked yet (traffic goes there, as HAProxy does)
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyTargetFacts:
     address: str  # as the operator wrote it (host:port)
     weight: int
-    up: bool
+    health: Health
     resolved: str | None  # the ip:port connected to, None while the name does not resolve
     reason: str = ""
     active: int = 0
@@ -80,6 +84,11 @@ class ProxyTargetFacts:
     connect_failures: int = 0
     ejected: bool = False
     failed_checks: int = 0
+
+    @property
+    def usable(self) -> bool:
+        """May get new connections: not known to be down, and not drained."""
+        return self.health != "down" and self.weight > 0
 
 
 @dataclass(frozen=True, slots=True)

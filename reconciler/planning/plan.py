@@ -81,6 +81,11 @@ class TargetPlan(Generic[V]):
             "changes": [c.as_dict() for c in self.changes],
         }
 
+    @property
+    def checksum(self) -> str:
+        """sha256 of the canonical JSON of this target's plan (what an operator approves)."""
+        return _checksum(self.as_dict())
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
@@ -108,5 +113,9 @@ class Plan:
     @property
     def checksum(self) -> str:
         """sha256 of the canonical JSON of the plan: the same plan always has the same checksum."""
-        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return _checksum(self.as_dict())
+
+
+def _checksum(document: dict[str, Any]) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()

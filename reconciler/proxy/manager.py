@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.model.observed import ProxyAppFacts, ProxyCounters, ProxyTargetFacts
+from reconciler.model.observed import Health, ProxyAppFacts, ProxyCounters, ProxyTargetFacts
 from reconciler.model.proxy_config import AppConfig
 from reconciler.model.values import format_host_port, host_and_port
 from reconciler.proxy.backends import Backend
@@ -219,11 +219,14 @@ class ProxyManager:
             targets = []
             for b in running.backends:
                 active, connections, failures, ejected = counters.targets.get(b.address, (0, 0, 0, 0))
+                health: Health = (
+                    "down" if not b.up or b.resolved is None else "up" if b.address in states else "unknown"
+                )
                 targets.append(
                     ProxyTargetFacts(
                         address=b.address,
                         weight=b.weight,
-                        up=b.up and b.resolved is not None,
+                        health=health,
                         resolved=format_host_port(*b.resolved) if b.resolved else None,
                         reason=b.reason,
                         active=active,

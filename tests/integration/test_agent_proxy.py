@@ -107,7 +107,7 @@ def test_apps_from_git_reload_without_dropping_streams(
             what="the unresolvable target in status",
         )
         assert targets[0]["address"] == "nonexistent.invalid:9"
-        assert targets[0]["up"] is False
+        assert targets[0]["health"] == "down"
 
         async def scenario() -> tuple[list[int], bytes]:
             connections = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]

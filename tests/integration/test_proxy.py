@@ -213,7 +213,7 @@ def test_the_challenge_layout(run: Run) -> None:
                 assert tags == [f"{name}0", f"{name}1"] * 4, tags
         snapshot = manager.snapshot()
         [unresolvable] = [t for t in snapshot["challenge/app-c"].targets if t.address.startswith("nonexistent")]
-        assert unresolvable.up is False
+        assert unresolvable.health == "down"
         assert unresolvable.reason.startswith("unresolvable")
         assert unresolvable.connections == 0
         assert sorted(snapshot["challenge/app-a"].listen) == sorted(f"127.0.0.1:{p}" for p in ports["a"])
@@ -593,7 +593,8 @@ def test_targets_known_down_start_down_after_a_restart(run: Run) -> None:
     async def scenario() -> None:
         echo = await Echo("back").start()
         port = free_port()
-        checks = CheckSettings(interval=0.2, timeout=0.2, rise=2, fall=3)
+        # a check interval longer than starting two worker processes takes, so that apply returns before 2 checks
+        checks = CheckSettings(interval=1.0, timeout=0.2, rise=2, fall=3)
         manager = run.manager(known_down={"k/app": {echo.address}})
         await manager.apply(
             {"k/app": AppConfig("k/app", (("127.0.0.1", port),), ((echo.address, 1),), AppSettings(), checks)}
@@ -601,7 +602,7 @@ def test_targets_known_down_start_down_after_a_restart(run: Run) -> None:
         [backend] = manager.running["k/app"].backends
         assert backend.up is False
         assert await ask(port) == b""  # no usable target yet: closed
-        await asyncio.sleep(2 * 0.2 * 1.1 + 0.3)
+        await asyncio.sleep(2 * 1.0 * 1.1 + 0.3)
         assert backend.up is True
         assert await ask(port) == b"back:ping"
         assert manager.health() == {}

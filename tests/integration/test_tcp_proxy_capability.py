@@ -94,3 +94,44 @@ def test_down_targets_are_saved_and_restored() -> None:
     assert manager.known_down == {"apps/web": {"127.0.0.1:1"}}
     assert capability.saved() == {"targetsDown": {}}
     assert len(capability.collectors()) == 1
+
+
+def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_is_degraded() -> None:
+    """Before the first check a target is 'unknown' (and gets traffic); once every target is down the observation
+    says Degraded, naming the app and why each target is down."""
+
+    async def scenario() -> None:
+        manager = ProxyManager(drain=0.1, resolver=FakeResolver())
+        capability = TCPProxyCapability(manager)
+        proxy = TCPProxy.model_validate(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TCPProxy",
+                "metadata": {"name": "apps"},
+                "spec": {
+                    "healthCheck": {"interval": "100ms", "timeout": "100ms", "rise": 1, "fall": 1},
+                    "apps": [
+                        {"name": "web", "listen": [f"127.0.0.1:{free_port()}"], "targets": [f"127.0.0.1:{free_port()}"]}
+                    ],
+                },
+            }
+        )
+        [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
+        await capability.apply(proxy, plan)
+        first = await capability.observe(proxy)
+        [target] = first.summary["apps"]["apps/web"]["targets"]
+        assert target["health"] == "unknown"
+        assert first.degraded is None
+        for _ in range(50):
+            observed = await capability.observe(proxy)
+            if observed.degraded is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert observed.degraded is not None
+        reason, message = observed.degraded
+        assert reason == "NoHealthyTarget"
+        assert message.startswith("app apps/web has no healthy target (down: 127.0.0.1:")
+        assert "Connection refused" in message
+        await manager.close()
+
+    asyncio.run(scenario())

@@ -24,6 +24,7 @@ class Handle:
     ready: bool = False
     syncs: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
+    approvals: list[str] = field(default_factory=list)
 
     def is_ready(self) -> bool:
         return self.ready
@@ -46,6 +47,10 @@ class Handle:
 
     def count_webhook(self, result: str) -> None:
         self.webhooks.append(result)
+
+    def approve_plan(self, checksum: str) -> list[str]:
+        self.approvals.append(checksum)
+        return ["TCPProxy/big"] if checksum == "held" else []
 
 
 def _with_client(handle: Handle, body: Callable[[TestClient[Any, Any]], Awaitable[None]]) -> None:
@@ -125,3 +130,26 @@ def test_webhook_without_a_secret_is_off() -> None:
 
     _with_client(handle, body)
     assert handle.syncs == []
+
+
+def test_plan_approval_is_signed_and_names_a_held_plan() -> None:
+    """POST /plan/approve: unsigned 401; a body without a checksum 400; an unknown checksum 409; a held one 202."""
+    handle = Handle()
+
+    def signed(document: bytes) -> dict[str, str]:
+        return {"X-Hub-Signature-256": _sign(document)}
+
+    async def body(client: TestClient[Any, Any]) -> None:
+        held = b'{"checksum": "held"}'
+        assert (await client.post("/plan/approve", data=held)).status == 401
+        assert (await client.post("/plan/approve", data=b"{}", headers=signed(b"{}"))).status == 400
+        other = b'{"checksum": "other"}'
+        refused = await client.post("/plan/approve", data=other, headers=signed(other))
+        assert refused.status == 409
+        assert "GET /plan shows the current one" in (await refused.json())["error"]
+        accepted = await client.post("/plan/approve", data=held, headers=signed(held))
+        assert accepted.status == 202
+        assert await accepted.json() == {"approved": ["TCPProxy/big"]}
+
+    _with_client(handle, body)
+    assert handle.approvals == ["other", "held"]

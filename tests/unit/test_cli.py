@@ -20,7 +20,7 @@ def test_the_example_is_valid_and_summarised(cli: Callable[..., CliResult]) -> N
     """Exit 0 and a line per kind with counts."""
     result = cli("validate", EXAMPLE)
     assert result.code == 0
-    assert "valid: 11 document(s)" in result.out
+    assert "valid: 12 document(s)" in result.out
     assert "EgressAllowList: 2 (partners, platform; 9 entries, 2 protected)" in result.out
 
 

@@ -42,10 +42,11 @@ def test_apply_once_then_status(cli: Callable[..., CliResult], tmp_path: Path) -
     state = tmp_path / "state"
     applied = cli("apply", EXAMPLE, "--once", "--node", "pool-1", "--state-dir", state)
     assert applied.code == 0
-    assert "IPPool/egress: Ready=False NotEnforced" in applied.out
+    assert "IPPool/egress: not enforced by this agent yet (validated only)" in applied.out
+    assert "Degraded=False Applied\n" in applied.out  # a condition without a message has no trailing colon
     shown = cli("status", "--state-dir", state)
     assert shown.code == 0
-    assert shown.out.splitlines()[0] == "node pool-1: branch main"
+    assert shown.out.splitlines()[0] == "node pool-1: desired state from a folder (no branch)"
     assert "applied revision:   working-tree" in shown.out
     document = json.loads(cli("status", "--state-dir", state, "--format", "json").out)
     assert {r["name"] for r in document["resources"]} >= {"egress", "crawler", "consecutive-3"}
@@ -68,3 +69,16 @@ def test_a_nameserver_that_is_not_an_address_is_a_usage_error(cli: Callable[...,
     result = cli("run", "--repo", "file:///nowhere", "--nameserver", "dns.example:53")
     assert result.code == 2
     assert "nameserver 'dns.example:53' is not IP, IP:PORT or [IPv6]:PORT" in result.err
+
+
+def test_plan_names_what_is_not_enforced_and_nodes_nothing_selects(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
+) -> None:
+    """Kinds without a capability are listed (text and JSON); a node no resource selects is said so."""
+    plan = cli("plan", EXAMPLE, "--node", "gw-1")
+    assert "not enforced by this agent yet (validated only): EgressAllowList/partners" in plan.out
+    document = json.loads(cli("plan", EXAMPLE, "--node", "gw-1", "--format", "json").out)
+    assert "EgressGateway/gateways" in document["notEnforced"]
+    only_proxy = write_tree({"proxy.yaml": (EXAMPLE / "proxies" / "apps.yaml").read_text()})
+    nobody = cli("plan", only_proxy, "--node", "gw-9")
+    assert f"no resource in {only_proxy} selects node gw-9 (spec.nodes)" in nobody.out

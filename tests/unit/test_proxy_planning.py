@@ -93,7 +93,7 @@ def _running(config: AppConfig, **changes: Any) -> ProxyAppFacts:
     """Facts of an app that runs ``config`` (with ``changes`` to its fields)."""
     fields: dict[str, Any] = {
         "listen": tuple(f"{h}:{p}" for h, p in config.listen),
-        "targets": tuple(ProxyTargetFacts(a, w, up=True, resolved=a) for a, w in config.targets),
+        "targets": tuple(ProxyTargetFacts(a, w, health="up", resolved=a) for a, w in config.targets),
         "settings": config.settings,
         "checks": config.checks,
     }
@@ -143,8 +143,8 @@ def test_a_converged_proxy_plans_nothing_and_changes_are_precise() -> None:
         want,
         listen=("0.0.0.0:5300", "0.0.0.0:5301", "0.0.0.0:5302", "0.0.0.0:5303"),
         targets=(
-            ProxyTargetFacts("192.0.2.10:7001", 1, True, None),
-            ProxyTargetFacts("192.0.2.11:7001", 1, True, None),
+            ProxyTargetFacts("192.0.2.10:7001", 1, "up", None),
+            ProxyTargetFacts("192.0.2.11:7001", 1, "up", None),
         ),
         settings=AppSettings(retries=5),
     )

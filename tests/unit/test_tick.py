@@ -298,3 +298,44 @@ def test_capability_state_is_saved_and_restored_by_version(tmp_path: Path) -> No
     ].replace(b'"version": 1', b'"version": 7')
     world.restart()
     assert len(world.capability.restored) == 1  # a part written by another version of the capability is not used
+
+
+def test_a_resource_that_works_less_well_than_desired_is_degraded_not_failed(tmp_path: Path) -> None:
+    """Everything applied, but the capability reports a degraded world (no healthy target): the resource and the
+    node say so, the revision counts as applied, nothing is retried."""
+    world = World(tmp_path)
+    world.capability.degraded["a"] = ("NoHealthyTarget", "app a/web has no healthy target (down: x:1 (refused))")
+    revision = world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    assert world.once() == "applied"
+    assert world.condition(("EgressAllowList", "a"), "Degraded") == ("True", "NoHealthyTarget")
+    assert world.condition(("EgressAllowList", "b")) == ("True", "Applied")
+    assert world.node("Degraded") == ("True", "ResourcesDegraded")
+    assert world.agent.reconciler.saved.applied_revision == revision
+    assert world.agent.reconciler.slots[("EgressAllowList", "a")].backoff.failures == 0
+
+
+def test_a_held_plan_is_approved_by_its_checksum_once(tmp_path: Path) -> None:
+    """The node says SafetyGate; the message names the plan's checksum; approving it applies exactly that plan
+    once, and the same removal planned again later is held again."""
+    world = World(tmp_path)
+    big = _target("a", size=20, removed=12, added=0)
+    world.capability.targets["a"] = [big]
+    world.git.push(_files(a="203.0.113.1"))
+    assert world.once() == "degraded"
+    assert world.node("Stalled") == ("True", "SafetyGate")
+    status = world.agent.reconciler.resources[("EgressAllowList", "a")]
+    stalled = next(c for c in status.conditions if c.type == "Stalled")
+    assert f"approve plan {big.checksum[:16]} (POST /plan/approve)" in stalled.message
+    reconciler = world.agent.reconciler
+    assert reconciler.approve("0" * 64) == []
+
+    async def approve_and_wait() -> None:
+        assert reconciler.approve(big.checksum) == ["EgressAllowList/a"]
+        await reconciler.settle()
+
+    asyncio.run(approve_and_wait())
+    assert world.capability.applied == [("a", big)]
+    assert world.condition(("EgressAllowList", "a")) == ("True", "Applied")
+    asyncio.run(reconciler.reconcile_one(("EgressAllowList", "a")))
+    assert world.condition(("EgressAllowList", "a"), "Stalled") == ("True", "SafetyGate")
+    assert len(world.capability.applied) == 1

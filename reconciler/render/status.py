@@ -1,0 +1,57 @@
+"""The node's status document as text for a terminal (``reconciler status``, ``apply --once``, ``run --once``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def _condition(condition: Mapping[str, str]) -> str:
+    line = f"{condition['type']}={condition['status']} {condition['reason']}"
+    return f"{line}: {condition['message']}" if condition.get("message") else line
+
+
+def _problem(problem: Mapping[str, str]) -> str:
+    parts = [problem["severity"], problem["location"], problem["resource"], problem["path"], problem["message"]]
+    return ": ".join(part for part in parts if part)
+
+
+def _apps(apps: Mapping[str, Any]) -> list[str]:
+    """What a proxy runs: each app's listeners, then its targets with weight and health."""
+    lines = []
+    for key, app in sorted(apps.items()):
+        listen = ", ".join(app.get("listen", [])) or "nothing"
+        lines.append(f"    app {key}: listening on {listen}")
+        for target in app.get("targets", []):
+            health = target.get("health", "unknown")
+            reason = f" ({target['reason']})" if target.get("reason") else ""
+            via = f" via {target['resolved']}" if target.get("resolved") not in (None, target["address"]) else ""
+            lines.append(f"      {target['address']} weight {target.get('weight', 1)}{via}: {health}{reason}")
+    return lines
+
+
+def render_status_text(document: Mapping[str, Any]) -> str:
+    source = f"branch {document['branch']}" if document.get("branch") else "a folder (no branch)"
+    lines = [
+        f"node {document['node']}: desired state from {source}",
+        f"  applied revision:   {document['lastAppliedRevision'] or '-'}",
+        f"  attempted revision: {document['lastAttemptedRevision'] or '-'}",
+    ]
+    lines += [f"  {_condition(c)}" for c in document["conditions"]]
+    lines += [f"  {_problem(p)}" for p in document["problems"]]
+    if document.get("problemsNotShown"):
+        lines.append(f"  ... and {document['problemsNotShown']} more (reconciler validate lists them all)")
+    publish = document.get("statusPublish")
+    if publish and not publish.get("ok", True):
+        lines.append(f"  status publish failing ({publish['failuresInARow']} in a row): {publish['error']}")
+    for resource in document.get("resources", []):
+        ready = next((c for c in resource["conditions"] if c["type"] == "Ready"), None)
+        if ready is None:
+            state = "Ready=?"
+        elif ready["reason"] == "NotEnforced":
+            state = "not enforced by this agent yet (validated only)"
+        else:
+            state = _condition(ready)
+        lines.append(f"  {resource['kind']}/{resource['name']}: {state}")
+        lines += _apps(resource.get("observations", {}).get("apps", {}))
+    return "\n".join(lines)

@@ -12,7 +12,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     _state_dir_flag(apply)
     apply.add_argument("--force", action="store_true", help="pass the safety gate")
 
-    run = commands.add_parser("run", help="the agent: scheduler, HTTP API, status commits")
+    run = commands.add_parser(
+        "run",
+        help="the agent: scheduler, HTTP API, status commits",
+        epilog="Every flag can also be given as RECONCILER_<FLAG> (dashes as underscores: RECONCILER_STATUS_INTERVAL)"
+        "; a flag on the command line wins. Secrets come from the environment only: RECONCILER_WEBHOOK_SECRET "
+        "(POST /hooks/git, POST /plan/approve) and RECONCILER_GIT_TOKEN (HTTPS remotes).",
+    )
     _agent_flags(run)
 
     status = commands.add_parser("status", help="the current status of this node, human readable")
@@ -94,12 +101,19 @@ def _env(flag: str, default: str) -> str:
 
 
 def _node_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node", default=_env("node", socket.gethostname()), help="default: the hostname")
+    parser.add_argument(
+        "--node",
+        default=_env("node", socket.gethostname()),
+        help="this node's name, what spec.nodes selects; default: the hostname",
+    )
 
 
 def _state_dir_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--state-dir", type=Path, default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))), help="default: %(default)s"
+        "--state-dir",
+        type=Path,
+        default=Path(_env("state_dir", str(DEFAULT_STATE_DIR))),
+        help="where the agent keeps its state file, status snapshot and repository; default: %(default)s",
     )
 
 
@@ -131,59 +145,103 @@ def _count(text: str) -> int:
     return int(text)
 
 
+@dataclass(frozen=True)
+class _EnvError:
+    """A value from the environment that does not convert: reported naming the variable, after parsing, if the
+    flag was not given on the command line (which would win)."""
+
+    variable: str
+    value: str
+    message: str
+
+
+def _env_name(flag: str) -> str:
+    return f"RECONCILER_{flag.upper().replace('-', '_')}"
+
+
+def _option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    default: str,
+    text: str,
+    convert: Callable[[str], Any] | None = None,
+    **extra: Any,
+) -> None:
+    """``--flag`` with its default from RECONCILER_<FLAG> when set, and both in the help."""
+    raw = os.environ.get(_env_name(flag))
+    value: object = raw if raw is not None else default
+    if convert is not None and raw is not None:
+        try:
+            value = convert(raw)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            value = _EnvError(_env_name(flag), raw, str(exc))
+    shown = f"default: {raw} (from {_env_name(flag)})" if raw is not None else f"default: {default or 'none'}"
+    if convert is not None:
+        extra["type"] = convert
+    parser.add_argument(f"--{flag}", default=value, help=f"{text}; {shown}", **extra)
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """``--flag``, also on with RECONCILER_<FLAG>=true."""
+    on = os.environ.get(_env_name(flag), "").lower() == "true"
+    suffix = f"; on (from {_env_name(flag)})" if on else ""
+    parser.add_argument(f"--{flag}", action="store_true", default=on, help=text + suffix)
+
+
+def _path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
 def _agent_flags(parser: argparse.ArgumentParser) -> None:
     repo = _env("repo", "")
-    parser.add_argument("--repo", default=repo, required=not repo, help="git URL of the desired-state repository")
-    parser.add_argument("--branch", default=_env("branch", "main"))
-    parser.add_argument("--path", default=_env("path", "."), help="folder of the desired state inside the repo")
+    parser.add_argument(
+        "--repo", default=repo, required=not repo, help="git URL of the desired-state repository (file, ssh, https)"
+    )
+    _option(parser, "branch", "main", "branch that holds the desired state")
+    _option(parser, "path", ".", "folder of the desired state inside the repository")
     _node_flag(parser)
     _state_dir_flag(parser)
-    parser.add_argument("--listen", default=_env("listen", "127.0.0.1:9900"), help="HTTP API and metrics")
-    parser.add_argument("--interval", type=_duration, default=_env("interval", "30s"), help="git poll interval")
-    parser.add_argument("--resync-interval", type=_duration, default=_env("resync_interval", "5m"))
-    parser.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
-    parser.add_argument(
-        "--status-interval",
-        type=_duration,
-        default=_env("status_interval", "10s"),
-        help="at most one status commit per interval",
+    _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics")
+    _option(parser, "interval", "30s", "git poll interval (a webhook fetches at once)", _duration)
+    _option(parser, "resync-interval", "5m", "reconcile everything this often even without changes", _duration)
+    _option(parser, "status-branch", "reconciler-status", "branch this node's status is committed to")
+    _option(parser, "status-interval", "10s", "at most one status commit per interval", _duration)
+    _option(
+        parser,
+        "status-message",
+        "status: {node} at {revision}",
+        "message of status commits, with the placeholders {node} and {revision}",
+        _status_message,
     )
-    parser.add_argument(
-        "--status-message",
-        type=_status_message,
-        default=_env("status_message", "status: {node} at {revision}"),
-        help="message of status commits; placeholders {node} and {revision}; default: %(default)s",
-    )
-    parser.add_argument("--author-name", default=_env("author_name", "reconciler"))
-    parser.add_argument("--author-email", default=_env("author_email", "reconciler@localhost"))
-    parser.add_argument("--sign-status", action="store_true", default=_env("sign_status", "") == "true")
-    parser.add_argument("--dry-run", action="store_true", default=_env("dry_run", "") == "true")
-    parser.add_argument("--once", action="store_true", default=_env("once", "") == "true")
-    parser.add_argument("--force", action="store_true", help="pass the safety gate")
-    parser.add_argument(
-        "--verify-signatures",
-        action="store_true",
-        default=_env("verify_signatures", "") == "true",
-        help="apply only commits signed by an allowed key",
-    )
-    parser.add_argument("--allowed-signers", type=Path, default=_env("allowed_signers", "") or None)
-    parser.add_argument("--gpg-home", type=Path, default=_env("gpg_home", "") or None)
-    parser.add_argument("--shutdown-timeout", type=_duration, default=_env("shutdown_timeout", "8s"))
-    parser.add_argument(
-        "--proxy-workers",
-        type=_count,
-        default=_env("proxy_workers", "1"),
-        help="processes carrying proxied traffic (0: inside the agent's process); default: %(default)s",
-    )
+    _option(parser, "author-name", "reconciler", "author name of status commits")
+    _option(parser, "author-email", "reconciler@localhost", "author email of status commits")
+    _switch(parser, "sign-status", "sign status commits with git's own signing configuration")
+    _switch(parser, "dry-run", "observe, plan and publish status; change nothing on this machine")
+    _switch(parser, "once", "one pass, print the plan and status, then exit")
+    _switch(parser, "force", "let plans through the safety gate (for this run)")
+    _switch(parser, "verify-signatures", "apply only commits signed by an allowed key")
+    _option(parser, "allowed-signers", "", "SSH allowed-signers file for --verify-signatures", _path)
+    _option(parser, "gpg-home", "", "GnuPG home with the keys for --verify-signatures", _path)
+    _option(parser, "shutdown-timeout", "8s", "how long a stop may take before everything is ended", _duration)
+    _option(parser, "proxy-workers", "1", "processes carrying proxied traffic (0: inside the agent's process)", _count)
     parser.add_argument(
         "--nameserver",
         dest="nameservers",
         action="append",
         type=_nameserver,
-        default=[n for n in _env("nameservers", "").split(",") if n],
+        default=None,
         metavar="IP[:PORT]",
-        help="DNS server for target names (repeat for more; default: the system's, /etc/resolv.conf)",
+        help="DNS server for target names, repeat for more (RECONCILER_NAMESERVERS: comma-separated); "
+        "default: the system's (/etc/resolv.conf)",
     )
+
+
+def _env_errors(args: argparse.Namespace) -> list[str]:
+    return [
+        f"{value.variable}={value.value}: {value.message}"
+        for value in vars(args).values()
+        if isinstance(value, _EnvError)
+    ]
 
 
 def _settings(args: argparse.Namespace) -> AgentSettings:
@@ -210,7 +268,7 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         webhook_secret=os.environ.get(WEBHOOK_SECRET_ENV) or None,
         shutdown_timeout=args.shutdown_timeout,
         proxy_workers=args.proxy_workers,
-        nameservers=tuple(args.nameservers),
+        nameservers=tuple(args.nameservers or [n for n in _env("nameservers", "").split(",") if n]),
     )
 
 
@@ -331,6 +389,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # APScheduler logs every job run at INFO; its warnings and errors are what an operator needs.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if errors := _env_errors(args):
+        for error in errors:
+            print(f"reconciler: {error}", file=sys.stderr)
+        return EXIT_USAGE
     commands = {
         "validate": _validate,
         "schema": _schema,

@@ -3,6 +3,9 @@ revision, a revision that removes everything, a status publish that keeps failin
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import signal
 import socket
@@ -200,3 +203,70 @@ def test_a_second_signal_ends_a_stop_at_once(tmp_path: Path) -> None:
     finally:
         agent.stop()
         target.close()
+
+
+BIG = """apiVersion: reconciler/v1
+kind: TCPProxy
+metadata: {{name: big}}
+spec:
+  {safety}
+  healthCheck: {{interval: 2s, timeout: 500ms}}
+  apps:
+    - name: web
+      listen: ["127.0.0.1:{port}"]
+      targets: [{targets}]
+"""
+
+
+def _big(port: int, targets: list[int], safety: str = "") -> dict[str, str]:
+    listed = ", ".join(f'"127.0.0.1:{t}"' for t in targets)
+    return {"big.yaml": BIG.format(port=port, targets=listed, safety=safety or "nodes: ['*']")}
+
+
+def test_a_gated_plan_is_approved_without_a_restart(tmp_path: Path) -> None:
+    """Removing 4 of 10 targets is held (Stalled SafetyGate, the node too, the log names the plan); a signed
+    POST /plan/approve with the plan's checksum applies it; a later large removal is held again and a commit that
+    raises spec.safety.maxChangePercent lets it through."""
+    secret = "approve-secret"
+    remote = Remote(tmp_path)
+    port = free_port()
+    targets = [free_port() for _ in range(10)]
+    first = remote.commit(_big(port, targets))
+    agent = AgentProcess(
+        remote, tmp_path / "state", node="n1", args=("--interval", "1s"), env={"RECONCILER_WEBHOOK_SECRET": secret}
+    )
+    agent.start()
+    try:
+        wait_for(lambda: agent.applied() == first, timeout=15, what="the first revision")
+        cut = remote.commit(_big(port, targets[:6]))
+        wait_for(lambda: _node_condition(agent)[1] == "SafetyGate", timeout=15, what="the gate")
+        assert agent.applied() == first
+        assert "plan held by the safety gate resource=TCPProxy/big" in agent.log.read_text()
+        code, body = agent.request("/plan")
+        checksum = json.loads(body)["checksum"]
+        payload = json.dumps({"checksum": checksum}).encode()
+        unsigned = agent.request("/plan/approve", data=payload)
+        assert unsigned[0] == 401
+        signature = "sha256=" + hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
+        code, body = agent.request("/plan/approve", data=payload, headers={"X-Hub-Signature-256": signature})
+        assert (code, json.loads(body)) == (202, {"approved": ["TCPProxy/big"]})
+        wait_for(lambda: agent.applied() == cut, timeout=10, what="the approved plan")
+        assert _node_condition(agent)[0] == "False"
+
+        ten = [free_port() for _ in range(4)] + targets[:6]
+        remote.commit(_big(port, ten))
+        wait_for(lambda: agent.applied() is not None and len(_targets(agent)) == 10, timeout=15, what="ten again")
+        remote.commit(_big(port, ten[:5]))
+        wait_for(lambda: _node_condition(agent)[1] == "SafetyGate", timeout=15, what="held again")
+        raised = remote.commit(_big(port, ten[:5], safety="safety: {maxChangePercent: 60}"))
+        wait_for(lambda: agent.applied() == raised, timeout=15, what="the raised limit")
+        assert len(_targets(agent)) == 5
+    finally:
+        agent.stop()
+
+
+def _targets(agent: AgentProcess) -> list[object]:
+    for resource in agent.status()["resources"]:
+        if resource["kind"] == "TCPProxy":
+            return list(resource["observations"]["apps"]["big/web"]["targets"])
+    return []

@@ -14,14 +14,14 @@ import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
 from reconciler.agent.runner import STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
-from reconciler.agent.validation import validate_path
+from reconciler.agent.validation import validate_paths
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
@@ -35,6 +35,7 @@ from reconciler.settings import (
     GitIdentity,
     check_status_message,
 )
+from reconciler.system.clock import SystemClock
 from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
 from reconciler.system.folder_source import FolderSource
 from reconciler.system.git import open_repository
@@ -56,7 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate", help="check a desired-state tree: schema, references, internal ranges, protected entries"
     )
-    validate.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        default=[Path("desired-state")],
+        type=Path,
+        metavar="PATH",
+        help="a folder (the whole tree) or YAML files (as a pre-commit hook passes them); default: desired-state",
+    )
+    validate.add_argument("--allow-empty", action="store_true", help="a tree without documents is valid")
     validate.add_argument(
         "--base",
         metavar="REF",
@@ -350,7 +359,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    report = validate_path(args.path, base=args.base)
+    today = datetime.fromtimestamp(SystemClock().now(), UTC).date()
+    report = validate_paths(args.paths, base=args.base, allow_empty=args.allow_empty, today=today)
     print(FORMATTERS[args.format](report.root, report.problems, report.result.state, report.result.documents))
     return EXIT_OK if report.valid else EXIT_INVALID
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 
-from reconciler.errors import Problem, Severity
+from reconciler.errors import PathNotFoundError, Problem, SettingsError, Severity
 from reconciler.loading.loader import LoadOptions, LoadResult, load_tree
 from reconciler.loading.protected import check_protected
-from reconciler.system.files import read_source_tree
+from reconciler.system.files import read_source_files, read_source_tree
 from reconciler.system.git import read_tree_at_revision
 
 log = logging.getLogger(__name__)
@@ -28,18 +30,59 @@ class ValidationReport:
         return not any(p.severity is Severity.ERROR for p in self.problems)
 
 
-def validate_path(path: Path, *, base: str | None = None, options: LoadOptions | None = None) -> ValidationReport:
+def validate_paths(
+    paths: Sequence[Path],
+    *,
+    base: str | None = None,
+    options: LoadOptions | None = None,
+    allow_empty: bool = False,
+    today: date | None = None,
+) -> ValidationReport:
+    """Validate one folder (the whole tree: every check) or files (a pre-commit hook's list: every check that
+    does not need the rest of the tree). With ``base``, also the protected entries at that revision.
+
+    Raises :class:`~reconciler.errors.PathNotFoundError` for a path that does not exist, ``SettingsError`` for
+    ``base`` with anything but one folder, and ``SourceError`` when a revision cannot be read.
+    """
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PathNotFoundError(f"{', '.join(missing)} does not exist")
+    if len(paths) == 1 and paths[0].is_dir():
+        return validate_path(paths[0], base=base, options=options, allow_empty=allow_empty, today=today)
+    if base is not None:
+        raise SettingsError("--base compares a whole tree: give one folder, not files")
+    options = replace(options or LoadOptions(), partial=True, today=today)
+    files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
+    tree = read_source_files(files, max_file_bytes=options.max_file_bytes)
+    return _report(tree.root, load_tree(tree, options), [], allow_empty)
+
+
+def _report(root: str, result: LoadResult, more: list[Problem], allow_empty: bool) -> ValidationReport:
+    problems = list(result.problems) + more
+    if result.documents == 0 and not allow_empty:
+        problems.append(Problem(root, 0, 0, "no documents found (pass --allow-empty if an empty tree is intended)"))
+    return ValidationReport(root, result, tuple(sorted(problems, key=lambda p: p.sort_key)))
+
+
+def validate_path(
+    path: Path,
+    *,
+    base: str | None = None,
+    options: LoadOptions | None = None,
+    allow_empty: bool = True,
+    today: date | None = None,
+) -> ValidationReport:
     """Validate the tree at ``path``; with ``base``, also against the protected entries at that revision.
 
     Raises :class:`~reconciler.errors.SourceError` when the tree or the revision cannot be read.
     """
-    options = options or LoadOptions()
+    options = replace(options or LoadOptions(), today=today)
     tree = read_source_tree(path, display_root=str(path), max_file_bytes=options.max_file_bytes)
     result = load_tree(tree, options)
-    problems = list(result.problems)
+    problems: list[Problem] = []
     if base is not None:
         base_tree = read_tree_at_revision(path, base, max_file_bytes=options.max_file_bytes)
         base_result = load_tree(base_tree, options)
         problems.extend(check_protected(base_result, result, base))
-    log.info("validated root=%s documents=%d problems=%d base=%s", tree.root, result.documents, len(problems), base)
-    return ValidationReport(tree.root, result, tuple(sorted(problems, key=lambda p: p.sort_key)))
+    log.info("validated root=%s documents=%d base=%s", tree.root, result.documents, base)
+    return _report(tree.root, result, problems, allow_empty)

@@ -9,6 +9,7 @@ import difflib
 import ipaddress
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from reconciler.errors import Problem, Severity
 from reconciler.loading.locator import DocRef, Locator, PathElement
@@ -22,6 +23,7 @@ from reconciler.model import (
     TCPProxy,
 )
 from reconciler.model.common import Resource
+from reconciler.model.egress_allow_list import AllowEntry
 from reconciler.model.egress_gateway import ALL_LISTS
 from reconciler.model.internal_ranges import AddressRanges
 from reconciler.model.values import ListenAddress
@@ -33,6 +35,16 @@ class Placed:
 
     resource: Resource
     ref: DocRef
+
+
+@dataclass(frozen=True, slots=True)
+class PartialList:
+    """An allow-list document with errors elsewhere: its entries that are valid on their own (by index), so that
+    their internal-range errors are reported in the same run as the other errors."""
+
+    name: str
+    ref: DocRef
+    entries: tuple[tuple[int, AllowEntry], ...]
 
 
 Report = Callable[[DocRef, Sequence[PathElement], str], Problem]
@@ -126,16 +138,24 @@ def _gateway_ranges(placed: Sequence[Placed], default: AddressRanges) -> Mapping
     return ranges
 
 
-def check_internal_ranges(placed: Sequence[Placed], locator: Locator, default: AddressRanges) -> Iterator[Problem]:
+def check_internal_ranges(
+    placed: Sequence[Placed], locator: Locator, default: AddressRanges, partial: Sequence[PartialList] = ()
+) -> Iterator[Problem]:
     """Allow-list addresses and networks must be public for every gateway that enforces the list.
 
-    A list no gateway uses is checked against the default ranges.
+    A list no gateway uses is checked against the default ranges. ``partial`` lists (documents with other errors)
+    are checked too, entry by entry.
     """
     ranges = _gateway_ranges(placed, default)
-    for item in _of_kind(placed, EgressAllowList):
-        assert isinstance(item.resource, EgressAllowList)
-        enforcing = ranges.get(item.resource.metadata.name) or [("", default)]
-        for index, entry in enumerate(item.resource.spec.entries):
+    lists = [
+        (item.resource.metadata.name, item.ref, tuple(enumerate(item.resource.spec.entries)))
+        for item in _of_kind(placed, EgressAllowList)
+        if isinstance(item.resource, EgressAllowList)
+    ]
+    lists += [(p.name, p.ref, p.entries) for p in partial]
+    for name, ref, entries in lists:
+        enforcing = ranges.get(name) or [("", default)]
+        for index, entry in entries:
             target = entry.ip if entry.ip is not None else entry.cidr
             if target is None:
                 continue
@@ -151,7 +171,7 @@ def check_internal_ranges(placed: Sequence[Placed], locator: Locator, default: A
                 )
                 for_gateway = f" for {gateway}" if gateway else ""
                 yield locator.problem(
-                    item.ref,
+                    ref,
                     ("spec", "entries", index, field),
                     f"{target} {verb} ({hit}){for_gateway}: allow-lists reach the public internet only",
                 )
@@ -175,6 +195,47 @@ def check_duplicate_entries(placed: Sequence[Placed], locator: Locator) -> Itera
                 )
             else:
                 first[key] = index
+
+
+# Names that resolve only inside a machine or a site, never on the public internet.
+_PRIVATE_SUFFIXES = (".local", ".internal", ".localhost", ".localdomain", ".lan", ".home.arpa")
+
+
+def _private_name(domain: str) -> str:
+    """Why ``domain`` cannot be a public name, or empty."""
+    name = domain.removeprefix("*.").rstrip(".").lower()
+    if name == "localhost":
+        return "localhost is this machine"
+    if "." not in name:
+        return "a single-label name is resolved through search domains, not on the public internet"
+    for suffix in _PRIVATE_SUFFIXES:
+        if name.endswith(suffix):
+            return f"names under {suffix} are not public"
+    return ""
+
+
+def check_entry_sense(placed: Sequence[Placed], locator: Locator, today: date | None) -> Iterator[Problem]:
+    """Warnings for entries that cannot do what they say: an expiry in the past (``today`` given), a domain that
+    cannot be public."""
+    for item in _of_kind(placed, EgressAllowList):
+        assert isinstance(item.resource, EgressAllowList)
+        for index, entry in enumerate(item.resource.spec.entries):
+            if today is not None and entry.expires is not None and entry.expires < today:
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "entries", index, "expires"),
+                    f"expired on {entry.expires.isoformat()}: the entry is no longer enforced; remove it or move "
+                    "the date",
+                    severity=Severity.WARNING,
+                )
+            why = _private_name(str(entry.domain)) if entry.domain is not None else ""
+            if why:
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "entries", index, "domain"),
+                    f"{entry.domain} cannot be reached on the public internet ({why})",
+                    severity=Severity.WARNING,
+                )
 
 
 def check_route_conflicts(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:

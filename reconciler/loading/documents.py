@@ -44,29 +44,33 @@ def validate_document(data: Any, ref: DocRef, locator: Locator) -> tuple[Resourc
     kind, name = _declared(data)
     ref = DocRef(ref.file, ref.index, kind if kind in KINDS else "", name)
     api_version = data.get("apiVersion")
+    envelope: list[Problem] = []
     if api_version != API_VERSION:
         if api_version is None:
             message = f"apiVersion is missing: write 'apiVersion: {API_VERSION}'"
         else:
             message = f"unknown apiVersion '{api_version}': this reconciler reads {API_VERSION}"
-        return None, [locator.problem(ref, ("apiVersion",), message)]
+        envelope.append(locator.problem(ref, ("apiVersion",), message))
     if kind not in KINDS:
         known = ", ".join(KINDS)
         if not kind:
             message = f"kind is missing or not a string: one of {known}"
         else:
             message = f"unknown kind '{kind}'{_suggest(kind, list(KINDS))} (known kinds: {known})"
-        return None, [locator.problem(ref, ("kind",), message)]
+        # the one case where field errors cannot be known: there is no model to check them against
+        return None, [*envelope, locator.problem(ref, ("kind",), message)]
     model = KINDS[kind]
     try:
-        return model.model_validate(data), []
+        # a wrong apiVersion is reported once, above; the fields are still checked against the kind's model
+        resource = model.model_validate({**data, "apiVersion": API_VERSION} if envelope else data)
     except ValidationError as exc:
         located = locator.data(ref)
         problems = [
             locator.problem(ref, path, message, at_key=at_key)
             for path, message, at_key in _explain(exc, located if located is not None else data, model)
         ]
-        return None, problems
+        return None, [*envelope, *problems]
+    return (None, envelope) if envelope else (resource, [])
 
 
 def _explain(

@@ -10,16 +10,21 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
 
 from reconciler.errors import DesiredStateError, Problem, Severity
 from reconciler.loading import cross_checks
-from reconciler.loading.cross_checks import Placed
+from reconciler.loading.cross_checks import PartialList, Placed
 from reconciler.loading.documents import validate_document
 from reconciler.loading.locator import DocRef, Locator
 from reconciler.loading.yaml_reader import YamlError, YamlLimits, read_yaml
 from reconciler.model import DesiredState, SourceRef
 from reconciler.model.common import Resource
+from reconciler.model.egress_allow_list import AllowEntry, EgressAllowList
 from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
 from reconciler.model.source_tree import SourceFile, SourceTree
 
@@ -35,6 +40,8 @@ class LoadOptions:
     internal_ranges: AddressRanges = DEFAULT_RANGES
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     yaml_limits: YamlLimits = field(default_factory=YamlLimits)
+    today: date | None = None  # warn about entries that expired before it (None: no such warnings)
+    partial: bool = False  # some files of a tree only: references to what is not there are not errors
 
 
 @dataclass(frozen=True)
@@ -100,8 +107,26 @@ class FileCache:
         self._entries, self._next = self._next, {}
 
 
+def _valid_entries(data: Any, ref: DocRef) -> PartialList | None:
+    """The entries of an invalid allow-list document that are valid on their own."""
+    if not isinstance(data, dict) or data.get("kind") != EgressAllowList.KIND:
+        return None
+    spec = data.get("spec")
+    entries = spec.get("entries") if isinstance(spec, dict) else None
+    name = data.get("metadata", {}).get("name") if isinstance(data.get("metadata"), dict) else None
+    if not isinstance(entries, list) or not isinstance(name, str):
+        return None
+    valid = []
+    for index, entry in enumerate(entries):
+        try:
+            valid.append((index, AllowEntry.model_validate(entry)))
+        except ValidationError:
+            continue  # its own error is reported already
+    return PartialList(name, ref, tuple(valid))
+
+
 def _read_documents(
-    file: SourceFile, options: LoadOptions, locator: Locator
+    file: SourceFile, options: LoadOptions, locator: Locator, partial: list[PartialList]
 ) -> tuple[list[_ValidDocument], list[Problem], int]:
     """The valid documents of one file, the problems of the others (and of the file itself), and how many
     documents with content there were."""
@@ -117,13 +142,18 @@ def _read_documents(
         return [], [Problem(file.path, exc.line, exc.column, exc.message)], 0
     valid: list[_ValidDocument] = []
     problems: list[Problem] = []
+    broken = [d for d in parsed if d.error is not None]
+    problems.extend(Problem(file.path, d.error.line, d.error.column, d.error.message) for d in broken if d.error)
     with_content = [d for d in parsed if d.data is not None]  # an empty document (only comments) is fine
     for document in with_content:
-        resource, found = validate_document(document.data, DocRef(file.path, document.index), locator)
+        ref = DocRef(file.path, document.index)
+        resource, found = validate_document(document.data, ref, locator)
         problems.extend(found)
         if resource is not None:
             valid.append(_ValidDocument(document.index, document.line, document.column, resource))
-    return valid, problems, len(with_content)
+        elif (entries := _valid_entries(document.data, ref)) is not None:
+            partial.append(replace(entries, ref=DocRef(file.path, document.index, EgressAllowList.KIND, entries.name)))
+    return valid, problems, len(with_content) + len(broken)
 
 
 def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: FileCache | None = None) -> LoadResult:
@@ -135,6 +165,7 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
     problems: list[Problem] = []
     contents: dict[str, bytes] = {}
     placed: list[Placed] = []
+    partial: list[PartialList] = []
     starts: dict[tuple[str, int], tuple[int, int]] = {}
     locator = Locator(contents, options.yaml_limits)
     documents = 0
@@ -143,7 +174,7 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
         key = (file.relpath, hashlib.sha256(file.content).digest())
         valid = cache.get(key) if cache is not None else None
         if valid is None:
-            valid, found, count = _read_documents(file, options, locator)
+            valid, found, count = _read_documents(file, options, locator, partial)
             problems.extend(found)
             documents += count - len(valid)
             if cache is not None and not found:
@@ -157,12 +188,14 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
         cache.rotate()
     unique, refs, duplicates = _unique(placed, locator)
     problems.extend(duplicates)
-    problems.extend(cross_checks.check_references(unique, locator))
+    if not options.partial:
+        problems.extend(cross_checks.check_references(unique, locator))
+        problems.extend(cross_checks.check_files(unique, locator, tree.other_paths))
     problems.extend(cross_checks.check_ports(unique, locator))
-    problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges))
+    problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges, partial))
     problems.extend(cross_checks.check_duplicate_entries(unique, locator))
+    problems.extend(cross_checks.check_entry_sense(unique, locator, options.today))
     problems.extend(cross_checks.check_route_conflicts(unique, locator))
-    problems.extend(cross_checks.check_files(unique, locator, tree.other_paths))
     state = _state(unique, starts)
     log.debug(
         "loaded tree=%s files=%d documents=%d problems=%d",

@@ -100,6 +100,7 @@ class YamlDocument:
     column: int
     data: Any
     positions: Positions | None
+    error: YamlError | None = None  # what made this document unreadable; the file's other documents are read
 
 
 def _mark(event: Any) -> Position:
@@ -312,24 +313,33 @@ class _DocumentBuilder:
 
 
 def read_yaml(text: str, *, located: bool = False, limits: YamlLimits | None = None) -> list[YamlDocument]:
-    """Every document of ``text``. Raises :class:`YamlError` with the position of the first problem."""
+    """Every document of ``text``. A document that breaks a rule (a duplicate key, a custom tag, a limit) carries
+    its ``error`` and the others are still read; a syntax error, after which the parser cannot go on, raises
+    :class:`YamlError` with its position."""
     limits = limits or YamlLimits()
     parser = CParser(text)
     documents: list[YamlDocument] = []
     builder: _DocumentBuilder | None = None
+    broken: YamlError | None = None
     start: Position = (1, 1)
     try:
         while parser.check_event():
             event = parser.get_event()
             if isinstance(event, events.DocumentStartEvent):
-                builder = _DocumentBuilder(limits, located)
+                builder, broken = _DocumentBuilder(limits, located), None
                 start = _mark(event)
             elif isinstance(event, events.DocumentEndEvent):
                 assert builder is not None
-                documents.append(YamlDocument(len(documents), *start, builder.root, builder.positions))
+                if broken is not None:
+                    documents.append(YamlDocument(len(documents), *start, None, None, broken))
+                else:
+                    documents.append(YamlDocument(len(documents), *start, builder.root, builder.positions))
                 builder = None
-            elif builder is not None:
-                builder.feed(event)
+            elif builder is not None and broken is None:
+                try:
+                    builder.feed(event)
+                except YamlError as exc:
+                    broken = exc  # the rest of this document's events are passed over
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)

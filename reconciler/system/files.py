@@ -43,6 +43,12 @@ def read_source_tree(root: Path, *, display_root: str | None = None, max_file_by
     return SourceTree(shown, tuple(files), frozenset(others))
 
 
+def read_source_files(paths: list[Path], *, max_file_bytes: int) -> SourceTree:
+    """Given YAML files (a pre-commit hook's list) as one partial tree; each shown as given."""
+    files = tuple(SourceFile(str(path), path.as_posix(), _read_limited(path, max_file_bytes)) for path in paths)
+    return SourceTree(", ".join(str(p) for p in paths), files)
+
+
 def write_atomic(path: Path, content: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, rename: readers see the old or the new file, whole."""
     path.parent.mkdir(parents=True, exist_ok=True)

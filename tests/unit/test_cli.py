@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import EXAMPLE, CliResult
+from tests.conftest import ALLOW_LIST, EXAMPLE, CliResult
 
 BAD = """apiVersion: reconciler/v1
 kind: EgressAllowList
@@ -62,7 +62,7 @@ def test_usage_errors_exit_2(cli: Callable[..., CliResult], tmp_path: Path) -> N
     """A missing folder, an unknown option or a missing command is a usage error."""
     missing = cli("validate", tmp_path / "nope")
     assert missing.code == 2
-    assert "not a directory" in missing.err
+    assert "does not exist" in missing.err
     assert cli("validate", "--format", "xml").code == 2
     assert cli().code == 2
 
@@ -87,3 +87,57 @@ def test_github_warnings_do_not_fail_and_are_counted(
     lines = result.out.splitlines()
     assert lines[0].startswith(f"::warning file={root}/partners.yaml,line=7,col=7,")
     assert lines[1] == f"{root}: valid: 1 document(s), 1 warning(s)"
+
+
+def test_validate_files_for_a_pre_commit_hook(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
+) -> None:
+    """Files are validated as given (references to the rest of the tree are not errors); a file's own errors are."""
+    root = write_tree(
+        {
+            "pool.yaml": (EXAMPLE / "pools" / "egress-pool.yaml").read_text(),
+            "bad.yaml": ALLOW_LIST.format(name="bad", entries="    - ip: 10.1.2.3"),
+        }
+    )
+    good = cli("validate", root / "pool.yaml")
+    assert good.code == 0, good.out
+    both = cli("validate", root / "pool.yaml", root / "bad.yaml")
+    assert both.code == 1
+    assert "bad.yaml:6" in both.out
+
+
+def test_validate_says_what_is_missing_or_empty(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path], tmp_path: Path
+) -> None:
+    missing = cli("validate", tmp_path / "nope")
+    assert missing.code == 2
+    assert f"{tmp_path / 'nope'} does not exist" in missing.err
+    empty = write_tree({"README.md": "nothing"})
+    assert cli("validate", empty).code == 1
+    assert "no documents found (pass --allow-empty" in cli("validate", empty).out
+    assert cli("validate", empty, "--allow-empty").code == 0
+
+
+def test_validate_warns_about_entries_that_cannot_work(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
+) -> None:
+    entries = "\n".join(
+        [
+            "    - {ip: 203.0.113.1, expires: 2020-01-31}",
+            "    - domain: localhost",
+            "    - domain: intranet",
+            "    - domain: printer.local",
+            "    - domain: api.corp.internal",
+            "    - domain: api.partner.example",
+        ]
+    )
+    root = write_tree({"a.yaml": ALLOW_LIST.format(name="a", entries=entries)})
+    result = cli("validate", root)
+    assert result.code == 0
+    assert "expired on 2020-01-31: the entry is no longer enforced" in result.out
+    assert "localhost cannot be reached on the public internet (localhost is this machine)" in result.out
+    assert "intranet cannot be reached on the public internet (a single-label name" in result.out
+    assert "printer.local cannot be reached on the public internet (names under .local are not public)" in result.out
+    assert "api.corp.internal cannot be reached" in result.out
+    assert "api.partner.example" not in result.out
+    assert "5 warning(s)" in result.out

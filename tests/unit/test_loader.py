@@ -170,3 +170,46 @@ def test_files_with_errors_are_not_cached() -> None:
     for _ in range(2):
         result = load_tree(tree, cache=cache)
         assert [p.path for p in result.errors] == ["spec.entries[0].ip"]
+
+
+def _errors(result: object) -> list[tuple[int, str, str]]:
+    problems = getattr(result, "problems", ())
+    return [(p.line, p.path, p.message) for p in problems if p.severity is Severity.ERROR]
+
+
+def test_a_bad_entry_does_not_hide_the_internal_ranges_of_the_others() -> None:
+    """A host-bits error in one entry and internal addresses in two others: all three in one run."""
+    text = ALLOW_LIST.format(
+        name="mixed",
+        entries="    - cidr: 198.51.100.5/28\n    - ip: 10.1.2.3\n    - ip: 203.0.113.4\n    - cidr: 192.168.0.0/24",
+    )
+    errors = _errors(load_tree(_tree(**{"a.yaml": text})))
+    assert [(line, path) for line, path, _ in errors] == [
+        (6, "spec.entries[0].cidr"),
+        (7, "spec.entries[1].ip"),
+        (9, "spec.entries[3].cidr"),
+    ]
+    assert "did you mean 198.51.100.0/28?" in errors[0][2]
+    assert "10.1.2.3 is an internal address" in errors[1][2]
+
+
+def test_an_unknown_api_version_does_not_hide_field_errors() -> None:
+    text = "apiVersion: reconciler/v9\nkind: TCPProxy\nmetadata: {name: p}\nspec: {apps: [], balanse: random}\n"
+    errors = _errors(load_tree(_tree(**{"p.yaml": text})))
+    assert [path for _, path, _ in errors] == ["apiVersion", "spec.apps", "spec.balanse"]
+
+
+def test_a_duplicate_key_does_not_hide_the_other_documents_of_the_file() -> None:
+    """Document 1 has a duplicate key, document 2 a field error, document 3 is valid and loaded."""
+    text = (
+        ALLOW_LIST.format(name="one", entries="    - ip: 203.0.113.1")
+        + "  resolveInterval: 60s\n  resolveInterval: 90s\n---\n"
+        + ALLOW_LIST.format(name="two", entries="    - ip: 10.0.0.1")
+        + "---\n"
+        + ALLOW_LIST.format(name="three", entries="    - ip: 203.0.113.3")
+    )
+    result = load_tree(_tree(**{"lists.yaml": text}))
+    messages = [message for _, _, message in _errors(result)]
+    assert any("duplicate key 'resolveInterval'" in m for m in messages)
+    assert any("10.0.0.1 is an internal address" in m for m in messages)
+    assert [r.metadata.name for r in result.state.of_kind(EgressAllowList)] == ["three", "two"]  # not "one"

@@ -66,20 +66,39 @@ def test_positions_point_at_values_and_keys() -> None:
 )
 def test_refusals_are_located(text: str, fragment: str, line: int) -> None:
     """Everything refused names its line."""
-    with pytest.raises(YamlError, match=fragment) as caught:
-        read_yaml(text)
-    assert caught.value.line == line
+    refusal = _refused(text)
+    assert fragment in refusal.message
+    assert refusal.line == line
+
+
+def _refused(text: str, limits: YamlLimits | None = None) -> YamlError:
+    """The syntax error that stopped the file, or the first document's own refusal."""
+    try:
+        documents = read_yaml(text, limits=limits)
+    except YamlError as exc:
+        return exc
+    refusals = [d.error for d in documents if d.error is not None]
+    assert refusals, "not refused"
+    return refusals[0]
+
+
+def test_a_refused_document_leaves_the_others_readable() -> None:
+    """A duplicate key in the first document: it carries the error; the second is read as usual."""
+    first, second = read_yaml("a: 1\na: 2\n---\nb: 3\n")
+    assert first.error is not None
+    assert (first.data, first.error.line) == (None, 2)
+    assert (second.data, second.error) == ({"b": 3}, None)
 
 
 def test_alias_expansion_is_bounded() -> None:
     """A 'billion laughs' document is refused before it is expanded."""
     levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
-    with pytest.raises(YamlError, match="expands to more than 1000 values"):
-        read_yaml("\n".join(levels) + "\n", limits=YamlLimits(max_nodes=1000))
+    refusal = _refused("\n".join(levels) + "\n", limits=YamlLimits(max_nodes=1000))
+    assert "expands to more than 1000 values" in refusal.message
 
 
 def test_depth_is_bounded() -> None:
     """Deep nesting is refused (no recursion limit crash)."""
-    with pytest.raises(YamlError, match="nested deeper than 10 levels"):
-        read_yaml("a: " + "[" * 20 + "]" * 20 + "\n", limits=YamlLimits(max_depth=10))
+    refusal = _refused("a: " + "[" * 20 + "]" * 20 + "\n", limits=YamlLimits(max_depth=10))
+    assert "nested deeper than 10 levels" in refusal.message

@@ -59,7 +59,7 @@ def validate_paths(
 
 def _report(root: str, result: LoadResult, more: list[Problem], allow_empty: bool) -> ValidationReport:
     problems = list(result.problems) + more
-    if result.documents == 0 and not allow_empty:
+    if result.documents == 0 and not allow_empty and not any(p.severity is Severity.ERROR for p in problems):
         problems.append(Problem(root, 0, 0, "no documents found (pass --allow-empty if an empty tree is intended)"))
     return ValidationReport(root, result, tuple(sorted(problems, key=lambda p: p.sort_key)))
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
+import re
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -155,9 +157,87 @@ def _message(err: Any, path: tuple[PathElement, ...], model: type[BaseModel]) ->
     for prefix in ("Value error, ", "Assertion failed, "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
-    if kind == "string_pattern_mismatch" and path and path[-1] == "name":
-        return f"{message}: use lower-case letters, digits and '-' (at most 63 characters)"
-    return message
+    return _in_operators_words(kind, err.get("input"), err.get("ctx") or {}, path) or message
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the text '{value}'"
+    return f"the value {value!r}" if value is not None else "nothing"
+
+
+Wording = Callable[[Any, dict[str, Any], tuple[PathElement, ...]], str]
+
+
+def _pattern(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    if path and path[-1] == "name":
+        return (
+            f"'{value}' is not a valid name: use lower-case letters, digits and '-', starting and ending with "
+            "a letter or digit (at most 63 characters)"
+        )
+    return f"'{value}' is not in the form this field takes (the pattern {ctx.get('pattern')})"
+
+
+def _not_a_list(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    if isinstance(value, str | int | float):
+        return f"write a list, even for one value: [{json.dumps(value)}]"
+    return f"expected a list, found {_shape(value)}"
+
+
+def _too_short(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    least = ctx.get("min_length", 1)
+    return "must not be empty" if least == 1 else f"needs at least {least} items, found {ctx.get('actual_length')}"
+
+
+def _too_long(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    return f"allows at most {ctx.get('max_length')} items, found {ctx.get('actual_length')}"
+
+
+def _bound(words: str, key: str) -> Wording:
+    return lambda value, ctx, path: f"{value} is {words} {ctx.get(key)}"
+
+
+def _choice(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    return f"'{value}' is not one of {', '.join(choices)}{_suggest(str(value), choices)}"
+
+
+def _date(value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    why = f" ({ctx['error']})" if ctx.get("error") else ""
+    return f"'{value}' is not a date{why}: write it as YYYY-MM-DD"
+
+
+def _expected(what: str) -> Wording:
+    return lambda value, ctx, path: f"expected {what}, found {_shape(value)}"
+
+
+# pydantic's error types -> our words; anything not here keeps the model's own message (ours, from validators)
+_WORDING: dict[str, Wording] = {
+    "string_pattern_mismatch": _pattern,
+    **dict.fromkeys(("tuple_type", "list_type", "set_type", "frozen_set_type"), _not_a_list),
+    "too_short": _too_short,
+    "too_long": _too_long,
+    "greater_than_equal": _bound("too small: the smallest allowed value is", "ge"),
+    "greater_than": _bound("too small: it must be more than", "gt"),
+    "less_than_equal": _bound("too large: the largest allowed value is", "le"),
+    "less_than": _bound("too large: it must be less than", "lt"),
+    "literal_error": _choice,
+    **dict.fromkeys(("date_type", "date_parsing", "date_from_datetime_parsing", "date_from_datetime_inexact"), _date),
+    **dict.fromkeys(("int_type", "int_parsing", "int_from_float"), _expected("a whole number")),
+    **dict.fromkeys(("bool_type", "bool_parsing"), _expected("true or false")),
+    "string_type": _expected("text"),
+    **dict.fromkeys(("dict_type", "model_type", "model_attributes_type"), _expected("a mapping of fields")),
+}
+
+
+def _in_operators_words(kind: str, value: Any, ctx: dict[str, Any], path: tuple[PathElement, ...]) -> str:
+    """pydantic's wording of the common errors, said as an operator would want to read it ('' when not known)."""
+    wording = _WORDING.get(kind)
+    return wording(value, ctx, path) if wording is not None else ""
 
 
 @functools.cache

@@ -343,6 +343,14 @@ def read_yaml(text: str, *, located: bool = False, limits: YamlLimits | None = N
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        if mark is not None and text[mark.index : mark.index + 1] == "\t":
+            problem = "a tab where YAML expects indentation or a value: YAML does not allow tabs, indent with spaces"
+        elif exc.context and "flow" in exc.context and exc.context_mark is not None:
+            # report where the bracket opens: the end of the file, where the parser notices, says nothing
+            mark = exc.context_mark
+            bracket = text[mark.index : mark.index + 1] or "{"
+            closing = {"{": "}", "[": "]"}.get(bracket, "}")
+            problem = f"this '{bracket}' is never closed: a '{closing}' (or a ',' between items) is missing"
         raise YamlError(
             f"YAML syntax: {problem}", mark.line + 1 if mark else 1, mark.column + 1 if mark else 1
         ) from None

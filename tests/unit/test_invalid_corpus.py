@@ -58,3 +58,24 @@ def test_invalid_document_is_located(case: Path, tmp_path: Path, cli: Callable[.
     assert problem["file"] == f"{root}/{case.name}"
     assert (problem["line"], problem["path"]) == (line, path), problem
     assert problem["column"] >= 1
+
+
+PYDANTIC_WORDING = (
+    "Input should",
+    "String should",
+    "Tuple should",
+    "List should",
+    "should have at least",
+    "valid tuple",
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_no_message_leaks_pydantic_wording(case: Path, tmp_path: Path, cli: Callable[..., CliResult]) -> None:
+    """Operators read our words, not the validation library's."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    shutil.copy(case, root / case.name)
+    problems = cli("validate", root, "--format", "json").json()["problems"]
+    for problem in problems:
+        assert not any(words in problem["message"] for words in PYDANTIC_WORDING), problem["message"]

@@ -56,7 +56,8 @@ def test_positions_point_at_values_and_keys() -> None:
     ("text", "fragment", "line"),
     [
         ("a: 1\nb: 2\na: 3\n", "duplicate key 'a'", 3),
-        ("a: [1\nb: 2\n", "YAML syntax", 2),
+        ("a: [1\nb: 2\n", "this '[' is never closed", 1),
+        ("a:\n\tb: 2\n", "YAML does not allow tabs", 2),
         ("a: *nothing\n", "no anchor", 1),
         ("a: !custom 1\n", "unsupported tag", 1),
         ("a: !!binary aGk=\n", "unsupported tag", 1),

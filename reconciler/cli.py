@@ -36,7 +36,13 @@ from reconciler.settings import (
     check_status_message,
 )
 from reconciler.system.clock import SystemClock
-from reconciler.system.files import read_bytes_if_exists, temporary_directory, write_atomic
+from reconciler.system.files import (
+    FileSystem,
+    ReadOnlyFileSystem,
+    read_bytes_if_exists,
+    temporary_directory,
+    write_atomic,
+)
 from reconciler.system.folder_source import FolderSource
 from reconciler.system.git import open_repository
 from reconciler.system.resolver import nameserver
@@ -80,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="what would change on this node, as a readable diff; changes nothing")
     plan.add_argument("path", nargs="?", default="desired-state", type=Path, help="default: desired-state")
     _node_flag(plan)
+    plan.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="plan against what the agent with this state dir recorded (read only); default: from nothing",
+    )
     plan.add_argument("--format", choices=sorted(RENDERERS), default="text", help="default: text")
 
     apply = commands.add_parser("apply", help="one reconcile pass from a folder, then exit")
@@ -312,15 +324,23 @@ def _run(args: argparse.Namespace) -> int:
     return _exit_code(result)
 
 
-def _local_agent(path: Path, node: str, state_dir: Path, *, dry_run: bool, force: bool) -> Agent:
+def _local_agent(
+    path: Path, node: str, state_dir: Path, *, dry_run: bool, force: bool, files: FileSystem | None = None
+) -> Agent:
     settings = AgentSettings(repo=str(path), node=node, branch="", state_dir=state_dir, dry_run=dry_run, force=force)
-    return Agent(settings, source=FolderSource(path))
+    return Agent(settings, source=FolderSource(path), files=files)
 
 
 def _plan(args: argparse.Namespace) -> int:
-    with temporary_directory("reconciler-plan-") as state_dir:
-        agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
+    if args.state_dir is not None:
+        # what that node recorded (revisions, what its capabilities ran), read only: plan changes nothing
+        files = ReadOnlyFileSystem()
+        agent = _local_agent(args.path, args.node, args.state_dir, dry_run=True, force=False, files=files)
         result = asyncio.run(agent.run_once())
+    else:
+        with temporary_directory("reconciler-plan-") as state_dir:
+            agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
+            result = asyncio.run(agent.run_once())
     slots = agent.reconciler.slots
     not_enforced = sorted(f"{kind}/{name}" for (kind, name), slot in slots.items() if slot.capability is None)
     if args.format == "json":

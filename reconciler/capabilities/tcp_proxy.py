@@ -1,8 +1,9 @@
 """The TCPProxy capability: runs the apps of every TCPProxy resource in its own proxy manager.
 
 Observing reads what the manager runs (typed ``ProxyAppFacts``); applying carries out the gated plan's changes on
-the app's running config. Targets that were down when the agent stopped are kept in the state file, so that after
-a restart they need ``rise`` good checks before they get traffic again.
+the app's running config. Its part of the state file keeps the targets that were down when the agent stopped (so
+that after a restart they need ``rise`` good checks before they get traffic again) and the configs the apps ran
+with, which a dry run (``reconciler plan --state-dir``) plans against instead of an empty manager.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +20,10 @@ from prometheus_client.registry import Collector
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.capabilities.tcp_proxy_metrics import ProxyCollector
-from reconciler.model.observed import ProxyAppFacts, TCPProxyFacts
+from reconciler.model.observed import ProxyAppFacts, ProxyTargetFacts, TCPProxyFacts
+from reconciler.model.proxy_config import AppConfig, AppSettings, CheckSettings
 from reconciler.model.tcp_proxy import TCPProxy
+from reconciler.model.values import format_host_port
 from reconciler.planning.plan import TargetPlan
 from reconciler.planning.tcp_proxy import ProxyMember, apply_changes, plan_tcp_proxy
 from reconciler.proxy.manager import ProxyManager
@@ -53,12 +57,64 @@ def _without_targets(apps: Mapping[str, ProxyAppFacts]) -> tuple[str, str] | Non
     return "NoHealthyTarget", "; ".join(described)
 
 
+def config_to_json(config: AppConfig) -> dict[str, Any]:
+    """An app config as JSON values (bytes of send/expect as latin-1 text, which maps each byte to one char)."""
+    checks = None
+    if config.checks is not None:
+        checks = {
+            **asdict(config.checks),
+            "send": config.checks.send.decode("latin-1") if config.checks.send is not None else None,
+            "expect": config.checks.expect.decode("latin-1") if config.checks.expect is not None else None,
+        }
+    return {
+        "listen": [list(pair) for pair in config.listen],
+        "targets": [list(pair) for pair in config.targets],
+        "settings": asdict(config.settings),
+        "checks": checks,
+    }
+
+
+def config_from_json(key: str, data: Mapping[str, Any]) -> AppConfig:
+    checks = data.get("checks")
+    return AppConfig(
+        key,
+        tuple((str(h), int(p)) for h, p in data["listen"]),
+        tuple((str(a), int(w)) for a, w in data["targets"]),
+        AppSettings(**data["settings"]),
+        None
+        if checks is None
+        else CheckSettings(
+            **{
+                **checks,
+                "send": checks["send"].encode("latin-1") if checks.get("send") is not None else None,
+                "expect": checks["expect"].encode("latin-1") if checks.get("expect") is not None else None,
+            }
+        ),
+    )
+
+
+def _as_facts(configs: Mapping[str, AppConfig]) -> dict[str, ProxyAppFacts]:
+    """Recorded configs as the facts of apps that run them (health unknown: nothing was checked)."""
+    return {
+        key: ProxyAppFacts(
+            key=key,
+            listen=tuple(sorted(format_host_port(h, p) for h, p in config.listen)),
+            targets=tuple(ProxyTargetFacts(a, w, "unknown", None) for a, w in config.targets),
+            settings=config.settings,
+            checks=config.checks,
+        )
+        for key, config in configs.items()
+    }
+
+
 class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
     resource_type = TCPProxy
     state_version = 1
 
-    def __init__(self, manager: ProxyManager) -> None:
+    def __init__(self, manager: ProxyManager, *, replay: bool = False) -> None:
         self.manager = manager
+        self.replay = replay  # dry run: observe what the state file recorded; never record anything new
+        self.recorded: dict[str, AppConfig] = {}
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> TCPProxyCapability:
@@ -70,7 +126,8 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
                 resolver=context.resolver,
                 connector=context.connector,
                 clock=context.clock,
-            )
+            ),
+            replay=settings.dry_run,
         )
 
     def observe_interval(self, resource: TCPProxy) -> timedelta | None:
@@ -78,7 +135,8 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
 
     async def observe(self, resource: TCPProxy) -> Observed[TCPProxyFacts]:
         prefix = f"{resource.metadata.name}/"
-        running = {key: app for key, app in self.manager.snapshot().items() if key.startswith(prefix)}
+        snapshot = _as_facts(self.recorded) if self.replay else self.manager.snapshot()
+        running = {key: app for key, app in snapshot.items() if key.startswith(prefix)}
         summaries = {key: summary(app) for key, app in running.items()}
         return Observed(TCPProxyFacts(running), {"apps": summaries}, degraded=_without_targets(running))
 
@@ -99,12 +157,22 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
             await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
 
     def saved(self) -> Mapping[str, Any] | None:
-        return {"targetsDown": self.manager.health()}
+        if self.replay:
+            down = {k: sorted(v) for k, v in self.manager.known_down.items()}
+            return {"targetsDown": down, "apps": {k: config_to_json(c) for k, c in self.recorded.items()}}
+        running = {key: config for key in self.manager.running if (config := self.manager.config(key)) is not None}
+        return {"targetsDown": self.manager.health(), "apps": {k: config_to_json(c) for k, c in running.items()}}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         down = state.get("targetsDown", {})
         if isinstance(down, dict):
             self.manager.known_down = {str(k): {str(a) for a in v} for k, v in down.items() if isinstance(v, list)}
+        apps = state.get("apps", {})
+        if isinstance(apps, dict):
+            self.recorded = {}
+            for key, config in apps.items():
+                with contextlib.suppress(KeyError, TypeError, ValueError):  # a record we cannot read is not kept
+                    self.recorded[str(key)] = config_from_json(str(key), config)
 
     def collectors(self) -> Sequence[Collector]:
         return (ProxyCollector(self.manager.snapshot, self.manager.worker_restarts),)

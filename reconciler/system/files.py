@@ -101,3 +101,13 @@ class LocalFileSystem:
 
     def ensure_directory(self, path: Path) -> None:
         ensure_directory(path)
+
+
+class ReadOnlyFileSystem(LocalFileSystem):
+    """Reads another process's state (``reconciler plan --state-dir``) and writes nothing."""
+
+    def write_atomic(self, path: Path, content: bytes) -> None:
+        return None
+
+    def ensure_directory(self, path: Path) -> None:
+        return None

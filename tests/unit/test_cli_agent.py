@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.capabilities.registry import REGISTRY
+from reconciler.loading.loader import load_tree
+from reconciler.model import TCPProxy
+from reconciler.system.files import read_source_tree
 from tests.conftest import EXAMPLE, CliResult
+from tests.integration.agents import free_port
 
 INVALID = """apiVersion: reconciler/v1
 kind: EgressAllowList
@@ -82,3 +88,42 @@ def test_plan_names_what_is_not_enforced_and_nodes_nothing_selects(
     only_proxy = write_tree({"proxy.yaml": (EXAMPLE / "proxies" / "apps.yaml").read_text()})
     nobody = cli("plan", only_proxy, "--node", "gw-9")
     assert f"no resource in {only_proxy} selects node gw-9 (spec.nodes)" in nobody.out
+
+
+def test_plan_with_a_state_dir_plans_against_what_that_node_ran(
+    cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path], tmp_path: Path
+) -> None:
+    """apply --once runs a proxy app and records it; plan --state-dir then sees no change, and a new target is the
+    only change it shows; without --state-dir every listener and target is new. The state dir is not written."""
+    port, target = free_port(), free_port()
+    proxy = (EXAMPLE / "proxies" / "demo.yaml").read_text().replace("47001", str(port)).replace("47002", str(target))
+    root = write_tree({"demo.yaml": proxy})
+    state = tmp_path / "state"
+    assert cli("apply", root, "--once", "--node", "demo", "--state-dir", state).code == 0
+    recorded = (state / "state.json").read_bytes()
+    same = cli("plan", root, "--node", "demo", "--state-dir", state)
+    assert same.out.splitlines()[0].endswith(": 0 change(s)"), same.out
+    (root / "demo.yaml").write_text(proxy.replace('"127.0.0.1:47003"]', '"127.0.0.1:47003", "127.0.0.1:47004"]'))
+    one = cli("plan", root, "--node", "demo", "--state-dir", state)
+    assert one.out.splitlines()[0].endswith(": 1 change(s)"), one.out
+    assert "+ target 127.0.0.1:47004: weight 1" in one.out
+    fresh = cli("plan", root, "--node", "demo")
+    assert fresh.out.splitlines()[0].endswith(": 5 change(s)"), fresh.out
+    assert (state / "state.json").read_bytes() == recorded
+
+
+def test_make_run_enforces_something_and_stays_on_loopback() -> None:
+    """`make run` runs the example as a node for which some resource is enforced (a capability exists), and what
+    it enforces listens and connects on loopback only, so it runs on any machine without touching the network."""
+    makefile = (EXAMPLE.parent / "Makefile").read_text()
+    run = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    node = re.search(r"--node (\S+)", run)
+    assert node is not None
+    assert "--dry-run" not in run
+    state = load_tree(read_source_tree(EXAMPLE, max_file_bytes=1 << 24)).state.for_node(node.group(1))
+    enforced = [r for r in state if r.KIND in REGISTRY and r.KIND != "HealthStrategy"]
+    assert enforced, f"nothing is enforced for node {node.group(1)}"
+    for proxy in (r for r in enforced if isinstance(r, TCPProxy)):
+        for app in proxy.spec.apps:
+            assert all(str(a.host).startswith("127.") for a in app.listen)
+            assert all(str(t.address).startswith("127.") for t in app.targets)

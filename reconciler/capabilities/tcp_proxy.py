@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.capabilities.tcp_proxy_metrics import ProxyCollector
+from reconciler.errors import ApplyError
 from reconciler.model.observed import ProxyAppFacts, ProxyTargetFacts, TCPProxyFacts
 from reconciler.model.proxy_config import AppConfig, AppSettings, CheckSettings
 from reconciler.model.tcp_proxy import TCPProxy
@@ -151,10 +152,13 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
         await self.manager.apply({}, scope=f"{name}/")
 
     async def close(self, deadline: float) -> None:
-        """Established connections get what is left until ``deadline`` to finish."""
+        """Established connections get what is left until ``deadline`` to finish; then the workers are ended."""
         remaining = deadline - asyncio.get_running_loop().time()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
+        except TimeoutError:
+            self.manager.kill()
+            raise ApplyError("proxied connections did not drain in time: the proxy workers were ended") from None
 
     def saved(self) -> Mapping[str, Any] | None:
         if self.replay:

@@ -79,6 +79,11 @@ class ProxyManager:
                 self.data_path = InProcess(loop, drain=self.drain)
         return self.data_path
 
+    def kill(self) -> None:
+        """End the worker processes at once (``close`` ran out of time); in-process planes end with the agent."""
+        if isinstance(self.data_path, WorkerProcesses):
+            self.data_path.kill()
+
     def worker_restarts(self) -> int:
         """How often a worker process died and was started again."""
         return self.data_path.restarts if isinstance(self.data_path, WorkerProcesses) else 0

@@ -4,6 +4,7 @@ the state file, its metrics and a settings change carried out by the plan."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -92,8 +93,34 @@ def test_down_targets_are_saved_and_restored() -> None:
     capability = TCPProxyCapability(manager)
     capability.restore({"targetsDown": {"apps/web": ["127.0.0.1:1"]}})
     assert manager.known_down == {"apps/web": {"127.0.0.1:1"}}
-    assert capability.saved() == {"targetsDown": {}}
+    assert capability.saved() == {"targetsDown": {}, "apps": {}}
     assert len(capability.collectors()) == 1
+
+
+def test_running_configs_are_recorded_and_a_dry_run_observes_them() -> None:
+    """What apps ran with is in the saved part; a dry-run capability restored from it observes those apps, with
+    send/expect bytes intact and target health unknown."""
+
+    async def scenario() -> None:
+        manager = ProxyManager(drain=0.1, resolver=FakeResolver())
+        capability = TCPProxyCapability(manager)
+        proxy = _proxy([free_port()], free_port())
+        [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
+        await capability.apply(proxy, plan)
+        saved = capability.saved()
+        await manager.close()
+        assert saved is not None
+        replay = TCPProxyCapability(ProxyManager(drain=0.1, resolver=FakeResolver()), replay=True)
+        replay.restore(json.loads(json.dumps(saved)))
+        observed = await replay.observe(proxy)
+        assert all(not p.changes for p in replay.plan(proxy, observed.facts, now=0))
+        [app] = observed.facts.apps.values()
+        assert app.checks is not None
+        assert (app.checks.send, app.checks.expect) == (b"PING", b"PONG")
+        assert {t.health for t in app.targets} == {"unknown"}
+        assert replay.saved() == saved  # a dry run records nothing new
+
+    asyncio.run(scenario())
 
 
 def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_is_degraded() -> None:

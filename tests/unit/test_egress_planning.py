@@ -3,6 +3,7 @@ an answer, DNS failures, expiry, protected entries kept from memory, wildcards, 
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from typing import Any
 
@@ -10,8 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reconciler.model import EgressAllowList, EgressGateway
+from reconciler.model.internal_ranges import DEFAULT_RANGES
 from reconciler.model.observed import NameFacts, ResolvedAddress
+from reconciler.observers.dns import resolve_public
 from reconciler.planning.egress import EgressPlan, Memory, PortClass, SetKey, plan_egress
+from reconciler.testing import FakeResolver
 
 NOW = 1_800_000_000.0  # 2027-01-15
 ANY = PortClass("any")
@@ -149,3 +153,19 @@ def test_members_are_exactly_the_union_of_what_entries_allow(entries: list[tuple
         for ip in ips:
             expected.setdefault(f"{ip}/32", set()).add(f"{name}/ip:{ip}")
     assert {net: set(sources) for net, sources in _members(plan).items()} == expected
+
+
+def test_internal_answers_are_dropped_and_reported_before_planning() -> None:
+    """A name that answers an internal address (DNS rebinding) keeps only its public answers; one that answers
+    only internal addresses counts as unresolved (its last known public addresses stay)."""
+    resolver = FakeResolver(
+        {"mixed.partner.example": ("203.0.113.4", "10.1.2.3"), "evil.partner.example": ("127.0.0.1",)}
+    )
+    answers = asyncio.run(resolve_public(resolver, ["mixed.partner.example", "evil.partner.example"], DEFAULT_RANGES))
+    assert [str(a.address) for a in answers.facts["mixed.partner.example"].addresses] == ["203.0.113.4"]
+    assert answers.refused == {"mixed.partner.example": ("10.1.2.3",), "evil.partner.example": ("127.0.0.1",)}
+    assert answers.facts["evil.partner.example"].error == "every answer was an internal address"
+    lists = [_list("a", {"domain": "mixed.partner.example"}, {"domain": "evil.partner.example"})]
+    plan = plan_egress(_gateway(), lists, answers.facts, Memory(), now=NOW, refused=answers.refused)
+    assert set(_members(plan)) == {"203.0.113.4/32"}
+    assert sorted(r.reason for r in plan.reports) == ["RefusedAnswer", "RefusedAnswer", "Unresolved"]

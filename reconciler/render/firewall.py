@@ -35,6 +35,18 @@ def set_name(gateway: str, key: SetKey) -> str:
     return name
 
 
+def render_sets(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "-new") -> dict[str, str]:
+    """Per set of ``family``: its name and the ``ipset restore`` lines that create it under ``name + suffix``
+    (the applier swaps it in)."""
+    sets = {}
+    for key, members in sorted(plan.sets.items()):
+        if key.family == family:
+            name = set_name(gateway, key)
+            single = EgressPlan({key: members}, plan.audit, (), plan.memory)
+            sets[name] = render_ipset(gateway, single, family, suffix=suffix)
+    return sets
+
+
 def render_ipset(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "") -> str:
     """``ipset restore`` input that creates each set of ``family`` (named with ``suffix``, for a swap) with
     counters and its members. ``-exist`` keeps a re-run from failing on a set that is there already."""

@@ -56,3 +56,24 @@ class SubprocessRunner:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CommandError(f"{argv[0]}: {exc}") from exc
         return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+
+class NamespaceRunner:
+    """Runs every command inside a network namespace (``ip netns exec``): tests, and agents that manage one."""
+
+    def __init__(self, runner: CommandRunner, namespace: str) -> None:
+        self.runner = runner
+        self.namespace = namespace
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        stdin: bytes | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        wrapped = ["ip", "netns", "exec", self.namespace, *argv]
+        result = self.runner.run(wrapped, timeout=timeout, stdin=stdin, cwd=cwd, env=env)
+        return CommandResult(tuple(argv), result.returncode, result.stdout, result.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,17 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "desired-state"
 DATA = Path(__file__).resolve().parent / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_root(*tools: str) -> None:
+    """Tests of the kernel's firewall and namespaces need root and these programs: in CI they fail without them
+    (CI is root and installs them), elsewhere they are skipped."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if os.geteuid() != 0 or missing:
+        why = f"needs root and {', '.join(missing) or 'nothing else'}"
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
 
 
 ALLOW_LIST = """apiVersion: reconciler/v1

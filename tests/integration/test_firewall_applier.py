@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -18,19 +17,14 @@ from reconciler.model import EgressAllowList, EgressGateway
 from reconciler.planning.egress import Memory, plan_egress
 from reconciler.render.firewall import render_filter, render_nat, render_sets
 from reconciler.system.commands import NamespaceRunner, SubprocessRunner
-from tests.conftest import IN_CI
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    missing = [tool for tool in ("ip", "ipset", "iptables-restore") if shutil.which(tool) is None]
-    if os.geteuid() != 0 or missing:
-        why = f"needs root and {', '.join(missing) or 'nothing else'}"
-        if IN_CI:
-            pytest.fail(why)
-        pytest.skip(why)
+    require_root("ip", "ipset", "iptables-restore")
     name = f"recon-fw-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:

@@ -3,8 +3,6 @@ loading them again changes nothing (our chain is rewritten whole, never appended
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,7 +11,7 @@ import pytest
 from reconciler.model import EgressAllowList, EgressGateway
 from reconciler.planning.egress import Memory, plan_egress
 from reconciler.render.firewall import render_filter, render_ipset, render_nat
-from tests.conftest import IN_CI
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +34,8 @@ ipset save > "$1/second-sets"
 """
 
 
-def _needs_root() -> None:
-    missing = [tool for tool in ("unshare", "ipset", "iptables-restore") if shutil.which(tool) is None]
-    if os.geteuid() != 0 or missing:
-        why = f"needs root and {', '.join(missing) or 'nothing else'}"
-        if IN_CI:
-            pytest.fail(why)
-        pytest.skip(why)
-
-
 def test_payloads_load_into_the_kernel_and_reloading_changes_nothing(tmp_path: Path) -> None:
-    _needs_root()
+    require_root("unshare", "ipset", "iptables-restore")
     gateway = EgressGateway.model_validate(
         {
             "apiVersion": "reconciler/v1",

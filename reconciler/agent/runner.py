@@ -138,7 +138,7 @@ class Agent:
             metrics=self.metrics,
             saved=saved,
             load_options=load_options,
-            on_pass=self._passed,
+            on_pass=self._flush,
         )
         self.sync_backoff = Backoff(base=1.0, cap=max(30.0, settings.interval.total_seconds()))
         self._sync_wake = asyncio.Event()
@@ -148,7 +148,6 @@ class Agent:
         self._published: str | None = None
         self._persisted: tuple[bytes, bytes] | None = None
         self._publish_lock = asyncio.Lock()
-        self._flush_pending = False
         self._clean = True  # the stop so far went as planned
         self._watchdog: threading.Timer | None = None
         self._publish_error: str | None = None
@@ -238,25 +237,9 @@ class Agent:
         self._flush()
         return result
 
-    def _passed(self) -> None:
-        """After a pass: persist and (re)schedule observe clocks, once per turn of the loop however many passes
-        ended in it (a revision of many resources ends many passes at once)."""
-        if self._flush_pending:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush()
-            return
-        self._flush_pending = True
-        loop.call_soon(self._flush_if_pending)
-
-    def _flush_if_pending(self) -> None:
-        if self._flush_pending:  # not already done by a caller that could not wait (tick, shutdown)
-            self._flush()
-
     def _flush(self) -> None:
-        self._flush_pending = False
+        """After passes (the reconciler calls this once per loop turn, however many ended in it) and after a tick:
+        persist and (re)schedule the resources' observe clocks."""
         self.persist()
         self._schedule_observe_jobs()
 

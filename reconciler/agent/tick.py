@@ -131,7 +131,7 @@ class Reconciler:
         self.saved = saved
         self.load_options = load_options or LoadOptions()
         self.observe_timeout = observe_timeout
-        self.on_pass = on_pass  # told after every pass (the agent persists its state)
+        self.on_pass = on_pass  # told once per loop turn in which passes ended (the agent persists its state)
         self.lock = asyncio.Lock()  # one load at a time
         self.limit = asyncio.Semaphore(concurrency)
         self.file_cache = FileCache()
@@ -219,10 +219,9 @@ class Reconciler:
             "if that is intended, run once with --force"
         )
 
-    async def _load_newest(self) -> bool:
-        """Load what is new (the applied revision first after a restart). True when the desired state changed."""
+    async def _load_newest(self) -> None:
+        """Load what is new (the applied revision first after a restart) and bring the slots up to date."""
         async with self.lock:
-            before = self.desired_revision
             applied = self.saved.applied_revision
             if self.attempted is None and applied is not None:
                 # After a restart, the revision that was in force is in force again before anything newer is tried.
@@ -232,9 +231,8 @@ class Reconciler:
                 await self._load(revision)
             if self.desired is None or self.desired_revision is None:
                 self.status = self._node_status()
-                return False
+                return
             await self._update_slots(self.desired, self.desired_revision)
-            return self.desired_revision != before
 
     async def _update_slots(self, desired: DesiredState, revision: str) -> None:
         wanted: dict[Key, Resource] = {(r.KIND, r.metadata.name): r for r in desired}
@@ -476,8 +474,9 @@ class Reconciler:
     def _degraded(self) -> tuple[str, ...]:
         return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.degraded)
 
-    def _summarise(self) -> None:
-        """After passes: the plan, the applied revision and the node's status."""
+    def _summarise(self, *, notify: bool = True) -> None:
+        """After passes: the plan, the applied revision and the node's status; ``notify`` tells ``on_pass`` (the
+        agent persists), which ``tick()``'s caller does itself once the whole tick is over."""
         self._summary_pending = False
         targets = [t for s in self.slots.values() if s.outcome is not None for t in s.outcome.targets]
         self.plan = Plan(self.desired_revision or "", self.settings.node, tuple(targets))
@@ -488,13 +487,13 @@ class Reconciler:
             self.ready = True
             self.metrics.set_revision(self.desired_revision, self.settings.branch)
         self.status = self._node_status(failed)
-        if self.on_pass is not None:
+        if notify and self.on_pass is not None:
             self.on_pass()
 
     def _result(self, before: str | None) -> TickResult:
         if self.desired is None or self.desired_revision is None:
             return TickResult(TickOutcome.STALLED if self.stall else TickOutcome.WAITING, self.plan)
-        self._summarise()
+        self._summarise(notify=False)
         failed = self._failed()
         if self.stall:
             verdict = TickOutcome.STALLED

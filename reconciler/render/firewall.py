@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from reconciler.model.egress_gateway import EgressGateway
-from reconciler.planning.egress import EgressPlan, SetKey
+from reconciler.planning.egress import EgressPlan, Member, SetKey
 
 CHAIN = "RECON-EGRESS"
 NAT_CHAIN = "RECON-EGRESS-NAT"
@@ -38,13 +38,16 @@ def set_name(gateway: str, key: SetKey) -> str:
 def render_sets(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "-new") -> dict[str, str]:
     """Per set of ``family``: its name and the ``ipset restore`` lines that create it under ``name + suffix``
     (the applier swaps it in)."""
-    sets = {}
-    for key, members in sorted(plan.sets.items()):
-        if key.family == family:
-            name = set_name(gateway, key)
-            single = EgressPlan({key: members}, plan.audit, (), plan.memory)
-            sets[name] = render_ipset(gateway, single, family, suffix=suffix)
-    return sets
+    return {
+        set_name(gateway, key): "\n".join(_set_lines(set_name(gateway, key) + suffix, family, members)) + "\n"
+        for key, members in sorted(plan.sets.items())
+        if key.family == family
+    }
+
+
+def _set_lines(name: str, family: int, members: Sequence[Member]) -> list[str]:
+    create = f"create {name} hash:net family {FAMILIES[family]} counters maxelem {max(65536, 2 * len(members))}"
+    return [create, *(f"add {name} {member.network}" for member in members)]
 
 
 def render_ipset(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "") -> str:

@@ -18,6 +18,14 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "desired-state"
 DATA = Path(__file__).resolve().parent / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
+DEAD_NAMESERVER = "127.0.0.1:9"  # loopback, nothing listens: a test never asks the machine's own resolver
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents and CLI runs in tests resolve through a dead loopback server unless a test names its own: the
+    machine's resolver is an address outside the test's world."""
+    monkeypatch.setenv("RECONCILER_NAMESERVERS", DEAD_NAMESERVER)
 
 
 def require_root(*tools: str) -> None:

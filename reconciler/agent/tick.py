@@ -194,6 +194,8 @@ class Reconciler:
             return
         self.desired = desired
         self.desired_revision = revision
+        for capability in self.capabilities.values():
+            capability.use(desired)
         log.info("revision loaded revision=%s resources=%d", revision[:12], len(self.desired))
 
     def _enforced(self, resources: Iterable[Resource]) -> list[str]:

@@ -1,42 +1,37 @@
-"""The firewall applier: our ipsets and chains made to match rendered payloads, atomically and idempotently.
+"""The firewall applier: the operations that make the kernel's sets, chains and jump rules what a plan says,
+each atomic and safe to repeat. The egress capability calls them in the plan's order.
 
-Order, so that no packet ever meets a rule whose set is missing:
-1. each set whose members differ is loaded whole into a temporary set and swapped in (``ipset swap``: atomic;
-   the new set's counters start at zero), or renamed into place the first time; an unchanged set is left alone,
-   counters and all;
-2. our chains are rewritten whole with ``iptables-restore --noflush`` (nobody else's rules are read or written);
-3. the one jump rule per built-in chain is put back if it is missing (drift: a hand-deleted rule returns);
-4. sets of ours that no rule uses any more are destroyed.
+- A set is loaded whole into a temporary set and swapped in (``ipset swap``: atomic), or renamed into place the
+  first time; counters of members that stay are carried over, so a change does not reset them.
+- Our chains are rewritten whole with ``iptables-restore --noflush`` (nobody else's rules are read or written).
+- Exactly one jump rule per built-in chain: a missing one is inserted first in its chain, extra copies deleted.
+- Every command that changes rules waits for the xtables lock (``-w``, bounded) instead of failing or skipping.
 ``remove`` takes out the jump rules, our chains and our sets, and nothing else.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 
 from reconciler.errors import ApplyError, CommandError
-from reconciler.render.firewall import CHAIN, NAT_CHAIN
+from reconciler.observers.firewall import FORWARDING, set_counters
+from reconciler.planning.firewall import Jump, Ruleset
+from reconciler.render.firewall import CHAIN, NAT_CHAIN, SetSpec, set_lines
 from reconciler.system.commands import CommandRunner
 
 TIMEOUT = 30.0
+LOCK_WAIT = "10"  # seconds to wait for the xtables lock held by another program
 PREFIX = "RECON-"
 TEMPORARY = "-new"
 # built-in chain -> our chain, per table
 JUMPS = (("filter", "FORWARD", CHAIN), ("nat", "POSTROUTING", NAT_CHAIN))
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+CONNTRACK_FAMILY = {4: "ipv4", 6: "ipv6"}
 
 
-@dataclass(frozen=True)
-class FirewallPayload:
-    """What one family should look like: set name -> ``ipset restore`` lines creating it (named with the
-    temporary suffix), and the ``iptables-restore`` input of our filter and nat chains."""
-
-    family: int
-    sets: Mapping[str, str]
-    filter: str
-    nat: str
+def jumps(families: Iterable[int]) -> list[Jump]:
+    return [Jump(table, family, builtin, chain) for family in sorted(families) for table, builtin, chain in JUMPS]
 
 
 class FirewallApplier:
@@ -45,7 +40,6 @@ class FirewallApplier:
 
     def _run(self, argv: Sequence[str], stdin: bytes | None = None) -> bytes:
         try:
-            # -w: wait for the xtables lock (another program changing rules) instead of failing at once
             return self.runner.run(argv, timeout=TIMEOUT, stdin=stdin).check().stdout
         except CommandError as exc:
             raise ApplyError(str(exc)) from exc
@@ -53,63 +47,67 @@ class FirewallApplier:
     def _ok(self, argv: Sequence[str]) -> bool:
         return self.runner.run(argv, timeout=TIMEOUT).returncode == 0
 
+    def _xtables(self, family: int, *argv: str) -> list[str]:
+        return [TOOLS[family][0], "-w", LOCK_WAIT, *argv]
+
     def our_sets(self) -> set[str]:
         names = self._run(["ipset", "list", "-n"]).decode().split()
         return {n for n in names if n.startswith(PREFIX)}
 
-    def apply(self, payloads: Sequence[FirewallPayload]) -> None:
-        existing = self.our_sets()
-        wanted: set[str] = set()
-        for payload in payloads:
-            for name, lines in sorted(payload.sets.items()):
-                self._load_set(name, lines, existing)
-                wanted.add(name)
-        for payload in payloads:
-            command, restore = TOOLS[payload.family]
-            self._run([restore, "-w", "--noflush"], (payload.filter + payload.nat).encode())
-            for table, builtin, chain in JUMPS:
-                if not self._ok([command, "-w", "-t", table, "-C", builtin, "-j", chain]):
-                    self._run([command, "-w", "-t", table, "-I", builtin, "1", "-j", chain])
-        for name in sorted(existing - wanted):
-            if not name.endswith(TEMPORARY):
-                self._run(["ipset", "destroy", name])
-
-    def members(self, name: str) -> set[str]:
-        """The members of one of our sets, as networks ('203.0.113.10/32')."""
-        return _members(self._run(["ipset", "save", name]).decode(), name)
-
-    def _load_set(self, name: str, lines: str, existing: set[str]) -> None:
-        if name in existing and self.members(name) == _members(lines, name + TEMPORARY):
-            return  # nothing changed: no swap, so the members' counters are kept
-        temporary = name + TEMPORARY
-        if temporary in existing:  # left over by an apply that was cut short
+    def load_set(self, spec: SetSpec, members: Iterable[str], *, exists: bool) -> None:
+        """Make set ``spec.name`` hold exactly ``members`` in one step."""
+        temporary = spec.name + TEMPORARY
+        counters = set_counters(self.runner, spec.name) if exists and spec.counters else None
+        if self._ok(["ipset", "list", "-n", temporary]):  # left over by an apply that was cut short
             self._run(["ipset", "destroy", temporary])
-        self._run(["ipset", "restore"], lines.encode())
-        if name in existing:
-            self._run(["ipset", "swap", temporary, name])
+        self._run(["ipset", "restore"], set_lines(spec, members, name=temporary, counters=counters).encode())
+        if exists:
+            self._run(["ipset", "swap", temporary, spec.name])
             self._run(["ipset", "destroy", temporary])
         else:
-            self._run(["ipset", "rename", temporary, name])
+            self._run(["ipset", "rename", temporary, spec.name])
+
+    def destroy_set(self, name: str) -> None:
+        if self._ok(["ipset", "list", "-n", name]):
+            self._run(["ipset", "destroy", name])
+
+    def restore(self, ruleset: Ruleset) -> None:
+        """Rewrite one of our chains whole."""
+        self._run([TOOLS[ruleset.family][1], "-w", LOCK_WAIT, "--noflush"], ruleset.text.encode())
+
+    def ensure_jump(self, jump: Jump) -> None:
+        """Exactly one jump rule from ``jump.builtin`` to our chain (first in the built-in chain)."""
+        check = self._xtables(jump.family, "-t", jump.table, "-C", jump.builtin, "-j", jump.chain)
+        if not self._ok(check):
+            self._run(self._xtables(jump.family, "-t", jump.table, "-I", jump.builtin, "1", "-j", jump.chain))
+            return
+        listed = self._run(self._xtables(jump.family, "-t", jump.table, "-S", jump.builtin)).decode().splitlines()
+        extra = sum(1 for line in listed if line == f"-A {jump.builtin} -j {jump.chain}") - 1
+        for _ in range(extra):  # never the last one: traffic never passes without our chain
+            self._run(self._xtables(jump.family, "-t", jump.table, "-D", jump.builtin, "-j", jump.chain))
+
+    def enable_forwarding(self, family: int) -> None:
+        self._run(["sysctl", "-w", f"{FORWARDING[family]}=1"])
+
+    def cut(self, family: int, networks: Iterable[str]) -> None:
+        """End tracked connections to ``networks``, so that established flows to a removed address stop too."""
+        for text in networks:
+            network = ipaddress.ip_network(text)
+            argv = ["conntrack", "-D", "-f", CONNTRACK_FAMILY[family], "--orig-dst", str(network.network_address)]
+            if network.prefixlen != network.max_prefixlen:
+                argv += ["--mask-dst", str(network.netmask)]
+            result = self.runner.run(argv, timeout=TIMEOUT)
+            if result.returncode not in (0, 1):  # 1: nothing was tracked to it
+                raise ApplyError(f"conntrack exited {result.returncode}: {result.stderr.decode(errors='replace')}")
 
     def remove(self, families: Sequence[int] = (4, 6)) -> None:
         """Everything we made, and nothing else."""
         for family in families:
-            command, _ = TOOLS[family]
             for table, builtin, chain in JUMPS:
-                while self._ok([command, "-w", "-t", table, "-C", builtin, "-j", chain]):
-                    self._run([command, "-w", "-t", table, "-D", builtin, "-j", chain])
-                if self._ok([command, "-w", "-t", table, "-n", "-L", chain]):
-                    self._run([command, "-w", "-t", table, "-F", chain])
-                    self._run([command, "-w", "-t", table, "-X", chain])
+                while self._ok(self._xtables(family, "-t", table, "-C", builtin, "-j", chain)):
+                    self._run(self._xtables(family, "-t", table, "-D", builtin, "-j", chain))
+                if self._ok(self._xtables(family, "-t", table, "-n", "-L", chain)):
+                    self._run(self._xtables(family, "-t", table, "-F", chain))
+                    self._run(self._xtables(family, "-t", table, "-X", chain))
         for name in sorted(self.our_sets()):
             self._run(["ipset", "destroy", name])
-
-
-def _members(save: str, name: str) -> set[str]:
-    """Members of set ``name`` in ``ipset save`` / ``restore`` lines, normalised (a host is its /32 or /128)."""
-    found = set()
-    for line in save.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[0] == "add" and fields[1] == name:
-            found.add(str(ipaddress.ip_network(fields[2], strict=False)))
-    return found

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from aiohttp import web
 from prometheus_client.registry import Collector
 
+from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.planning.plan import TargetPlan
 
@@ -49,6 +50,10 @@ class Capability(ABC, Generic[R, F, V]):
         if not isinstance(resource, self.resource_type):
             raise TypeError(f"{type(self).__name__} was given a {resource.KIND}")
         return resource  # type: ignore[return-value]  # checked against resource_type, which is R
+
+    def use(self, desired: DesiredState) -> None:
+        """The node's desired state that came into force, before any pass at its revision: for kinds whose
+        resources name others (a gateway enforces allow-lists). Most capabilities need only their resource."""
 
     # --- the cycle -------------------------------------------------------------------------------------------
 

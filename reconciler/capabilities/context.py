@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.settings import AgentSettings
 from reconciler.system.clock import Clock
+from reconciler.system.commands import CommandRunner, SubprocessRunner
 from reconciler.system.network import Connector
 from reconciler.system.resolver import Resolver
 
@@ -16,3 +17,4 @@ class CapabilityContext:
     clock: Clock
     resolver: Resolver
     connector: Connector
+    runner: CommandRunner = field(default_factory=SubprocessRunner)

@@ -10,11 +10,16 @@ from collections.abc import Callable, Mapping
 
 from reconciler.capabilities.base import AnyCapability, Capability, ConfigurationOnly, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.egress_gateway import EgressGatewayCapability
+from reconciler.capabilities.egress_route import EgressRouteCapability
 from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 
 CapabilityFactory = Callable[[CapabilityContext], AnyCapability]
 
 REGISTRY: Mapping[str, CapabilityFactory] = {
+    "EgressAllowList": lambda _: ConfigurationOnly("EgressAllowList"),
+    "EgressGateway": EgressGatewayCapability.from_context,
+    "EgressRoute": EgressRouteCapability.from_context,
     "HealthStrategy": lambda _: ConfigurationOnly("HealthStrategy"),
     "TCPProxy": TCPProxyCapability.from_context,
 }

@@ -32,6 +32,16 @@ class EgressGatewaySpec(Spec):
         description="Replaces the default internal-range list (see the README) for this gateway.",
     )
     masquerade: bool = Field(default=False, description="Source-NAT allowed traffic to the gateway's address.")
+    enableForwarding: bool = Field(
+        default=False,
+        description="Turn IP forwarding on (net.ipv4.ip_forward, net.ipv6.conf.all.forwarding) when it is off; "
+        "without it, forwarding off makes the gateway Degraded.",
+    )
+    cutEstablished: bool = Field(
+        default=True,
+        description="When an address stops being allowed, delete its connection-tracking entries so that "
+        "established connections to it end too.",
+    )
 
 
 class EgressGateway(Resource):

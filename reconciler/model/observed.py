@@ -109,3 +109,29 @@ class TCPProxyFacts:
     """The apps of one TCPProxy resource that run now, by key (``<resource>/<app>``)."""
 
     apps: Mapping[str, ProxyAppFacts] = field(default_factory=dict)
+
+
+# --- firewall -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChainFacts:
+    """One of our chains as the kernel has it: its rules as ``iptables-save`` prints them, and how many jump
+    rules lead to it from its built-in chain."""
+
+    exists: bool
+    rules: tuple[str, ...] = ()
+    jumps: int = 0
+
+
+@dataclass(frozen=True)
+class FirewallFacts:
+    """Our sets and chains in the kernel. ``entries``: set name -> how many members the kernel holds;
+    ``members``: the members of those sets as normalised networks ('203.0.113.7/32'), read again only when the
+    kernel's count differs from what was known; ``chains``: 'filter 4' -> the chain; ``forwarding``: family ->
+    whether the kernel forwards it."""
+
+    entries: Mapping[str, int] = field(default_factory=dict)
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    chains: Mapping[str, ChainFacts] = field(default_factory=dict)
+    forwarding: Mapping[int, bool] = field(default_factory=dict)

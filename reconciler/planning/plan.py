@@ -59,6 +59,9 @@ class TargetPlan(Generic[V]):
     target: str
     size: int
     changes: tuple[Change[V], ...] = ()
+    # What the applier feeds a tool for this target (``ipset restore`` lines, ``iptables-restore`` input), shown
+    # by ``plan --format json``; derived from the changes, so not part of what the checksum covers.
+    payload: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "changes", _ordered(self.changes))

@@ -3,66 +3,119 @@
 Everything we create is named ``RECON-...``: sets ``RECON-<id>-<family>`` (31 characters at most, the ipset
 limit) and one chain per table, so that applying never touches anything else and removal knows what is ours.
 
+Sets, per address family:
+- one per port class (``tcp 443``, ``any``...): what the accept rules match, without counters;
+- two counting sets holding every allowed destination of the family, with counters: ``out`` counts what clients
+  send to a destination, ``in`` what comes back (the per-destination metrics read them).
+
 The filter chain, jumped to from FORWARD by one rule the applier keeps in place:
-1. established and related traffic is accepted (replies, and what was allowed when it started);
-2. from each client network, each port class's set is accepted (a rule per client and class);
-3. everything else from the clients meets ``defaultAction``: DROP, REJECT, or in audit mode (``log``) a LOG rule
+0. a comment carrying the digest of the rules below (how an observer recognises our chain as rendered);
+1. counting: client to destination and back (a match without a target: the packet goes on);
+2. established and related traffic is accepted (replies, and what was allowed when it started);
+3. from each client network, each port class's set is accepted (a rule per client and class);
+4. everything else from the clients meets ``defaultAction``: DROP, REJECT, or in audit mode (``log``) a LOG rule
    and nothing dropped;
-4. traffic from elsewhere returns to FORWARD untouched.
+5. traffic from elsewhere returns to FORWARD untouched.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from reconciler.model.egress_gateway import EgressGateway
-from reconciler.planning.egress import EgressPlan, Member, SetKey
+from reconciler.planning.egress import EgressPlan, SetKey
+from reconciler.planning.firewall import Ruleset
 
 CHAIN = "RECON-EGRESS"
 NAT_CHAIN = "RECON-EGRESS-NAT"
 LOG_PREFIX = "RECON-EGRESS-DENY "
+DIGEST_COMMENT = "reconciler "
 MAX_SET_NAME = 31
 FAMILIES = {4: "inet", 6: "inet6"}
+COUNT_OUT = "out"
+COUNT_IN = "in"
 
 
-def set_name(gateway: str, key: SetKey) -> str:
-    """A stable, short name per gateway, family and port class."""
-    digest = hashlib.sha256(f"{gateway}|{key.port_class}".encode()).hexdigest()[:12]
-    name = f"RECON-{digest}-{key.family}"
+def _name(gateway: str, what: str, family: int) -> str:
+    digest = hashlib.sha256(f"{gateway}|{what}".encode()).hexdigest()[:12]
+    name = f"RECON-{digest}-{family}"
     assert len(name) <= MAX_SET_NAME
     return name
 
 
-def render_sets(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "-new") -> dict[str, str]:
-    """Per set of ``family``: its name and the ``ipset restore`` lines that create it under ``name + suffix``
-    (the applier swaps it in)."""
-    return {
-        set_name(gateway, key): "\n".join(_set_lines(set_name(gateway, key) + suffix, family, members)) + "\n"
-        for key, members in sorted(plan.sets.items())
-        if key.family == family
-    }
+def set_name(gateway: str, key: SetKey) -> str:
+    """A stable, short name per gateway, family and port class."""
+    return _name(gateway, str(key.port_class), key.family)
 
 
-def _set_lines(name: str, family: int, members: Sequence[Member]) -> list[str]:
-    create = f"create {name} hash:net family {FAMILIES[family]} counters maxelem {max(65536, 2 * len(members))}"
-    return [create, *(f"add {name} {member.network}" for member in members)]
+def counting_set_name(gateway: str, family: int, direction: str) -> str:
+    return _name(gateway, f"count {direction}", family)
 
 
-def render_ipset(gateway: str, plan: EgressPlan, family: int, *, suffix: str = "") -> str:
-    """``ipset restore`` input that creates each set of ``family`` (named with ``suffix``, for a swap) with
-    counters and its members. ``-exist`` keeps a re-run from failing on a set that is there already."""
-    lines = []
+@dataclass(frozen=True, slots=True)
+class SetSpec:
+    """One set as it should be: its members as normalised networks ('203.0.113.7/32')."""
+
+    name: str
+    family: int
+    members: frozenset[str]
+    counters: bool
+    label: str  # what people read: 'tcp 443 ipv4', 'counting out ipv4'
+
+
+def desired_sets(gateway: str, plan: EgressPlan) -> dict[str, SetSpec]:
+    """Every set the plan needs, by name: the port-class sets, and per family with any member the two counting
+    sets."""
+    sets: dict[str, SetSpec] = {}
+    union: dict[int, set[str]] = {}
     for key, members in sorted(plan.sets.items()):
-        if key.family != family:
-            continue
-        name = set_name(gateway, key) + suffix
-        lines.append(
-            f"create {name} hash:net family {FAMILIES[family]} counters maxelem {max(65536, 2 * len(members))}"
-        )
-        lines += [f"add {name} {member.network}" for member in members]
-    return "\n".join(lines) + ("\n" if lines else "")
+        networks = frozenset(m.network for m in members)
+        label = f"{key.port_class} ipv{key.family}"
+        sets[set_name(gateway, key)] = SetSpec(set_name(gateway, key), key.family, networks, False, label)
+        union.setdefault(key.family, set()).update(networks)
+    for family, found in sorted(union.items()):
+        networks = frozenset(found)
+        for direction in (COUNT_OUT, COUNT_IN):
+            name = counting_set_name(gateway, family, direction)
+            sets[name] = SetSpec(name, family, networks, True, f"counting {direction} ipv{family}")
+    return sets
+
+
+def set_lines(
+    spec: SetSpec,
+    members: Iterable[str],
+    *,
+    name: str | None = None,
+    counters: Mapping[str, tuple[int, int]] | None = None,
+) -> str:
+    """``ipset restore`` lines creating ``spec`` as ``name`` (default its own) with ``members``; a member found in
+    ``counters`` (network -> packets, bytes) starts from those counts, so a swap does not reset them."""
+    name = name or spec.name
+    ordered = sorted(members, key=_address_order)
+    size = max(65536, 2 * len(ordered))
+    extension = " counters" if spec.counters else ""
+    lines = [f"create {name} hash:net family {FAMILIES[spec.family]}{extension} maxelem {size}"]
+    known = counters or {}
+    for member in ordered:
+        counted = known.get(member) if spec.counters else None
+        lines.append(f"add {name} {member}" + (f" packets {counted[0]} bytes {counted[1]}" if counted else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _address_order(network: str) -> tuple[int, int, int]:
+    parsed = ipaddress.ip_network(network)
+    return parsed.version, int(parsed.network_address), parsed.prefixlen
+
+
+def render_ipset(gateway: str, plan: EgressPlan, family: int) -> str:
+    """``ipset restore`` input that creates every set of ``family`` with its members (what ``plan --format json``
+    shows; the applier loads each changed set on its own under a temporary name and swaps it in)."""
+    return "".join(
+        set_lines(spec, spec.members) for spec in desired_sets(gateway, plan).values() if spec.family == family
+    )
 
 
 def _ports(key: SetKey) -> list[str]:
@@ -79,12 +132,18 @@ def _clients(gateway: EgressGateway, family: int) -> list[str]:
     return [str(c) for c in gateway.spec.clients if ipaddress.ip_network(str(c)).version == family]
 
 
-def render_filter(gateway: EgressGateway, plan: EgressPlan, family: int) -> str:
+def render_filter(gateway: EgressGateway, plan: EgressPlan, family: int) -> Ruleset:
     """``iptables-restore --noflush`` (or ``ip6tables-restore``) input that rewrites our filter chain whole."""
     name = gateway.metadata.name
-    rules = [f"-A {CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"]
     keys = [key for key in sorted(plan.sets) if key.family == family]
     clients = _clients(gateway, family)
+    rules = []
+    if keys:
+        out, back = counting_set_name(name, family, COUNT_OUT), counting_set_name(name, family, COUNT_IN)
+        for client in clients:
+            rules.append(f"-A {CHAIN} -s {client} -m set --match-set {out} dst")
+            rules.append(f"-A {CHAIN} -d {client} -m set --match-set {back} src")
+    rules.append(f"-A {CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
     for client in clients:
         for key in keys:
             match = " ".join(_ports(key))
@@ -94,7 +153,7 @@ def render_filter(gateway: EgressGateway, plan: EgressPlan, family: int) -> str:
             )
     for client in clients:
         rules += _refusal(client, gateway.spec.defaultAction, family)
-    return _table("filter", CHAIN, rules)
+    return _table("filter", CHAIN, family, rules)
 
 
 def _refusal(client: str, action: str, family: int) -> list[str]:
@@ -107,15 +166,18 @@ def _refusal(client: str, action: str, family: int) -> list[str]:
     return [f"-A {CHAIN} -s {client} -j DROP"]
 
 
-def render_nat(gateway: EgressGateway, plan: EgressPlan, family: int) -> str:
+def render_nat(gateway: EgressGateway, plan: EgressPlan, family: int) -> Ruleset:
     """Masquerade what the allow-lists allow (when the gateway says so); an empty chain otherwise."""
     rules = []
     if gateway.spec.masquerade:
         names = [set_name(gateway.metadata.name, key) for key in sorted(plan.sets) if key.family == family]
         for client in _clients(gateway, family):
             rules += [f"-A {NAT_CHAIN} -s {client} -m set --match-set {name} dst -j MASQUERADE" for name in names]
-    return _table("nat", NAT_CHAIN, rules)
+    return _table("nat", NAT_CHAIN, family, rules)
 
 
-def _table(table: str, chain: str, rules: Iterable[str]) -> str:
-    return "\n".join([f"*{table}", f":{chain} - [0:0]", *rules, "COMMIT"]) + "\n"
+def _table(table: str, chain: str, family: int, rules: list[str]) -> Ruleset:
+    digest = hashlib.sha256("\n".join(rules).encode()).hexdigest()[:16]
+    marked = [f'-A {chain} -m comment --comment "{DIGEST_COMMENT}{digest}"', *rules]
+    text = "\n".join([f"*{table}", f":{chain} - [0:0]", *marked, "COMMIT"]) + "\n"
+    return Ruleset(table, family, chain, text, digest, len(marked))

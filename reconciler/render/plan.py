@@ -68,7 +68,11 @@ def render_markdown(plan: Plan) -> str:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps({**plan.as_dict(), "checksum": plan.checksum, "changes": plan.changes}, indent=2)
+    document = plan.as_dict()
+    for shown, target in zip(document["targets"], plan.targets, strict=True):
+        if target.payload:
+            shown["payload"] = target.payload
+    return json.dumps({**document, "checksum": plan.checksum, "changes": plan.changes}, indent=2)
 
 
 RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}

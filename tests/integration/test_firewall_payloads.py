@@ -61,9 +61,9 @@ def test_payloads_load_into_the_kernel_and_reloading_changes_nothing(tmp_path: P
     plan = plan_egress(gateway, [allow], {}, Memory(), now=1_800_000_000.0)
     (tmp_path / "sets4").write_text(render_ipset("gw", plan, 4))
     (tmp_path / "sets6").write_text(render_ipset("gw", plan, 6))
-    (tmp_path / "filter4").write_text(render_filter(gateway, plan, 4))
-    (tmp_path / "filter6").write_text(render_filter(gateway, plan, 6))
-    (tmp_path / "nat4").write_text(render_nat(gateway, plan, 4))
+    (tmp_path / "filter4").write_text(render_filter(gateway, plan, 4).text)
+    (tmp_path / "filter6").write_text(render_filter(gateway, plan, 6).text)
+    (tmp_path / "nat4").write_text(render_nat(gateway, plan, 4).text)
     done = subprocess.run(
         ["unshare", "--net", "sh", "-c", SCRIPT, "firewall", str(tmp_path)],
         capture_output=True,

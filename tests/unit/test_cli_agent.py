@@ -24,10 +24,17 @@ spec:
 
 
 def test_plan_prints_the_plan_for_a_node(cli: Callable[..., CliResult]) -> None:
-    """plan reads the working tree, selects the node's resources and prints a diff; exit 0."""
+    """plan reads the working tree, selects the node's resources and prints a diff (set members, our chains, the
+    jump rules); exit 0. With --format json it shows the exact ipset/iptables-restore payloads."""
     result = cli("plan", EXAMPLE, "--node", "gw-1")
     assert result.code == 0
-    assert result.out.splitlines()[0] == "plan for node gw-1 at working-tree: 0 change(s)"
+    assert result.out.splitlines()[0] == "plan for node gw-1 at working-tree: 17 change(s)"
+    assert "EgressGateway/gateways set RECON-72c97f3bb42e-4 (any ipv4) (0 now)\n    + 203.0.113.7/32" in result.out
+    assert "+ jump FORWARD: one jump FORWARD -> RECON-EGRESS" in result.out
+    document = cli("plan", EXAMPLE, "--node", "gw-1", "--format", "json").json()
+    payloads = {t["target"]: t.get("payload", "") for t in document["targets"]}
+    assert "add RECON-72c97f3bb42e-4 203.0.113.7/32" in payloads["set RECON-72c97f3bb42e-4 (any ipv4)"]
+    assert "-A RECON-EGRESS -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT" in payloads["rules ipv4"]
     markdown = cli("plan", EXAMPLE, "--node", "gw-1", "--format", "markdown")
     assert markdown.out.startswith("### reconciler plan for `gw-1` at `working-tree`")
 
@@ -81,10 +88,10 @@ def test_plan_names_what_is_not_enforced_and_nodes_nothing_selects(
     cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
 ) -> None:
     """Kinds without a capability are listed (text and JSON); a node no resource selects is said so."""
-    plan = cli("plan", EXAMPLE, "--node", "gw-1")
-    assert "not enforced by this agent yet (validated only): EgressAllowList/partners" in plan.out
-    document = json.loads(cli("plan", EXAMPLE, "--node", "gw-1", "--format", "json").out)
-    assert "EgressGateway/gateways" in document["notEnforced"]
+    plan = cli("plan", EXAMPLE, "--node", "pool-1")
+    assert "not enforced by this agent yet (validated only): IPPool/egress" in plan.out
+    document = json.loads(cli("plan", EXAMPLE, "--node", "pool-1", "--format", "json").out)
+    assert "IPPool/egress" in document["notEnforced"]
     only_proxy = write_tree({"proxy.yaml": (EXAMPLE / "proxies" / "apps.yaml").read_text()})
     nobody = cli("plan", only_proxy, "--node", "gw-9")
     assert f"no resource in {only_proxy} selects node gw-9 (spec.nodes)" in nobody.out

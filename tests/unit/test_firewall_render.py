@@ -45,18 +45,18 @@ def test_payloads_match_their_golden_files() -> None:
     drop = _gateway("drop", masquerade=True)
     plan = plan_egress(drop, LISTS, {}, Memory(), now=NOW)
     payloads = [
-        "# ipset restore, IPv4 (swap suffix -new)",
-        render_ipset("edge-gw", plan, 4, suffix="-new"),
+        "# ipset restore, IPv4",
+        render_ipset("edge-gw", plan, 4),
         "# ipset restore, IPv6",
         render_ipset("edge-gw", plan, 6),
         "# iptables-restore --noflush, filter, drop",
-        render_filter(drop, plan, 4),
+        render_filter(drop, plan, 4).text,
         "# ip6tables-restore --noflush, filter, reject",
-        render_filter(_gateway("reject"), plan, 6),
+        render_filter(_gateway("reject"), plan, 6).text,
         "# iptables-restore --noflush, filter, audit (log)",
-        render_filter(_gateway("log"), plan, 4),
+        render_filter(_gateway("log"), plan, 4).text,
         "# iptables-restore --noflush, nat, masquerade",
-        render_nat(drop, plan, 4),
+        render_nat(drop, plan, 4).text,
     ]
     assert_golden("firewall.txt", "\n".join(payloads))
 

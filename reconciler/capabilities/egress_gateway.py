@@ -1,0 +1,339 @@
+"""The EgressGateway capability: the allow-lists a gateway selects, enforced with our ipsets and chains.
+
+Observing resolves every domain of the selected lists (answers inside internal ranges dropped and reported), works
+out the members every set should have (``planning/egress``: grace, expiry, protected entries, caps; with the
+clock's ``now`` and the memory of earlier answers) and reads what the kernel holds of ours. Planning compares the
+two (``planning/firewall``); applying carries out each target in order: sets swapped in, chains rewritten, one
+jump rule each, forwarding, stale sets destroyed, and connections to addresses no longer allowed cut.
+
+The memory of answers (until when each address that left a domain's answer stays) and of protected entries is
+this capability's part of the state file, so a restart neither drops an address early nor forgets a protected
+entry. Per-destination counters are read from the counting sets at scrape time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from reconciler.appliers.firewall import PREFIX, FirewallApplier, jumps
+from reconciler.capabilities.base import Capability, Observed
+from reconciler.capabilities.context import CapabilityContext
+from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.model import DesiredState
+from reconciler.model.egress_allow_list import EgressAllowList
+from reconciler.model.egress_gateway import EgressGateway
+from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
+from reconciler.model.observed import FirewallFacts
+from reconciler.observers.dns import Answers, resolve_public
+from reconciler.observers.firewall import read_firewall, set_counters
+from reconciler.planning.egress import EgressPlan, Memory, plan_egress, selected_lists
+from reconciler.planning.firewall import (
+    RULES_TARGET,
+    SET_TARGET,
+    STALE,
+    FirewallValue,
+    Forwarding,
+    Jump,
+    Ruleset,
+    plan_firewall,
+    target_set,
+)
+from reconciler.planning.plan import Action, TargetPlan
+from reconciler.render.firewall import (
+    COUNT_IN,
+    COUNT_OUT,
+    SetSpec,
+    counting_set_name,
+    desired_sets,
+    render_filter,
+    render_nat,
+    set_lines,
+)
+from reconciler.system.clock import Clock
+from reconciler.system.commands import CommandRunner
+from reconciler.system.resolver import Resolver
+
+DEFAULT_INTERVAL = timedelta(seconds=60)
+DIRECTIONS = {COUNT_OUT: "OUTPUT", COUNT_IN: "INPUT"}  # the old tool's label values
+
+
+@dataclass(frozen=True)
+class GatewayFacts:
+    """What planning a gateway needs: the members every set should have (from the answers) and the kernel."""
+
+    egress: EgressPlan
+    answers: Answers
+    firewall: FirewallFacts
+    families: tuple[int, ...]
+
+
+@dataclass
+class _Rendered:
+    sets: dict[str, SetSpec] = field(default_factory=dict)
+    rulesets: list[Ruleset] = field(default_factory=list)
+    hostnames: dict[str, str] = field(default_factory=dict)  # network -> the names that allow it
+
+
+def _families(gateway: EgressGateway) -> tuple[int, ...]:
+    return tuple(sorted({client.version for client in gateway.spec.clients}))
+
+
+def _internal(gateway: EgressGateway) -> AddressRanges:
+    ranges = gateway.spec.internalRanges
+    return AddressRanges(ranges) if ranges is not None else DEFAULT_RANGES
+
+
+def _hostnames(plan: EgressPlan) -> dict[str, str]:
+    """network -> the destinations that allow it ('api.example.com', '203.0.113.7'), comma-joined."""
+    named: dict[str, set[str]] = {}
+    for members in plan.sets.values():
+        for member in members:
+            for source in member.sources:
+                named.setdefault(member.network, set()).add(source.split("/", 1)[1].split(":", 1)[1])
+    return {network: ",".join(sorted(names)) for network, names in named.items()}
+
+
+def render(gateway: EgressGateway, plan: EgressPlan, families: Sequence[int]) -> _Rendered:
+    sets = {n: s for n, s in desired_sets(gateway.metadata.name, plan).items() if s.family in families}
+    rulesets = [r(gateway, plan, f) for f in families for r in (render_filter, render_nat)]
+    return _Rendered(sets, rulesets, _hostnames(plan))
+
+
+class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallValue]):
+    resource_type = EgressGateway
+    state_version = 1
+
+    def __init__(self, runner: CommandRunner, resolver: Resolver, clock: Clock, *, replay: bool = False) -> None:
+        self.runner = runner
+        self.applier = FirewallApplier(runner)
+        self.resolver = resolver
+        self.clock = clock
+        self.replay = replay  # dry run: a kernel we cannot read is planned against as empty
+        self.lists: tuple[EgressAllowList, ...] = ()
+        self.memory: dict[str, Memory] = {}
+        self.installed: dict[str, frozenset[str]] = {}  # set -> members known to be in the kernel
+        self.rendered: dict[str, _Rendered] = {}
+        self.resolve_failures = 0
+        self.refused_answers = 0
+        self.details: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def from_context(cls, context: CapabilityContext) -> EgressGatewayCapability:
+        return cls(context.runner, context.resolver, context.clock, replay=context.settings.dry_run)
+
+    def use(self, desired: DesiredState) -> None:
+        self.lists = desired.of_kind(EgressAllowList)
+
+    def observe_interval(self, resource: EgressGateway) -> timedelta | None:
+        intervals = [lst.spec.resolveInterval for lst in selected_lists(resource, self.lists)]
+        return min([*intervals, DEFAULT_INTERVAL])
+
+    # --- observe ---------------------------------------------------------------------------------------------
+
+    async def observe(self, resource: EgressGateway) -> Observed[GatewayFacts]:
+        name = resource.metadata.name
+        lists = selected_lists(resource, self.lists)
+        memory = self.memory.get(name, Memory())
+        domains = {str(e.domain) for lst in lists for e in lst.spec.entries if e.domain is not None}
+        domains |= {str(p["domain"]) for p in memory.protected.values() if p.get("domain")}
+        domains = {d for d in domains if not d.startswith("*.")}
+        answers = await resolve_public(self.resolver, domains, _internal(resource))
+        egress = plan_egress(resource, lists, answers.facts, memory, now=self.clock.now(), refused=answers.refused)
+        self.memory[name] = egress.memory
+        self.resolve_failures += sum(1 for facts in answers.facts.values() if facts.error)
+        self.refused_answers += sum(len(v) for v in answers.refused.values())
+        families = _families(resource)
+        firewall, note = await self._read_kernel(families)
+        facts = GatewayFacts(egress, answers, firewall, families)
+        summary = self._summary(resource, facts)
+        if note:
+            summary["kernel"] = note
+        return Observed(facts, summary, degraded=self._degraded(resource, facts))
+
+    async def _read_kernel(self, families: tuple[int, ...]) -> tuple[FirewallFacts, str]:
+        chains = [(j.table, j.builtin, j.chain) for j in jumps((4,))]
+        try:
+            facts = await asyncio.to_thread(
+                read_firewall, self.runner, prefix=PREFIX, wanted=chains, known=self.installed, families=families
+            )
+        except ReconcilerError as exc:
+            if not self.replay:
+                raise
+            return FirewallFacts(), f"not readable here ({exc}): planned against nothing installed"
+        self.installed = dict(facts.members)
+        return facts, ""
+
+    def _degraded(self, resource: EgressGateway, facts: GatewayFacts) -> tuple[str, str] | None:
+        if resource.spec.enableForwarding:
+            return None
+        off = [family for family in facts.families if not facts.firewall.forwarding.get(family, False)]
+        if not off:
+            return None
+        keys = ", ".join({4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}[f] for f in off)
+        return "ForwardingDisabled", f"{keys} is off: clients' traffic is not forwarded (or set spec.enableForwarding)"
+
+    def _summary(self, resource: EgressGateway, facts: GatewayFacts) -> dict[str, Any]:
+        """Per domain its addresses with TTLs and refused answers; per entry what keeps it from being enforced
+        as written. Counters change with every packet: they are in /metrics and /egress, not in git."""
+        domains: dict[str, Any] = {}
+        for domain, found in sorted(facts.answers.facts.items()):
+            shown: dict[str, Any] = {
+                "addresses": [{"address": str(a.address), "ttl": a.ttl} for a in found.addresses],
+            }
+            if found.cnames:
+                shown["cnames"] = list(found.cnames)
+            if found.error:
+                shown["error"] = found.error
+            if domain in facts.answers.refused:
+                shown["refused"] = list(facts.answers.refused[domain])
+            domains[domain] = shown
+        sizes = {f"{key.port_class} ipv{key.family}": len(m) for key, m in sorted(facts.egress.sets.items())}
+        return {
+            "defaultAction": resource.spec.defaultAction,
+            "sets": sizes,
+            "domains": domains,
+            "entries": [{"entry": r.entry, "reason": r.reason, "message": r.message} for r in facts.egress.reports],
+        }
+
+    # --- plan and apply --------------------------------------------------------------------------------------
+
+    def plan(self, resource: EgressGateway, facts: GatewayFacts, *, now: float) -> Sequence[TargetPlan[FirewallValue]]:
+        rendered = render(resource, facts.egress, facts.families)
+        self.rendered[resource.metadata.name] = rendered
+        wanted = {name: spec.members for name, spec in rendered.sets.items()}
+        return plan_firewall(
+            resource.KIND,
+            resource.metadata.name,
+            sets=wanted,
+            labels={name: spec.label for name, spec in rendered.sets.items()},
+            payloads={name: partial(set_lines, spec) for name, spec in rendered.sets.items()},
+            rulesets=rendered.rulesets,
+            jumps=jumps(facts.families),
+            facts=facts.firewall,
+            enable_forwarding=resource.spec.enableForwarding,
+        )
+
+    async def apply(self, resource: EgressGateway, target: TargetPlan[FirewallValue]) -> None:
+        rendered = self.rendered.get(resource.metadata.name)
+        if rendered is None:
+            raise ApplyError("applied before planned")
+        if target.target.startswith(SET_TARGET):
+            await asyncio.to_thread(self._apply_set, resource, rendered, target)
+        elif target.target.startswith(RULES_TARGET):
+            await asyncio.to_thread(self._apply_rules, target)
+
+    def _apply_set(self, resource: EgressGateway, rendered: _Rendered, target: TargetPlan[FirewallValue]) -> None:
+        name = target_set(target.target)
+        removed = {str(c.before) for c in target.changes if c.action is Action.REMOVE and c.member}
+        added = {str(c.after) for c in target.changes if c.action is Action.ADD and c.member}
+        spec = rendered.sets.get(name)
+        if spec is None or any(c.key == STALE and c.action is Action.REMOVE for c in target.changes):
+            self.applier.destroy_set(name)
+            self.installed.pop(name, None)
+        else:
+            before = self.installed.get(name)
+            members = (before or frozenset()) - removed | added
+            self.applier.load_set(spec, members, exists=before is not None)
+            self.installed[name] = members
+        cut = name in {counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in (4, 6)}
+        if cut and removed and resource.spec.cutEstablished:
+            self.applier.cut(int(name[-1]), sorted(removed))
+
+    def _apply_rules(self, target: TargetPlan[FirewallValue]) -> None:
+        for change in target.changes:
+            value = change.after
+            if isinstance(value, Ruleset):
+                self.applier.restore(value)
+        for change in target.changes:
+            value = change.after
+            if isinstance(value, Jump):
+                self.applier.ensure_jump(value)
+            elif isinstance(value, Forwarding):
+                self.applier.enable_forwarding(value.family)
+
+    async def forget(self, name: str) -> None:
+        await asyncio.to_thread(self.applier.remove)
+        self.installed.clear()
+        self.memory.pop(name, None)
+        self.rendered.pop(name, None)
+
+    # --- state, metrics, routes ------------------------------------------------------------------------------
+
+    def saved(self) -> Mapping[str, Any] | None:
+        return {"memory": {name: memory.as_json() for name, memory in sorted(self.memory.items())}}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        memory = state.get("memory", {})
+        if isinstance(memory, dict):
+            for name, data in memory.items():
+                with contextlib.suppress(AttributeError, TypeError, ValueError):  # unreadable: not kept
+                    self.memory[str(name)] = Memory.from_json(data)
+
+    def counters(self) -> Iterator[tuple[str, str, str, int, int]]:
+        """(network, direction, hostname, packets, bytes) for every destination of every gateway, read now."""
+        for gateway, rendered in sorted(self.rendered.items()):
+            for family in (4, 6):
+                for direction, label in DIRECTIONS.items():
+                    name = counting_set_name(gateway, family, direction)
+                    if name not in self.installed:
+                        continue
+                    for network, (packets, size) in sorted(set_counters(self.runner, name).items()):
+                        yield network, label, rendered.hostnames.get(network, ""), packets, size
+
+    def collectors(self) -> Sequence[Collector]:
+        return (EgressCollector(self),)
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        async def egress(_: web.Request) -> web.Response:
+            rows = await asyncio.to_thread(lambda: list(self.counters()))
+            destinations = [
+                {"ip": _bare(network), "type": label, "hostname": host, "packets": packets, "bytes": size}
+                for network, label, host, packets, size in rows
+            ]
+            return web.json_response({"destinations": destinations})
+
+        return (web.get("/egress", egress),)
+
+
+def _bare(network: str) -> str:
+    """A host without its /32 or /128 (the old tool's label values); a network as it is."""
+    return network.removesuffix("/32").removesuffix("/128")
+
+
+class EgressCollector(Collector):
+    """Per-destination counters read from the kernel at scrape time, and our own egress metrics."""
+
+    def __init__(self, capability: EgressGatewayCapability) -> None:
+        self.capability = capability
+
+    def collect(self) -> Iterator[Metric]:
+        # The old tool's names, which dashboards query: counters whose names end in _count, not _total.
+        size = Metric("iptables_bytes_count", "Bytes to (OUTPUT) and from (INPUT) a destination.", "counter")
+        packets = Metric("iptables_packets_count", "Packets to (OUTPUT) and from (INPUT) a destination.", "counter")
+        with contextlib.suppress(ReconcilerError):  # a kernel that cannot be read shows no counters this scrape
+            for network, label, host, count, total in self.capability.counters():
+                labels = {"ip": _bare(network), "type": label, "hostname": host}
+                size.add_sample("iptables_bytes_count", labels, total)
+                packets.add_sample("iptables_packets_count", labels, count)
+        members = GaugeMetricFamily(
+            "reconciler_egress_set_members", "Members of each of our sets in the kernel.", labels=["set"]
+        )
+        for name, known in sorted(self.capability.installed.items()):
+            members.add_metric([name], len(known))
+        failures = CounterMetricFamily("reconciler_egress_resolve_failures", "Domain resolutions that failed.")
+        failures.add_metric([], self.capability.resolve_failures)
+        refused = CounterMetricFamily(
+            "reconciler_egress_refused_answers", "DNS answers dropped as internal addresses (rebinding)."
+        )
+        refused.add_metric([], self.capability.refused_answers)
+        yield from (size, packets, members, failures, refused)

@@ -1,0 +1,143 @@
+"""Firewall plans (pure): from the sets and chains a gateway should have and what the kernel holds, the target
+plans the applier carries out, in the order it must: changed sets first (a rule must never name a missing set),
+then each family's chains, jump rules and forwarding, then the sets nothing uses any more.
+
+Members are counted by the safety gate (a set losing a third of its members at once is held); chains, jump rules
+and forwarding are settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from reconciler.model.observed import ChainFacts, FirewallFacts
+from reconciler.planning.plan import Action, Change, TargetPlan
+
+SET_TARGET = "set "
+RULES_TARGET = "rules ipv"
+STALE = "(whole set)"
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """One of our chains as rendered: what ``iptables-restore --noflush`` reads, and how to recognise it in the
+    kernel (its first rule carries ``digest``; it has ``rules`` rules)."""
+
+    table: str
+    family: int
+    chain: str
+    text: str
+    digest: str
+    rules: int
+
+    def __str__(self) -> str:
+        return f"{self.chain} with {self.rules} rules ({self.digest})"
+
+    def matches(self, facts: ChainFacts) -> bool:
+        return facts.exists and len(facts.rules) == self.rules and bool(facts.rules) and self.digest in facts.rules[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    """The one rule that sends a built-in chain's traffic to ours."""
+
+    table: str
+    family: int
+    builtin: str
+    chain: str
+
+    def __str__(self) -> str:
+        return f"one jump {self.builtin} -> {self.chain}"
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarding:
+    family: int
+
+    def __str__(self) -> str:
+        return f"IPv{self.family} forwarding on"
+
+
+FirewallValue = str | Ruleset | Jump | Forwarding
+
+
+def _shown(facts: ChainFacts | None) -> str:
+    if facts is None or not facts.exists:
+        return "missing"
+    return f"{len(facts.rules)} rules, not as rendered"
+
+
+def set_target(name: str, label: str = "") -> str:
+    return SET_TARGET + name + (f" ({label})" if label else "")
+
+
+def target_set(target: str) -> str:
+    """The set a target names (inverse of ``set_target``)."""
+    return target.removeprefix(SET_TARGET).split(" ", 1)[0]
+
+
+def plan_firewall(
+    kind: str,
+    name: str,
+    *,
+    sets: Mapping[str, frozenset[str]],
+    labels: Mapping[str, str] | None = None,
+    payloads: Mapping[str, Callable[[frozenset[str]], str]] | None = None,
+    rulesets: Sequence[Ruleset],
+    jumps: Sequence[Jump],
+    facts: FirewallFacts,
+    enable_forwarding: bool,
+) -> list[TargetPlan[FirewallValue]]:
+    """``sets``: set name -> the members it should have (``labels``: what people call it; ``payloads``: renders
+    a set's restore input for ``plan --format json``); ``rulesets`` and ``jumps``: every family's chains."""
+    targets: list[TargetPlan[FirewallValue]] = []
+    for set_name, wanted in sorted(sets.items()):
+        current = facts.members.get(set_name, frozenset())
+        changes: list[Change[FirewallValue]] = [
+            Change(member, Action.ADD, after=member) for member in sorted(wanted - current)
+        ]
+        changes += [Change(member, Action.REMOVE, before=member) for member in sorted(current - wanted)]
+        shown = (labels or {}).get(set_name, "")
+        render = (payloads or {}).get(set_name)
+        payload = render(wanted) if render is not None and changes else ""
+        targets.append(TargetPlan(kind, name, set_target(set_name, shown), len(current), tuple(changes), payload))
+    for family in sorted({r.family for r in rulesets} | {j.family for j in jumps}):
+        targets.append(
+            _rules(kind, name, family, rulesets=rulesets, jumps=jumps, facts=facts, enable_forwarding=enable_forwarding)
+        )
+    for set_name in sorted(set(facts.entries) - set(sets)):
+        current = facts.members.get(set_name, frozenset())
+        stale: list[Change[FirewallValue]] = [Change(m, Action.REMOVE, before=m) for m in sorted(current)]
+        stale.append(Change(STALE, Action.REMOVE, before=set_name, member=False))
+        targets.append(TargetPlan(kind, name, set_target(set_name, "no longer used"), len(current), tuple(stale)))
+    return targets
+
+
+def _rules(
+    kind: str,
+    name: str,
+    family: int,
+    *,
+    rulesets: Sequence[Ruleset],
+    jumps: Sequence[Jump],
+    facts: FirewallFacts,
+    enable_forwarding: bool,
+) -> TargetPlan[FirewallValue]:
+    changes: list[Change[FirewallValue]] = []
+    for ruleset in (r for r in rulesets if r.family == family):
+        chain = facts.chains.get(f"{ruleset.table} {family}")
+        if chain is None or not ruleset.matches(chain):
+            action = Action.CHANGE if chain is not None and chain.exists else Action.ADD
+            changes.append(Change(f"{ruleset.table} {ruleset.chain}", action, _shown(chain), ruleset, member=False))
+    for jump in (j for j in jumps if j.family == family):
+        chain = facts.chains.get(f"{jump.table} {family}")
+        count = chain.jumps if chain is not None else 0
+        if count != 1:
+            action = Action.ADD if count == 0 else Action.CHANGE
+            changes.append(Change(f"jump {jump.builtin}", action, f"{count} jump rules", jump, member=False))
+    if enable_forwarding and not facts.forwarding.get(family, False):
+        changes.append(Change("forwarding", Action.CHANGE, "off", Forwarding(family), member=False))
+    payload = "".join(c.after.text for c in changes if isinstance(c.after, Ruleset))
+    present = sum(len(chain.rules) for key, chain in facts.chains.items() if key.endswith(f" {family}"))
+    return TargetPlan(kind, name, f"{RULES_TARGET}{family}", present, tuple(changes), payload)

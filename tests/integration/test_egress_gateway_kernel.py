@@ -1,0 +1,81 @@
+"""The gateway capability against the real kernel, in a network namespace this test creates: a first pass
+creates our sets and chains, a hundred passes more change nothing (no duplicate rule, ever), drift is repaired (a
+deleted jump rule, a flushed set, a duplicated jump), a change is swapped in with counters kept, and removal takes
+everything of ours and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from reconciler.capabilities.egress_gateway import EgressGatewayCapability
+from reconciler.render.firewall import COUNT_OUT, counting_set_name
+from reconciler.system.commands import NamespaceRunner, SubprocessRunner
+from reconciler.testing import FakeClock, FakeResolver
+from tests.conftest import require_root
+from tests.integration.egress_kernel import allow_list, converge, desired, gateway, kernel_state, run_in
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def namespace() -> Iterator[str]:
+    require_root("ip", "ipset", "iptables-restore", "conntrack")
+    name = f"recon-fw-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespace: str) -> None:
+    run_in(namespace, "iptables", "-A", "FORWARD", "-s", "192.0.2.99", "-j", "ACCEPT")
+    run_in(namespace, "ipset", "create", "unrelated", "hash:ip")
+    resolver = FakeResolver({"api.partner.example": ("203.0.113.30",)})
+    capability = EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), resolver, FakeClock())
+    resource = gateway()
+    lists = allow_list({"ip": "203.0.113.10"}, {"domain": "api.partner.example"}, {"ip": "2001:db8::10"})
+    capability.use(desired(lists))
+
+    async def scenario() -> None:
+        first = await converge(capability, resource)
+        assert first, "the first pass creates our sets and chains"
+        state = kernel_state(namespace)
+        assert "-A FORWARD -j RECON-EGRESS" in state
+        assert "-A POSTROUTING -j RECON-EGRESS-NAT" in state
+        assert "203.0.113.30" in state
+        assert "2001:db8::10" in state
+        for _ in range(100):
+            assert await converge(capability, resource) == []
+        assert kernel_state(namespace) == state
+
+        run_in(namespace, "iptables", "-D", "FORWARD", "-j", "RECON-EGRESS")
+        out = counting_set_name("gw", 4, COUNT_OUT)
+        run_in(namespace, "ipset", "flush", out)
+        run_in(namespace, "ip6tables", "-I", "FORWARD", "-j", "RECON-EGRESS")  # a second copy
+        repaired = await converge(capability, resource)
+        assert {t.target for t in repaired} == {f"set {out}", "rules ipv4", "rules ipv6"}
+        assert kernel_state(namespace) == state
+
+        run_in(namespace, "ipset", "-exist", "add", out, "203.0.113.10", "packets", "7", "bytes", "700")
+        capability.use(desired(allow_list({"ip": "203.0.113.10"}, {"ip": "203.0.113.20"})))
+        changed = await converge(capability, resource)
+        assert changed
+        saved = run_in(namespace, "ipset", "list", "-o", "save", out)
+        assert "add " + out + " 203.0.113.10 packets 7 bytes 700" in saved, saved  # counters carried over
+        assert "203.0.113.20" in saved
+        assert "203.0.113.30" not in saved
+        assert "2001:db8::10" not in kernel_state(namespace)  # the IPv6 set went with its last member
+
+        await capability.forget("gw")
+        after = kernel_state(namespace)
+        assert "RECON-" not in after
+        assert "-A FORWARD -s 192.0.2.99/32 -j ACCEPT" in after
+        assert "create unrelated hash:ip" in after
+
+    asyncio.run(scenario())

@@ -1,0 +1,64 @@
+"""Firewall planning: members added and removed per set, chains rewritten only when they differ from what was
+rendered, exactly one jump rule, forwarding only when asked, stale sets last."""
+
+from __future__ import annotations
+
+from reconciler.model.observed import ChainFacts, FirewallFacts
+from reconciler.planning.firewall import STALE, Forwarding, Jump, Ruleset, plan_firewall
+from reconciler.planning.plan import Action
+
+RULES = Ruleset("filter", 4, "RECON-EGRESS", "*filter\n...", "abc123", 3)
+JUMP = Jump("filter", 4, "FORWARD", "RECON-EGRESS")
+
+
+def _plan(facts: FirewallFacts, *, forwarding: bool = False) -> dict[str, list[tuple[str, Action]]]:
+    targets = plan_firewall(
+        "EgressGateway",
+        "gw",
+        sets={"RECON-a-4": frozenset({"203.0.113.10/32", "203.0.113.20/32"})},
+        rulesets=[RULES],
+        jumps=[JUMP],
+        facts=facts,
+        enable_forwarding=forwarding,
+    )
+    return {t.target.split(" (")[0]: [(c.key, c.action) for c in t.changes] for t in targets}
+
+
+def test_an_empty_kernel_gets_everything_in_order() -> None:
+    planned = _plan(FirewallFacts())
+    assert list(planned) == ["set RECON-a-4", "rules ipv4"]
+    assert planned["set RECON-a-4"] == [("203.0.113.10/32", Action.ADD), ("203.0.113.20/32", Action.ADD)]
+    assert planned["rules ipv4"] == [("filter RECON-EGRESS", Action.ADD), ("jump FORWARD", Action.ADD)]
+
+
+def test_what_matches_is_left_alone_and_drift_is_planned() -> None:
+    rules = ('-m comment --comment "reconciler abc123"', "-j ACCEPT", "-j DROP")
+    good = FirewallFacts(
+        entries={"RECON-a-4": 2, "RECON-old-4": 1},
+        members={"RECON-a-4": frozenset({"203.0.113.10/32", "203.0.113.20/32"}), "RECON-old-4": frozenset({"1/32"})},
+        chains={"filter 4": ChainFacts(True, rules, 1)},
+        forwarding={4: False},
+    )
+    planned = _plan(good)
+    assert planned["set RECON-a-4"] == []
+    assert planned["rules ipv4"] == []
+    assert planned["set RECON-old-4"] == [(STALE, Action.REMOVE), ("1/32", Action.REMOVE)]
+    assert list(planned)[-1] == "set RECON-old-4"  # after the rules that stopped naming it
+
+    edited = FirewallFacts(
+        entries={"RECON-a-4": 2},
+        members={"RECON-a-4": frozenset({"203.0.113.10/32", "198.51.100.1/32"})},
+        chains={"filter 4": ChainFacts(True, rules[:2], 2)},
+        forwarding={4: False},
+    )
+    planned = _plan(edited, forwarding=True)
+    assert planned["set RECON-a-4"] == [("198.51.100.1/32", Action.REMOVE), ("203.0.113.20/32", Action.ADD)]
+    assert planned["rules ipv4"] == [
+        ("filter RECON-EGRESS", Action.CHANGE),
+        ("forwarding", Action.CHANGE),
+        ("jump FORWARD", Action.CHANGE),
+    ]
+    forwarding = plan_firewall(
+        "EgressGateway", "gw", sets={}, rulesets=[], jumps=[JUMP], facts=edited, enable_forwarding=True
+    )
+    assert any(isinstance(c.after, Forwarding) for t in forwarding for c in t.changes)

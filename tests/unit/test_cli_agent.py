@@ -89,7 +89,7 @@ def test_plan_names_what_is_not_enforced_and_nodes_nothing_selects(
 ) -> None:
     """Kinds without a capability are listed (text and JSON); a node no resource selects is said so."""
     plan = cli("plan", EXAMPLE, "--node", "pool-1")
-    assert "not enforced by this agent yet (validated only): IPPool/egress" in plan.out
+    assert "not enforced by this agent yet (validated only): IPPool/crawler, IPPool/egress" in plan.out
     document = json.loads(cli("plan", EXAMPLE, "--node", "pool-1", "--format", "json").out)
     assert "IPPool/egress" in document["notEnforced"]
     only_proxy = write_tree({"proxy.yaml": (EXAMPLE / "proxies" / "apps.yaml").read_text()})

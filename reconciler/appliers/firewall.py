@@ -12,6 +12,7 @@ each atomic and safe to repeat. The egress capability calls them in the plan's o
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 
 from reconciler.errors import ApplyError, CommandError
@@ -28,6 +29,7 @@ TEMPORARY = "-new"
 JUMPS = (("filter", "FORWARD", CHAIN), ("nat", "POSTROUTING", NAT_CHAIN))
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
 CONNTRACK_FAMILY = {4: "ipv4", 6: "ipv6"}
+_ORIGINAL_DST = re.compile(r"^\S+\s+\d+\s+.*?\bdst=(\S+)", re.MULTILINE)  # the first dst= of a line
 
 
 def jumps(families: Iterable[int]) -> list[Jump]:
@@ -89,16 +91,29 @@ class FirewallApplier:
     def enable_forwarding(self, family: int) -> None:
         self._run(["sysctl", "-w", f"{FORWARDING[family]}=1"])
 
-    def cut(self, family: int, networks: Iterable[str]) -> None:
-        """End tracked connections to ``networks``, so that established flows to a removed address stop too."""
+    def cut(self, family: int, networks: Iterable[str]) -> int:
+        """End tracked connections to ``networks``, so that established flows to a removed address stop too.
+        The table is listed once and only destinations found in it are deleted: removing 20,000 addresses must not
+        cost 20,000 processes. Returns how many destinations were cut."""
+        hosts: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+        nets = []
         for text in networks:
             network = ipaddress.ip_network(text)
-            argv = ["conntrack", "-D", "-f", CONNTRACK_FAMILY[family], "--orig-dst", str(network.network_address)]
-            if network.prefixlen != network.max_prefixlen:
-                argv += ["--mask-dst", str(network.netmask)]
+            if network.prefixlen == network.max_prefixlen:
+                hosts.add(network.network_address)
+            else:
+                nets.append(network)
+        listed = self.runner.run(["conntrack", "-L", "-f", CONNTRACK_FAMILY[family]], timeout=TIMEOUT)
+        if listed.returncode != 0:
+            raise ApplyError(f"conntrack -L exited {listed.returncode}: {listed.stderr.decode(errors='replace')}")
+        tracked = {ipaddress.ip_address(m.group(1)) for m in _ORIGINAL_DST.finditer(listed.stdout.decode())}
+        doomed = sorted(str(a) for a in tracked if a in hosts or any(a in n for n in nets))
+        for address in doomed:
+            argv = ["conntrack", "-D", "-f", CONNTRACK_FAMILY[family], "--orig-dst", address]
             result = self.runner.run(argv, timeout=TIMEOUT)
-            if result.returncode not in (0, 1):  # 1: nothing was tracked to it
+            if result.returncode not in (0, 1):  # 1: ended meanwhile
                 raise ApplyError(f"conntrack exited {result.returncode}: {result.stderr.decode(errors='replace')}")
+        return len(doomed)
 
     def remove(self, families: Sequence[int] = (4, 6)) -> None:
         """Everything we made, and nothing else."""

@@ -99,7 +99,12 @@ class AgentProcess:
         node: str,
         args: tuple[str, ...] = (),
         env: Mapping[str, str] | None = None,
+        netns: str | None = None,
+        host: str = "127.0.0.1",
+        nameserver: str | None = None,
     ) -> None:
+        """``netns``: run inside that network namespace, its API on ``host`` (an address the test reaches);
+        ``nameserver``: the DNS server it asks (default a loopback port where nothing listens)."""
         self.remote = remote
         self.state_dir = state_dir
         self.node = node
@@ -108,9 +113,13 @@ class AgentProcess:
         self.port = free_port()
         self.log = state_dir.parent / f"{node}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.netns = netns
+        self.address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        self.nameserver = nameserver
 
     def start(self) -> AgentProcess:
         command = [
+            *(["ip", "netns", "exec", self.netns] if self.netns else []),
             sys.executable,
             "-m",
             "reconciler",
@@ -122,10 +131,11 @@ class AgentProcess:
             "--state-dir",
             str(self.state_dir),
             "--listen",
-            f"127.0.0.1:{self.port}",
-            # names are asked of a loopback port where no server listens: a test agent never asks a real DNS
+            self.address,
+            # by default names are asked of a loopback port where no server listens: a test agent never asks a
+            # real DNS
             "--nameserver",
-            f"127.0.0.1:{free_port()}",
+            self.nameserver or f"127.0.0.1:{free_port()}",
             *self.args,
         ]
         with self.log.open("ab") as log:
@@ -147,7 +157,7 @@ class AgentProcess:
     def request(
         self, path: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
     ) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, headers=dict(headers or {}))
+        request = urllib.request.Request(f"http://{self.address}{path}", data=data, headers=dict(headers or {}))
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, response.read()

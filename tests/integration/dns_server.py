@@ -27,10 +27,14 @@ def _dnsmasq() -> str:
 
 
 @contextmanager
-def dnsmasq(records: Sequence[str]) -> Iterator[int]:
-    """``records`` are dnsmasq options (``host-record=...``, ``cname=...``); yields the UDP/TCP port."""
-    port = free_port()
+def dnsmasq(
+    records: Sequence[str], *, netns: str | None = None, listen: str = "127.0.0.1", port: int | None = None
+) -> Iterator[int]:
+    """``records`` are dnsmasq options (``host-record=...``, ``cname=...``, ``hostsdir=...``); yields the UDP/TCP
+    port. ``netns``: run inside that network namespace, listening on ``listen``."""
+    port = port or free_port()
     argv = [
+        *(["ip", "netns", "exec", netns] if netns else []),
         _dnsmasq(),
         "--keep-in-foreground",
         "--conf-file=/dev/null",
@@ -38,7 +42,7 @@ def dnsmasq(records: Sequence[str]) -> Iterator[int]:
         "--no-hosts",
         "--pid-file=",
         "--bind-interfaces",
-        "--listen-address=127.0.0.1",
+        f"--listen-address={listen}",
         "--except-interface=nonexistent0",
         f"--port={port}",
         "--local=/test/",

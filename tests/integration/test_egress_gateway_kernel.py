@@ -59,7 +59,7 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         run_in(namespace, "ipset", "flush", out)
         run_in(namespace, "ip6tables", "-I", "FORWARD", "-j", "RECON-EGRESS")  # a second copy
         repaired = await converge(capability, resource)
-        assert {t.target for t in repaired} == {f"set {out}", "rules ipv4", "rules ipv6"}
+        assert {t.target.split(" (")[0] for t in repaired} == {f"set {out}", "rules ipv4", "rules ipv6"}
         assert kernel_state(namespace) == state
 
         run_in(namespace, "ipset", "-exist", "add", out, "203.0.113.10", "packets", "7", "bytes", "700")

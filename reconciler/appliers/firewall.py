@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from reconciler.errors import ApplyError, CommandError
 from reconciler.observers.firewall import FORWARDING, set_counters
 from reconciler.planning.firewall import Jump, Ruleset
-from reconciler.render.firewall import CHAIN, NAT_CHAIN, SetSpec, set_lines
+from reconciler.render.firewall import CHAIN, NAT_CHAIN, SetSpec
 from reconciler.system.commands import CommandRunner
 
 TIMEOUT = 30.0
@@ -30,6 +30,10 @@ JUMPS = (("filter", "FORWARD", CHAIN), ("nat", "POSTROUTING", NAT_CHAIN))
 TOOLS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
 CONNTRACK_FAMILY = {4: "ipv4", 6: "ipv6"}
 _ORIGINAL_DST = re.compile(r"^\S+\s+\d+\s+.*?\bdst=(\S+)", re.MULTILINE)  # the first dst= of a line
+
+
+def temporary_name(name: str) -> str:
+    return name + TEMPORARY
 
 
 def jumps(families: Iterable[int]) -> list[Jump]:
@@ -56,13 +60,21 @@ class FirewallApplier:
         names = self._run(["ipset", "list", "-n"]).decode().split()
         return {n for n in names if n.startswith(PREFIX)}
 
-    def load_set(self, spec: SetSpec, members: Iterable[str], *, exists: bool) -> None:
-        """Make set ``spec.name`` hold exactly ``members`` in one step."""
-        temporary = spec.name + TEMPORARY
-        counters = set_counters(self.runner, spec.name) if exists and spec.counters else None
+    def edit_set(self, lines: str) -> None:
+        """Add and delete members of a live set (``delta_lines``): counters of the others stay as they are."""
+        self._run(["ipset", "-exist", "restore"], lines.encode())
+
+    def load_set(self, spec: SetSpec, lines: str, *, exists: bool) -> None:
+        """Make set ``spec.name`` what ``lines`` (``set_lines`` under the temporary name: the plan's payload)
+        create, in one step; counters of members that stay are carried over."""
+        temporary = temporary_name(spec.name)
+        if exists and spec.counters:
+            counted = {m: c for m, c in set_counters(self.runner, spec.name).items() if c != (0, 0)}
+            # -exist: a member added again takes the counters given (ipset updates them in place)
+            lines += "".join(f"add {temporary} {m} packets {p} bytes {b}\n" for m, (p, b) in sorted(counted.items()))
         if self._ok(["ipset", "list", "-n", temporary]):  # left over by an apply that was cut short
             self._run(["ipset", "destroy", temporary])
-        self._run(["ipset", "restore"], set_lines(spec, members, name=temporary, counters=counters).encode())
+        self._run(["ipset", "-exist", "restore"], lines.encode())
         if exists:
             self._run(["ipset", "swap", temporary, spec.name])
             self._run(["ipset", "destroy", temporary])

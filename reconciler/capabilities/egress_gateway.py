@@ -25,7 +25,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reconciler.appliers.firewall import PREFIX, FirewallApplier, jumps
+from reconciler.appliers.firewall import PREFIX, FirewallApplier, jumps, temporary_name
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.errors import ApplyError, ReconcilerError
@@ -36,7 +36,7 @@ from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
 from reconciler.model.observed import FirewallFacts
 from reconciler.observers.dns import Answers, resolve_public
 from reconciler.observers.firewall import read_firewall, set_counters
-from reconciler.planning.egress import EgressPlan, Memory, plan_egress, selected_lists
+from reconciler.planning.egress import EgressPlan, Memory, PartCache, plan_egress, selected_lists
 from reconciler.planning.firewall import (
     RULES_TARGET,
     SET_TARGET,
@@ -79,9 +79,17 @@ class GatewayFacts:
 
 @dataclass
 class _Rendered:
+    egress: EgressPlan
     sets: dict[str, SetSpec] = field(default_factory=dict)
     rulesets: list[Ruleset] = field(default_factory=list)
-    hostnames: dict[str, str] = field(default_factory=dict)  # network -> the names that allow it
+    named: dict[str, str] | None = None
+
+    @property
+    def hostnames(self) -> dict[str, str]:
+        """network -> the names that allow it; worked out at the first scrape, not on every pass."""
+        if self.named is None:
+            self.named = _hostnames(self.egress)
+        return self.named
 
 
 def _families(gateway: EgressGateway) -> tuple[int, ...]:
@@ -97,16 +105,16 @@ def _hostnames(plan: EgressPlan) -> dict[str, str]:
     """network -> the destinations that allow it ('api.example.com', '203.0.113.7'), comma-joined."""
     named: dict[str, set[str]] = {}
     for members in plan.sets.values():
-        for member in members:
-            for source in member.sources:
-                named.setdefault(member.network, set()).add(source.split("/", 1)[1].split(":", 1)[1])
+        for network, sources in members.items():
+            for source in sources:
+                named.setdefault(network, set()).add(source.split("/", 1)[1].split(":", 1)[1])
     return {network: ",".join(sorted(names)) for network, names in named.items()}
 
 
 def render(gateway: EgressGateway, plan: EgressPlan, families: Sequence[int]) -> _Rendered:
     sets = {n: s for n, s in desired_sets(gateway.metadata.name, plan).items() if s.family in families}
     rulesets = [r(gateway, plan, f) for f in families for r in (render_filter, render_nat)]
-    return _Rendered(sets, rulesets, _hostnames(plan))
+    return _Rendered(plan, sets, rulesets)
 
 
 class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallValue]):
@@ -120,6 +128,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         self.clock = clock
         self.replay = replay  # dry run: a kernel we cannot read is planned against as empty
         self.lists: tuple[EgressAllowList, ...] = ()
+        self.parts: PartCache = {}  # each list's static entries, derived once per revision and day
         self.memory: dict[str, Memory] = {}
         self.installed: dict[str, frozenset[str]] = {}  # set -> members known to be in the kernel
         self.rendered: dict[str, _Rendered] = {}
@@ -133,6 +142,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
 
     def use(self, desired: DesiredState) -> None:
         self.lists = desired.of_kind(EgressAllowList)
+        self.parts = {}
 
     def observe_interval(self, resource: EgressGateway) -> timedelta | None:
         intervals = [lst.spec.resolveInterval for lst in selected_lists(resource, self.lists)]
@@ -148,7 +158,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         domains |= {str(p["domain"]) for p in memory.protected.values() if p.get("domain")}
         domains = {d for d in domains if not d.startswith("*.")}
         answers = await resolve_public(self.resolver, domains, _internal(resource))
-        egress = plan_egress(resource, lists, answers.facts, memory, now=self.clock.now(), refused=answers.refused)
+        egress = plan_egress(
+            resource, lists, answers.facts, memory, now=self.clock.now(), refused=answers.refused, cache=self.parts
+        )
         self.memory[name] = egress.memory
         self.resolve_failures += sum(1 for facts in answers.facts.values() if facts.error)
         self.refused_answers += sum(len(v) for v in answers.refused.values())
@@ -216,7 +228,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             resource.metadata.name,
             sets=wanted,
             labels={name: spec.label for name, spec in rendered.sets.items()},
-            payloads={name: partial(set_lines, spec) for name, spec in rendered.sets.items()},
+            payloads={
+                name: partial(set_lines, spec, name=temporary_name(name)) for name, spec in rendered.sets.items()
+            },
             rulesets=rendered.rulesets,
             jumps=jumps(facts.families),
             facts=facts.firewall,
@@ -243,7 +257,11 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         else:
             before = self.installed.get(name)
             members = (before or frozenset()) - removed | added
-            self.applier.load_set(spec, members, exists=before is not None)
+            if before is not None and target.payload and not target.payload.startswith("create "):
+                self.applier.edit_set(target.payload)
+            else:
+                lines = target.payload or set_lines(spec, sorted(members), name=temporary_name(name))
+                self.applier.load_set(spec, lines, exists=before is not None)
             self.installed[name] = members
         cut = name in {counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in (4, 6)}
         if cut and removed and resource.spec.cutEstablished:

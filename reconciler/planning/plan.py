@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -46,8 +48,14 @@ class Change(Generic[V]):
         return {"key": self.key, "action": self.action.value, "before": self.shown_before, "after": self.shown_after}
 
 
+_ORDER = attrgetter("key", "action")
+
+
 def _ordered(changes: Sequence[Change[V]]) -> tuple[Change[V], ...]:
-    return tuple(sorted(changes, key=lambda c: (c.key, c.action)))
+    keys = [c.key for c in changes]
+    if all(map(operator.lt, keys, keys[1:])):  # built in order by the planner: checking costs far less
+        return tuple(changes)
+    return tuple(sorted(changes, key=_ORDER))
 
 
 @dataclass(frozen=True, slots=True)

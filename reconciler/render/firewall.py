@@ -72,7 +72,7 @@ def desired_sets(gateway: str, plan: EgressPlan) -> dict[str, SetSpec]:
     sets: dict[str, SetSpec] = {}
     union: dict[int, set[str]] = {}
     for key, members in sorted(plan.sets.items()):
-        networks = frozenset(m.network for m in members)
+        networks = frozenset(members)
         label = f"{key.port_class} ipv{key.family}"
         sets[set_name(gateway, key)] = SetSpec(set_name(gateway, key), key.family, networks, False, label)
         union.setdefault(key.family, set()).update(networks)
@@ -94,10 +94,13 @@ def set_lines(
     """``ipset restore`` lines creating ``spec`` as ``name`` (default its own) with ``members``; a member found in
     ``counters`` (network -> packets, bytes) starts from those counts, so a swap does not reset them."""
     name = name or spec.name
-    ordered = sorted(members, key=_address_order)
+    ordered = list(members)  # in the caller's order (plans pass them sorted as text)
     size = max(65536, 2 * len(ordered))
+    # sized for its members up front: a set that grows from the default 1024 buckets rehashes on the way
+    buckets = max(1024, 1 << (len(ordered) - 1).bit_length())
     extension = " counters" if spec.counters else ""
-    lines = [f"create {name} hash:net family {FAMILIES[spec.family]}{extension} maxelem {size}"]
+    header = f"hash:net family {FAMILIES[spec.family]} hashsize {buckets}{extension} maxelem {size}"
+    lines = [f"create {name} {header}"]
     known = counters or {}
     for member in ordered:
         counted = known.get(member) if spec.counters else None
@@ -105,16 +108,11 @@ def set_lines(
     return "\n".join(lines) + "\n"
 
 
-def _address_order(network: str) -> tuple[int, int, int]:
-    parsed = ipaddress.ip_network(network)
-    return parsed.version, int(parsed.network_address), parsed.prefixlen
-
-
 def render_ipset(gateway: str, plan: EgressPlan, family: int) -> str:
     """``ipset restore`` input that creates every set of ``family`` with its members (what ``plan --format json``
     shows; the applier loads each changed set on its own under a temporary name and swaps it in)."""
     return "".join(
-        set_lines(spec, spec.members) for spec in desired_sets(gateway, plan).values() if spec.family == family
+        set_lines(spec, sorted(spec.members)) for spec in desired_sets(gateway, plan).values() if spec.family == family
     )
 
 

@@ -33,7 +33,7 @@ def test_plan_prints_the_plan_for_a_node(cli: Callable[..., CliResult]) -> None:
     assert "+ jump FORWARD: one jump FORWARD -> RECON-EGRESS" in result.out
     document = cli("plan", EXAMPLE, "--node", "gw-1", "--format", "json").json()
     payloads = {t["target"]: t.get("payload", "") for t in document["targets"]}
-    assert "add RECON-72c97f3bb42e-4 203.0.113.7/32" in payloads["set RECON-72c97f3bb42e-4 (any ipv4)"]
+    assert "add RECON-72c97f3bb42e-4-new 203.0.113.7/32" in payloads["set RECON-72c97f3bb42e-4 (any ipv4)"]
     assert "-A RECON-EGRESS -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT" in payloads["rules ipv4"]
     markdown = cli("plan", EXAMPLE, "--node", "gw-1", "--format", "markdown")
     assert markdown.out.startswith("### reconciler plan for `gw-1` at `working-tree`")

@@ -49,7 +49,7 @@ def _answer(name: str, *addresses: str, ttl: int = 30) -> NameFacts:
 
 
 def _members(plan: EgressPlan, key: SetKey = V4_ANY) -> dict[str, tuple[str, ...]]:
-    return {m.network: m.sources for m in plan.sets.get(key, ())}
+    return {network: tuple(sorted(sources)) for network, sources in plan.sets.get(key, {}).items()}
 
 
 def test_addresses_networks_and_port_classes() -> None:

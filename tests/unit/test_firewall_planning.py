@@ -62,3 +62,27 @@ def test_what_matches_is_left_alone_and_drift_is_planned() -> None:
         "EgressGateway", "gw", sets={}, rulesets=[], jumps=[JUMP], facts=edited, enable_forwarding=True
     )
     assert any(isinstance(c.after, Forwarding) for t in forwarding for c in t.changes)
+
+
+def test_a_small_change_edits_the_live_set_and_a_large_one_reloads_it() -> None:
+    current = frozenset(f"203.0.113.{i}/32" for i in range(200))
+    facts = FirewallFacts(entries={"RECON-a-4": 200}, members={"RECON-a-4": current})
+
+    def payload(wanted: frozenset[str]) -> str:
+        (target, _rules) = plan_firewall(
+            "EgressGateway",
+            "gw",
+            sets={"RECON-a-4": wanted},
+            payloads={"RECON-a-4": lambda members: f"create RECON-a-4-new ({len(members)} members)\n"},
+            rulesets=[],
+            jumps=[JUMP],
+            facts=facts,
+            enable_forwarding=False,
+        )
+        return target.payload
+
+    small = current - {"203.0.113.5/32"} | {"198.51.100.1/32"}
+    assert payload(small) == "add RECON-a-4 198.51.100.1/32\ndel RECON-a-4 203.0.113.5/32\n"
+    large = frozenset(list(current)[:100])
+    assert payload(large) == "create RECON-a-4-new (100 members)\n"
+    assert payload(current) == ""

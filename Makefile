@@ -50,6 +50,7 @@ bench: setup
 	$(BIN)/python bench/validate.py
 	$(BIN)/python bench/tick.py
 	$(BIN)/python bench/proxy.py
+	$(BIN)/python bench/egress.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

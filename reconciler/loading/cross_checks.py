@@ -238,21 +238,28 @@ def check_entry_sense(placed: Sequence[Placed], locator: Locator, today: date | 
                 )
 
 
+_ONE_PER_NODE: tuple[tuple[type[Resource], str, str], ...] = (
+    (EgressRoute, "routes the public address space", "route"),
+    (EgressGateway, "holds the egress chains and sets", "gateway"),
+)
+
+
 def check_route_conflicts(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
-    """Two EgressRoutes on one node would fight over the same routes."""
-    seen: list[Placed] = []
-    for item in _of_kind(placed, EgressRoute):
-        for earlier in seen:
-            if item.resource.spec.shares_nodes_with(earlier.resource.spec):
-                yield locator.problem(
-                    item.ref,
-                    ("spec", "nodes"),
-                    f"EgressRoute/{earlier.resource.metadata.name} already routes the public address space on "
-                    "these nodes: give each route disjoint nodes",
-                )
-                break
-        else:
-            seen.append(item)
+    """Two EgressRoutes (or two EgressGateways) on one node would fight over the same routes (chains, sets)."""
+    for kind, what, noun in _ONE_PER_NODE:
+        seen: list[Placed] = []
+        for item in _of_kind(placed, kind):
+            for earlier in seen:
+                if item.resource.spec.shares_nodes_with(earlier.resource.spec):
+                    yield locator.problem(
+                        item.ref,
+                        ("spec", "nodes"),
+                        f"{kind.KIND}/{earlier.resource.metadata.name} already {what} on these nodes: give each "
+                        f"{noun} disjoint nodes",
+                    )
+                    break
+            else:
+                seen.append(item)
 
 
 def _file_references(resource: Resource) -> Iterator[tuple[tuple[PathElement, ...], str]]:

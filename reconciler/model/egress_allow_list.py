@@ -29,7 +29,7 @@ class AllowEntry(Strict):
     domain: DomainPattern | None = Field(
         default=None,
         description="A DNS name, re-resolved (A and AAAA) every resolveInterval. '*.example.com' matches exactly "
-        "one label below example.com; see docs/desired-state.md for how wildcards are enforced.",
+        "one label below example.com; wildcards are validated but not enforced yet (README, Egress allow-lists).",
     )
     ip: IPAddressValue | None = Field(default=None, description="One IPv4 or IPv6 address.")
     cidr: IPNetworkValue | None = Field(default=None, description="A network in CIDR notation, host bits clear.")

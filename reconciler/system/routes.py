@@ -55,6 +55,7 @@ class NetlinkRouteTable:
             with IPRoute(**options) as ipr:
                 return work(ipr)
         finally:
+            loop.run_until_complete(asyncio.sleep(0))  # the socket's transport closes on the loop's next turn
             loop.close()
 
     def _list(self, ipr: Any) -> dict[str, str]:

@@ -267,5 +267,5 @@ def test_path_selects_the_desired_state_folder(tmp_path: Path, remote: Remote, c
         "run", "--once", "--repo", remote.url, "--path", "desired-state", "--node", "gw-1", "--state-dir", state
     )
     assert result.code == 0, result.out
-    assert "EgressAllowList/a: not enforced by this agent yet (validated only)" in result.out
+    assert "EgressAllowList/a: Ready=True Applied" in result.out
     assert "node gw-1: desired state from branch main" in result.out

@@ -79,3 +79,22 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         assert "create unrelated hash:ip" in after
 
     asyncio.run(scenario())
+
+
+def test_forwarding_off_degrades_the_gateway_unless_it_may_turn_it_on(namespace: str) -> None:
+    capability = EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), FakeResolver(), FakeClock())
+    capability.use(desired(allow_list({"ip": "203.0.113.10"})))
+    run_in(namespace, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+    run_in(namespace, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
+
+    async def scenario() -> None:
+        observed = await capability.observe(gateway())
+        assert observed.degraded is not None
+        assert observed.degraded[0] == "ForwardingDisabled"
+        assert "net.ipv4.ip_forward" in observed.degraded[1]
+        await converge(capability, gateway(enableForwarding=True))
+        assert run_in(namespace, "sysctl", "-n", "net.ipv4.ip_forward").strip() == "1"
+        assert run_in(namespace, "sysctl", "-n", "net.ipv6.conf.all.forwarding").strip() == "1"
+        assert (await capability.observe(gateway())).degraded is None
+
+    asyncio.run(scenario())

@@ -226,6 +226,8 @@ def main() -> None:
             _in(gateway, "iptables", "-I", "FORWARD", "-j", "OLD-EGRESS")
             linear = [pps(client, server, args.seconds) for _ in range(args.rounds)]
             _in(gateway, "iptables", "-D", "FORWARD", "-j", "OLD-EGRESS")
+            _in(gateway, "iptables", "-F", "OLD-EGRESS")  # the next size starts from a clean gateway
+            _in(gateway, "iptables", "-X", "OLD-EGRESS")
             EgressGatewayCapability(
                 NamespaceRunner(SubprocessRunner(), gateway), FakeResolver(), FakeClock()
             ).applier.remove()

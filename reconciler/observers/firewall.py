@@ -1,5 +1,5 @@
 """What the kernel holds of ours: sets (entry counts, members when needed, counters), chains, jump rules and
-whether it forwards. Reads only, through the command seam (``ipset``, ``iptables-save``, ``sysctl``).
+whether it forwards. Reads only, through the command seam (``ipset``, ``iptables -S``, ``sysctl``).
 
 Reading 100,000 members takes ~0.1 s, so members are read again only for a set whose entry count differs from
 what the caller already knows: a flushed or hand-edited set changes its count and is read in full.
@@ -14,7 +14,7 @@ from reconciler.model.observed import ChainFacts, FirewallFacts
 from reconciler.system.commands import CommandRunner
 
 TIMEOUT = 30.0
-SAVE = {4: "iptables-save", 6: "ip6tables-save"}
+LIST = {4: "iptables", 6: "ip6tables"}
 FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
 Chain = tuple[str, str, str]  # table, built-in chain, our chain
 
@@ -57,25 +57,26 @@ def set_counters(runner: CommandRunner, name: str) -> dict[str, tuple[int, int]]
     return found
 
 
+def _listed(runner: CommandRunner, family: int, table: str, chain: str) -> list[str] | None:
+    """The rules of one chain as ``iptables -S`` prints them (None: no such chain). Listing one chain costs ~2 ms
+    whatever else the table holds; ``iptables-save`` reads every rule of the machine (0.6 s with 100,000)."""
+    result = runner.run([LIST[family], "-w", "10", "-t", table, "-S", chain], timeout=TIMEOUT)
+    if result.returncode != 0:
+        return None
+    prefix = f"-A {chain} "
+    return [
+        line[len(prefix) :] for line in result.stdout.decode(errors="replace").splitlines() if line.startswith(prefix)
+    ]
+
+
 def chains(runner: CommandRunner, family: int, wanted: Sequence[Chain]) -> dict[str, ChainFacts]:
     """'table family' -> our chain in that table: its rules and the jump rules into it."""
-    rules: dict[tuple[str, str], list[str]] = {}
-    declared: set[tuple[str, str]] = set()
-    table = ""
-    for line in _run(runner, [SAVE[family]]).splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif line.startswith(":"):
-            declared.add((table, line[1:].split()[0]))
-        elif line.startswith("-A "):
-            chain, _, rest = line[3:].partition(" ")
-            rules.setdefault((table, chain), []).append(rest)
     found = {}
-    for table_name, builtin, chain in wanted:
-        jumps = sum(1 for rule in rules.get((table_name, builtin), []) if rule == f"-j {chain}")
-        found[f"{table_name} {family}"] = ChainFacts(
-            (table_name, chain) in declared, tuple(rules.get((table_name, chain), [])), jumps
-        )
+    for table, builtin, chain in wanted:
+        ours = _listed(runner, family, table, chain)
+        into = _listed(runner, family, table, builtin) or []
+        jumps = sum(1 for rule in into if rule == f"-j {chain}")
+        found[f"{table} {family}"] = ChainFacts(ours is not None, tuple(ours or ()), jumps)
     return found
 
 

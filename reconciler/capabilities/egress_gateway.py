@@ -25,7 +25,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reconciler.appliers.firewall import PREFIX, FirewallApplier, jumps, temporary_name
+from reconciler.appliers.firewall import JUMPS, PREFIX, FirewallApplier, jumps, temporary_name
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.errors import ApplyError, ReconcilerError
@@ -173,10 +173,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         return Observed(facts, summary, degraded=self._degraded(resource, facts))
 
     async def _read_kernel(self, families: tuple[int, ...]) -> tuple[FirewallFacts, str]:
-        chains = [(j.table, j.builtin, j.chain) for j in jumps((4,))]
         try:
             facts = await asyncio.to_thread(
-                read_firewall, self.runner, prefix=PREFIX, wanted=chains, known=self.installed, families=families
+                read_firewall, self.runner, prefix=PREFIX, wanted=JUMPS, known=self.installed, families=families
             )
         except ReconcilerError as exc:
             if not self.replay:
@@ -263,9 +262,10 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
                 lines = target.payload or set_lines(spec, sorted(members), name=temporary_name(name))
                 self.applier.load_set(spec, lines, exists=before is not None)
             self.installed[name] = members
-        cut = name in {counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in (4, 6)}
-        if cut and removed and resource.spec.cutEstablished:
-            self.applier.cut(int(name[-1]), sorted(removed))
+        # the out counting set holds every allowed destination of its family: what leaves it is no longer allowed
+        family = {counting_set_name(resource.metadata.name, f, COUNT_OUT): f for f in (4, 6)}.get(name)
+        if family is not None and removed and resource.spec.cutEstablished:
+            self.applier.cut(family, sorted(removed))
 
     def _apply_rules(self, target: TargetPlan[FirewallValue]) -> None:
         for change in target.changes:

@@ -51,6 +51,7 @@ bench: setup
 	$(BIN)/python bench/tick.py
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/egress.py
+	$(BIN)/python bench/logscan.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

@@ -7,8 +7,10 @@ for the next read). Rotation:
 - **rename** (``mv access.log access.log.1`` then ``nginx -s reopen``): the path gets a new inode. The old file
   stays open and is read to its end first; nginx may write to it until it reopens, so it is read again at the
   next reads too and closed once it has stayed at its end for ``DRAIN_READS`` reads after the new file appeared;
-- **copytruncate**: the same inode shrinks below the offset. What was written after the last read is in the
-  copy (``<path>.1``) when it is there: read from the offset to its end, then the truncated file from 0;
+- **copytruncate**: the same inode shrinks below the offset, or the bytes just before the offset are no longer
+  the last ones read (truncated and written past the offset again between two reads). What was written after
+  the last read is in the copy (``<path>.1``) when it is there: read from the offset to its end, then the
+  truncated file from 0;
 - **restart**: a saved position whose inode is the file's continues at its offset; whose inode is ``<path>.1``'s
   finishes that file first; anything else starts at 0 (the file is new since).
 """
@@ -33,12 +35,22 @@ class TailPosition:
     offset: int
 
 
+MARK = 64  # bytes before the offset remembered: if they change, the file was truncated and written again
+
+
 @dataclass
 class _Open:
     fd: int
     inode: int
     offset: int
     idle: int = 0  # reads at its end since the path moved on (draining files only)
+    mark: bytes = b""  # the last bytes handed out, ending at ``offset``
+
+    def rewritten(self) -> bool:
+        """Truncated since the last read, also when it has grown past the old offset again."""
+        if os.fstat(self.fd).st_size < self.offset:
+            return True
+        return bool(self.mark) and os.pread(self.fd, len(self.mark), self.offset - len(self.mark)) != self.mark
 
 
 def _open(path: Path) -> tuple[int, int] | None:
@@ -90,6 +102,11 @@ class LogTail:
             if self.current is None:
                 return
         current = self.current
+        if current.rewritten():  # copied, then truncated (and perhaps written past the old offset since)
+            self.rotations += 1
+            yield from self._rest_of_copy(current.offset)
+            current.offset, current.mark = 0, b""
+            os.lseek(current.fd, 0, os.SEEK_SET)
         yield from self._lines(current)
         inode = _inode(self.path)
         if inode is not None and inode != current.inode:  # renamed away: the path is a new file
@@ -97,12 +114,6 @@ class LogTail:
             self.draining.append(current)
             self.current = None
             yield from self._start(rotated=True)
-        elif inode is not None and os.fstat(current.fd).st_size < current.offset:  # copied, then truncated
-            self.rotations += 1
-            yield from self._rest_of_copy(current.offset)
-            current.offset = 0
-            os.lseek(current.fd, 0, os.SEEK_SET)
-            yield from self._lines(current)
 
     def _start(self, *, rotated: bool = False) -> Iterator[bytes]:
         opened = _open(self.path)
@@ -171,6 +182,7 @@ class LogTail:
             pending = data[end:]
             if end:
                 handle.offset += end
+                handle.mark = data[max(0, end - MARK) : end]
                 yield data[:end]
         if pending:
             os.lseek(handle.fd, handle.offset, os.SEEK_SET)

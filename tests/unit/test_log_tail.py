@@ -120,3 +120,20 @@ def test_a_restart_resumes_at_the_saved_position_even_across_a_rotation(tmp_path
     assert seen == list(range(1, 9))
     writer.close()
     third.close()
+
+
+def test_copytruncate_noticed_when_the_file_grew_past_the_old_offset_again(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    writer = Writer(path)
+    tail = LogTail(path)
+    writer.write(3)
+    seen = _numbers(_lines(tail))
+    writer.write(2)
+    (tmp_path / "access.log.1").write_bytes(path.read_bytes())
+    os.truncate(path, 0)
+    writer.write(20)  # longer than what was read before: size alone cannot tell
+    seen += _numbers(_lines(tail))
+    assert seen == list(range(1, 26))
+    assert tail.rotations == 1
+    writer.close()
+    tail.close()

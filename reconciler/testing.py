@@ -17,6 +17,7 @@ from typing import Any
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.errors import FetchError, PublishError
+from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.model.observed import NameFacts, ResolvedAddress
 from reconciler.model.source_tree import SourceFile, SourceTree
@@ -99,6 +100,7 @@ class FakeGit:
     commits: dict[str, SourceTree] = field(default_factory=dict)
     head: str | None = None
     unsigned: set[str] = field(default_factory=set)
+    files: dict[str, str] = field(default_factory=dict)  # revision -> folder of its files (files_at)
     fail_fetch: bool = False
     fail_publish: bool = False
     status: dict[str, bytes] = field(default_factory=dict)
@@ -125,6 +127,9 @@ class FakeGit:
 
     def verify(self, revision: str) -> str | None:
         return f"commit {revision[:12]} is not signed" if revision in self.unsigned else None
+
+    def files_at(self, revision: str) -> str | None:
+        return self.files.get(revision)
 
     def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
         if self.fail_publish:
@@ -195,6 +200,10 @@ class RecordingCapability(Capability[Resource, None, Any]):
     forgotten: list[tuple[str, str]] = field(default_factory=list)
     saved_state: dict[str, Any] = field(default_factory=dict)
     restored: list[Mapping[str, Any]] = field(default_factory=list)
+    used: list[DesiredState] = field(default_factory=list)
+
+    def use(self, desired: DesiredState) -> None:
+        self.used.append(desired)
 
     def observe_interval(self, resource: Resource) -> timedelta | None:
         return self.interval

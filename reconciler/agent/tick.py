@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -186,7 +186,13 @@ class Reconciler:
             self.metrics.errors.labels("validation").inc()
             log.warning("revision invalid revision=%s errors=%d first=%s", revision[:12], len(errors), errors[0])
             return
-        desired = result.state.for_node(self.settings.node)
+        try:
+            files = await asyncio.to_thread(self.source.files_at, revision)
+        except ReconcilerError as exc:
+            self.stall = ("SourceUnreadable", str(exc))
+            self.metrics.errors.labels("source").inc()
+            return
+        desired = replace(result.state.for_node(self.settings.node), files_root=files)
         removal = self._removes_everything(desired, revision)
         if removal:
             self.stall = ("SafetyGate", removal)

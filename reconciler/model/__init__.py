@@ -49,6 +49,7 @@ class DesiredState:
 
     resources: Mapping[str, Mapping[str, Resource]]
     sources: Mapping[tuple[str, str], SourceRef] = field(default_factory=dict)
+    files_root: str | None = None  # the folder relative file paths of resources name (DesiredStateSource.files_at)
 
     def of_kind(self, model: type[R]) -> tuple[R, ...]:
         """Resources of one kind, in name order."""
@@ -75,7 +76,7 @@ class DesiredState:
             kind: {name: r for name, r in by_name.items() if r.spec.selects(node)}
             for kind, by_name in self.resources.items()
         }
-        return DesiredState(kept, self.sources)
+        return DesiredState(kept, self.sources, self.files_root)
 
 
 __all__ = [

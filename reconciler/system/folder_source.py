@@ -28,3 +28,6 @@ class FolderSource:
 
     def verify(self, revision: str) -> str | None:
         return None
+
+    def files_at(self, revision: str) -> str | None:
+        return str(self.root)

@@ -15,6 +15,8 @@ import contextlib
 import io
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -65,6 +67,20 @@ def _tree_files(
             others.add(relpath)
     files.sort(key=lambda f: f.relpath)
     return SourceTree(f"{label}:{folder}", tuple(files), frozenset(others))
+
+
+def _write_files(commit: git.Commit, folder: str, target: Path) -> None:
+    root = commit.tree if folder in ("", ".") else commit.tree / folder
+    for item in root.traverse():
+        if not isinstance(item, git.Blob):
+            continue
+        path = Path(item.path)
+        relpath = path.relative_to(folder).as_posix() if folder not in ("", ".") else path.as_posix()
+        if is_desired_state_file(relpath) or is_skipped(relpath):
+            continue
+        destination = target / relpath
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        destination.write_bytes(item.data_stream.read())
 
 
 def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> SourceTree:
@@ -171,6 +187,29 @@ class GitSource:
         with self.bare.translated(SourceError, f"cannot read revision {revision[:12]}"):
             commit = self.bare.repo.commit(revision)
             return _tree_files(commit, self.path.strip("/"), revision[:12], max_file_bytes)
+
+    def files_at(self, revision: str) -> str | None:
+        """The revision's files other than desired-state YAML, written once to ``files/<revision>`` beside the
+        bare repository (capabilities read them as files: nginx follows includes on disk). The two newest
+        revisions are kept."""
+        folder = Path(self.bare.repo.git_dir).parent / "files"
+        target = folder / revision
+        if target.is_dir():
+            return str(target)
+        with self.bare.translated(SourceError, f"cannot write the files of revision {revision[:12]}"):
+            folder.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=".writing-", dir=folder))
+            try:
+                _write_files(self.bare.repo.commit(revision), self.path.strip("/"), scratch)
+                scratch.rename(target)
+            except BaseException:
+                shutil.rmtree(scratch, ignore_errors=True)
+                raise
+        kept = sorted((p for p in folder.iterdir() if not p.name.startswith(".")), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-2]:
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+        return str(target)
 
     def verify(self, revision: str) -> str | None:
         try:

@@ -27,6 +27,11 @@ class DesiredStateSource(Protocol):
         """None when ``revision`` is signed by an allowed key, else why not."""
         ...
 
+    def files_at(self, revision: str) -> str | None:
+        """A folder on this machine holding the desired-state folder's files as of ``revision`` (what relative
+        paths in resources name: an nginx config, a zone template), or None when there is none."""
+        ...
+
 
 class StatusPublisher(Protocol):
     def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:

@@ -339,3 +339,15 @@ def test_a_held_plan_is_approved_by_its_checksum_once(tmp_path: Path) -> None:
     asyncio.run(reconciler.reconcile_one(("EgressAllowList", "a")))
     assert world.condition(("EgressAllowList", "a"), "Stalled") == ("True", "SafetyGate")
     assert len(world.capability.applied) == 1
+
+
+def test_capabilities_are_given_the_desired_state_with_its_files(tmp_path: Path) -> None:
+    """Every capability sees the node's desired state when a revision comes into force, with the folder of the
+    revision's files (relative paths in resources name them); a source that cannot provide them stalls the node."""
+    world = World(tmp_path)
+    revision = world.git.push(_files(a="203.0.113.1"))
+    world.git.files[revision] = str(tmp_path / "files-of-revision")
+    assert world.once() == "applied"
+    (used,) = world.capability.used
+    assert used.files_root == str(tmp_path / "files-of-revision")
+    assert [r.metadata.name for r in used] == ["a"]

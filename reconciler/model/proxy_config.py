@@ -21,13 +21,17 @@ class AppSettings:
     on_empty: OnEmpty = "close"
     eject_after: int = 5  # failed connects in a row that take a target out of the choice; 0: never
     eject_for: float = 30.0
+    max_lifetime: float | None = None  # a connection is closed this long after it was accepted
+    min_reuse: float = 0.0  # a target is handed a new connection at most once per this many seconds
 
     def __str__(self) -> str:
         idle = f"{self.idle_timeout:g}s" if self.idle_timeout else "off"
         eject = f"{self.eject_after} for {self.eject_for:g}s" if self.eject_after else "off"
+        extra = f", max lifetime {self.max_lifetime:g}s" if self.max_lifetime else ""
+        extra += f", one connection per target per {self.min_reuse:g}s" if self.min_reuse else ""
         return (
             f"balance {self.balance}, connect timeout {self.connect_timeout:g}s, retries {self.retries}, "
-            f"idle timeout {idle}, max connections {self.max_connections}, ejection {eject}"
+            f"idle timeout {idle}, max connections {self.max_connections}, ejection {eject}{extra}"
         )
 
 

@@ -89,7 +89,9 @@ def _running_tuning(app: ProxyAppFacts) -> AppTuning:
     return AppTuning(app.settings, app.checks)
 
 
-def plan_app(key: str, want: AppConfig | None, have: ProxyAppFacts | None) -> ProxyPlan | None:
+def plan_app(
+    key: str, want: AppConfig | None, have: ProxyAppFacts | None, *, kind: str = TCPProxy.KIND, name: str = ""
+) -> ProxyPlan | None:
     changes: list[ProxyChange] = []
     wanted_listen = {ListenOn(h, p) for h, p in want.listen} if want else set()
     have_listen = {ListenOn(*host_and_port(a)) for a in have.listen} if have else set()
@@ -113,7 +115,7 @@ def plan_app(key: str, want: AppConfig | None, have: ProxyAppFacts | None) -> Pr
         changes.append(Change("settings", action, have_tuning, wanted_tuning, member=False))
     if want is None and have is None:
         return None
-    return TargetPlan(TCPProxy.KIND, key.split("/", 1)[0], f"app:{key}", len(have_targets), tuple(changes))
+    return TargetPlan(kind, name or key.split("/", 1)[0], f"app:{key}", len(have_targets), tuple(changes))
 
 
 def plan_tcp_proxy(proxy: TCPProxy, facts: TCPProxyFacts) -> list[ProxyPlan]:

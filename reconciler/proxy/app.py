@@ -194,10 +194,16 @@ class ProxyApp:
 
     def _dial(self, relay: Relay) -> None:
         tried = relay.tried
+        reuse = self.settings.min_reuse
         while len(tried) <= self.settings.retries:
-            backend = self.balancer.pick(self.backends, frozenset(map(id, tried)) if tried else NOTHING)
+            exclude = frozenset(map(id, tried)) if tried else NOTHING
+            if reuse:  # a target handed out within min_reuse is not handed out again (an IP pool's rate limit)
+                since = self.engine.now - reuse
+                exclude = exclude | {id(b) for b in self.backends if b.handed_out > since}
+            backend = self.balancer.pick(self.backends, exclude)
             if backend is None or backend.resolved is None:
                 break
+            backend.handed_out = self.engine.now
             if tried:
                 self.stats.retries += 1
             tried.append(backend)
@@ -317,19 +323,24 @@ class ProxyApp:
         if self.stats.at_limit:
             self._limit()
 
-    # --- idle connections ------------------------------------------------------------------------------------
+    # --- idle and old connections ----------------------------------------------------------------------------
 
     def _sweep_if_needed(self) -> None:
-        if self.settings.idle_timeout and not self._sweeping:
+        limits = [t for t in (self.settings.idle_timeout, self.settings.max_lifetime) if t]
+        if limits and not self._sweeping:
             self._sweeping = True
-            self.engine.call_at(self.engine.now + min(1.0, self.settings.idle_timeout / 2), self._sweep)
+            self.engine.call_at(self.engine.now + min(1.0, min(limits) / 2), self._sweep)
 
     def _sweep(self) -> None:
+        """Close connections idle for idle_timeout and those older than max_lifetime (checked twice per the
+        shorter of the two, at least every second: one timer per app, not one per connection)."""
         self._sweeping = False
-        idle = self.settings.idle_timeout
-        if not idle or self.closing:
+        idle, lifetime = self.settings.idle_timeout, self.settings.max_lifetime
+        if not (idle or lifetime) or self.closing:
             return
-        cutoff = self.engine.now - idle
-        for relay in [r for r in self.relays if r.last_activity < cutoff]:
+        now = self.engine.now
+        quiet = now - idle if idle else float("-inf")
+        born = now - lifetime if lifetime else float("-inf")
+        for relay in [r for r in self.relays if r.last_activity < quiet or r.started < born]:
             relay.close()
         self._sweep_if_needed()

@@ -31,6 +31,7 @@ class Backend:
     failures: int = 0
     outlier: OutlierState = field(default_factory=OutlierState)  # failed connects in a row, ejections
     ejected: bool = False  # taken out by the data path for failing connects (outlier.ejected, kept flat for speed)
+    handed_out: float = float("-inf")  # when it was last picked for a connection (for min_reuse)
 
     @property
     def usable(self) -> bool:

@@ -287,7 +287,18 @@ class Side:
 class Relay:
     """A client connection and, once its owner dialled one, a backend connection."""
 
-    __slots__ = ("backend", "client", "closed", "engine", "last_activity", "owner", "refused", "server", "tried")
+    __slots__ = (
+        "backend",
+        "client",
+        "closed",
+        "engine",
+        "last_activity",
+        "owner",
+        "refused",
+        "server",
+        "started",
+        "tried",
+    )
 
     def __init__(self, engine: Engine, owner: RelayOwner, sock: Sock) -> None:
         self.engine = engine
@@ -296,7 +307,7 @@ class Relay:
         self.server: Side | None = None
         self.closed = False
         self.refused = False
-        self.last_activity = engine.now
+        self.last_activity = self.started = engine.now
         self.backend: Any = None  # the owner's bookkeeping: the backend being dialled or connected
         self.tried: list[Any] = []
         engine.watch(self.client.fd, self.client)

@@ -44,6 +44,7 @@ class _Running:
     checker: HealthChecker | None = None
     task: asyncio.Task[None] | None = None
     listen_errors: dict[str, str] = field(default_factory=dict)
+    judged: dict[str, tuple[bool, str]] = field(default_factory=dict)  # health set from outside (set_health)
 
 
 class ProxyManager:
@@ -171,7 +172,7 @@ class ProxyManager:
         if checks is None:
             self._stop_checks(running)
             for backend in running.backends:
-                backend.up = True
+                backend.up, backend.reason = running.judged.get(backend.address, (True, ""))
                 backend.resolved = backend.resolved or _literal_endpoint(backend.address)
             return
         if running.checker is None:
@@ -195,6 +196,21 @@ class ProxyManager:
         if running.task is not None:
             running.task.cancel()
         running.checker = running.task = None
+
+    def set_health(self, key: str, judged: Mapping[str, tuple[bool, str]]) -> None:
+        """Availability decided outside the proxy (an IP pool's access log) for app ``key``'s targets: address ->
+        (up, reason). Kept across config changes; apps with their own checks ignore it."""
+        running = self.running.get(key)
+        if running is None or running.config.checks is not None:
+            return
+        running.judged = dict(judged)
+        changed = False
+        for backend in running.backends:
+            up, reason = running.judged.get(backend.address, (True, ""))
+            if (backend.up, backend.reason) != (up, reason):
+                backend.up, backend.reason, changed = up, reason, True
+        if changed:
+            self._health_changed()
 
     async def close(self) -> None:
         """Stop every app: no new connections, established ones drain (up to ``drain`` seconds)."""
@@ -225,7 +241,11 @@ class ProxyManager:
             for b in running.backends:
                 active, connections, failures, ejected = counters.targets.get(b.address, (0, 0, 0, 0))
                 health: Health = (
-                    "down" if not b.up or b.resolved is None else "up" if b.address in states else "unknown"
+                    "down"
+                    if not b.up or b.resolved is None
+                    else "up"
+                    if b.address in states or b.address in running.judged
+                    else "unknown"
                 )
                 targets.append(
                     ProxyTargetFacts(

@@ -587,6 +587,64 @@ def test_idle_connections_are_closed(run: Run) -> None:
     run(scenario)
 
 
+def test_connections_end_at_max_lifetime_even_when_busy(run: Run) -> None:
+    """maxLifetime (IP pools): a connection is closed that long after it was accepted, busy or not."""
+
+    async def scenario() -> None:
+        streamer = Streamer()
+        server = await streamer.start()
+        target = ((f"127.0.0.1:{streamer.port}", 1),)
+        manager, port = await run.one_app("m/app", target, AppSettings(max_lifetime=0.6))
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = asyncio.get_running_loop().time()
+        closed = False
+        while asyncio.get_running_loop().time() - started < 3:
+            writer.write(b"x")
+            try:
+                if await asyncio.wait_for(reader.read(1), 1) == b"":
+                    closed = True
+                    break
+            except ConnectionError:
+                closed = True
+                break
+            await asyncio.sleep(0.05)
+        lived = asyncio.get_running_loop().time() - started
+        assert closed
+        assert 0.5 < lived < 2.0
+        writer.close()
+        await manager.close()
+        server.close()
+
+    run(scenario)
+
+
+def test_a_target_is_handed_out_at_most_once_per_min_reuse(run: Run) -> None:
+    """minReuseInterval (IP pools): within the interval a target gets no second connection; with none left the
+    client gets the empty-pool answer."""
+
+    async def scenario() -> None:
+        first, second = await Echo("a").start(), await Echo("b").start()
+        targets = ((first.address, 1), (second.address, 1))
+        settings = AppSettings(min_reuse=30.0, on_empty="http-502")
+        manager, port = await run.one_app("r/app", targets, settings)
+        answers = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write_eof()
+            answers.append(await asyncio.wait_for(reader.read(), 3))
+            writer.close()
+        if run.workers <= 1:  # each worker process keeps its own reuse clock
+            assert sorted(answers[:2]) == [b"a:", b"b:"]
+            assert answers[2].startswith(b"HTTP/1.1 502")
+        else:
+            assert all(a in (b"a:", b"b:") or a.startswith(b"HTTP/1.1 502") for a in answers)
+        await manager.close()
+        await first.stop()
+        await second.stop()
+
+    run(scenario)
+
+
 def test_targets_known_down_start_down_after_a_restart(run: Run) -> None:
     """A target that was down when the previous process stopped gets no traffic until it passes rise checks."""
 

@@ -1,0 +1,342 @@
+"""The IPPool capability: an nginx egress-IP pool's members, their health from nginx's access log, and the TCP
+proxy that hands out the available ones.
+
+Observing reads the members (listed, or from nginx's configuration: server blocks or an upstream block), reads
+the log lines written since the last observation (``system/log_tail``: rotations followed, nothing lost or read
+twice), attributes each request to its member and judges every member with the pool's HealthStrategy and the
+manual bans (``planning/pool``). Planning compares the proxy app the pool should run (one target
+``next:<port>`` per member) with what runs, and adds each member's availability as a settings change, so health
+never waits for the safety gate; applying runs the app on this capability's proxy manager (the same engine and
+workers as TCPProxy) and hands it the availability.
+
+Its part of the state file keeps each member's health (bans and cool-downs survive a restart) and each log's
+position (no line is counted twice, none skipped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from reconciler.capabilities.base import Capability, Observed
+from reconciler.capabilities.context import CapabilityContext
+from reconciler.errors import ApplyError, ObserveError
+from reconciler.model import DesiredState, HealthStrategy
+from reconciler.model.ip_pool import IPPool
+from reconciler.model.observed import ProxyAppFacts
+from reconciler.model.proxy_config import AppConfig, AppSettings
+from reconciler.model.values import format_host_port
+from reconciler.observers.access_log import LogCounts, LogReader, Requests, read_requests, requests
+from reconciler.observers.nginx_members import NginxMember, server_members, upstream_members
+from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.pool import MemberHealth, failure_test, health_from_json, health_to_json, judge
+from reconciler.planning.tcp_proxy import apply_changes, plan_app
+from reconciler.proxy.manager import ProxyManager
+from reconciler.system.clock import Clock
+from reconciler.system.log_tail import LogTail, TailPosition
+from reconciler.system.nginx import read_nginx_config
+
+APP_PREFIX = "pool:"
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """A member's availability as the proxy should use it."""
+
+    address: str
+    up: bool
+    reason: str
+
+    def __str__(self) -> str:
+        return "available" if self.up else f"unavailable: {self.reason}"
+
+
+@dataclass(frozen=True)
+class PoolFacts:
+    members: tuple[NginxMember, ...]
+    health: Mapping[str, MemberHealth]
+    counts: LogCounts
+    problems: tuple[str, ...]
+    app: ProxyAppFacts | None
+
+
+@dataclass
+class _Pool:
+    """What one pool keeps between observations."""
+
+    health: dict[str, MemberHealth] = field(default_factory=dict)
+    tails: dict[str, LogTail] = field(default_factory=dict)  # resolved log path -> its tail
+    positions: dict[str, TailPosition] = field(default_factory=dict)  # from the state file, until a tail opens
+    counts: LogCounts = field(default_factory=LogCounts)
+
+
+def app_key(name: str) -> str:
+    return f"{APP_PREFIX}{name}"
+
+
+class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
+    resource_type = IPPool
+    state_version = 1
+
+    def __init__(self, manager: ProxyManager, clock: Clock, *, replay: bool = False) -> None:
+        self.manager = manager
+        self.clock = clock
+        self.replay = replay
+        self.strategies: dict[str, HealthStrategy] = {}
+        self.files_root: str | None = None
+        self.pools: dict[str, _Pool] = {}
+
+    @classmethod
+    def from_context(cls, context: CapabilityContext) -> IPPoolCapability:
+        settings = context.settings
+        manager = ProxyManager(
+            drain=settings.shutdown_timeout.total_seconds() / 2,
+            workers=settings.proxy_workers,
+            resolver=context.resolver,
+            connector=context.connector,
+            clock=context.clock,
+        )
+        return cls(manager, context.clock, replay=settings.dry_run)
+
+    def use(self, desired: DesiredState) -> None:
+        self.strategies = {s.metadata.name: s for s in desired.of_kind(HealthStrategy)}
+        self.files_root = desired.files_root
+
+    def observe_interval(self, resource: IPPool) -> timedelta | None:
+        return resource.spec.scanInterval
+
+    def _path(self, text: str) -> Path:
+        """A path as the resource wrote it: relative ones name files of the desired-state folder."""
+        path = Path(text)
+        if path.is_absolute() or self.files_root is None:
+            return path
+        return Path(self.files_root) / path
+
+    # --- observe ---------------------------------------------------------------------------------------------
+
+    def _members(self, pool: IPPool) -> tuple[tuple[NginxMember, ...], tuple[str, ...]]:
+        source = pool.spec.members
+        if source.static is not None:
+            return tuple(NginxMember(str(m.ip), m.port) for m in source.static), ()
+        if source.nginxConf is not None:
+            found = server_members(read_nginx_config(self._path(source.nginxConf)))
+        else:
+            assert source.upstream is not None
+            found = upstream_members(read_nginx_config(self._path(source.upstream.file)), source.upstream.name)
+        return found.members, found.problems
+
+    def _scan(self, pool: IPPool, members: Sequence[NginxMember], state: _Pool) -> Requests:
+        log = pool.spec.accessLog
+        per_member = "{ip}" in log.path
+        reader = LogReader.for_format(log.format, per_member_files=per_member)
+        found = Requests()
+        if per_member:
+            for member in members:
+                tail = self._tail(state, self._path(log.path.replace("{ip}", member.ip)), from_end=log.from_ == "end")
+                read_requests(reader, tail.read(), {}, file_member=member.ip, into=found)
+        else:
+            keys: dict[bytes, str] = {}
+            for member in members:
+                keys[str(member.port).encode()] = member.ip
+                keys[format_host_port(member.ip, member.port).encode()] = member.ip
+            tail = self._tail(state, self._path(log.path), from_end=log.from_ == "end")
+            read_requests(reader, tail.read(), keys, into=found)
+        return found
+
+    def _tail(self, state: _Pool, path: Path, *, from_end: bool) -> LogTail:
+        tail = state.tails.get(str(path))
+        if tail is None:
+            tail = state.tails[str(path)] = LogTail(path, state.positions.pop(str(path), None), from_end=from_end)
+        return tail
+
+    async def observe(self, resource: IPPool) -> Observed[PoolFacts]:
+        name = resource.metadata.name
+        strategy = self.strategies.get(resource.spec.strategy)
+        if strategy is None:
+            raise ObserveError(f"no HealthStrategy named {resource.spec.strategy}")
+        state = self.pools.setdefault(name, _Pool())
+        members, problems = await asyncio.to_thread(self._members, resource)
+        found = await asyncio.to_thread(self._scan, resource, members, state)
+        reader = LogReader.for_format(
+            resource.spec.accessLog.format, per_member_files="{ip}" in resource.spec.accessLog.path
+        )
+        now = self.clock.now()
+        seen = {member: requests(reader, rows, now=now) for member, rows in found.by_member.items()}
+        state.health = judge(
+            strategy,
+            [m.ip for m in members],
+            state.health,
+            seen,
+            failing=failure_test(resource.spec.failure),
+            banned=[str(ip) for ip in resource.spec.banned],
+            history=resource.spec.history,
+            now=now,
+        )
+        for counter in ("lines", "unparsable", "unattributed"):
+            setattr(state.counts, counter, getattr(state.counts, counter) + getattr(found.counts, counter))
+        app = self.manager.snapshot().get(app_key(name))
+        facts = PoolFacts(members, dict(state.health), state.counts, problems, app)
+        return Observed(facts, self._summary(facts), degraded=_empty(facts))
+
+    def _summary(self, facts: PoolFacts) -> dict[str, Any]:
+        """Every member's availability and reason; counts change with every request and stay in /metrics."""
+        shown = []
+        for member in facts.members:
+            health = facts.health.get(member.ip)
+            verdict = health.verdict if health is not None else None
+            shown.append(
+                {
+                    "ip": member.ip,
+                    "port": member.port,
+                    "available": verdict.available if verdict else True,
+                    "reason": (verdict.reason if verdict else "") or "",
+                }
+            )
+        summary: dict[str, Any] = {"members": shown}
+        if facts.problems:
+            summary["problems"] = list(facts.problems)
+        return summary
+
+    # --- plan and apply --------------------------------------------------------------------------------------
+
+    def desired_app(self, pool: IPPool, members: Sequence[NginxMember]) -> AppConfig | None:
+        proxy = pool.spec.proxy
+        if proxy is None:
+            return None
+        settings = AppSettings(
+            balance=proxy.balance,
+            connect_timeout=proxy.dialTimeout.total_seconds(),
+            retries=2,
+            idle_timeout=proxy.idleTimeout.total_seconds() if proxy.idleTimeout else None,
+            on_empty=proxy.emptyPool,
+            eject_after=0,  # the access log judges members, not failed connects to nginx
+        )
+        targets = tuple((format_host_port(proxy.next, m.port), m.weight) for m in members if not m.down)
+        listen = tuple((str(proxy.listen.host), port) for port in proxy.listen.ports)
+        return AppConfig(app_key(pool.metadata.name), listen, targets, settings, None)
+
+    def plan(self, resource: IPPool, facts: PoolFacts, *, now: float) -> Sequence[TargetPlan[Any]]:
+        key = app_key(resource.metadata.name)
+        want = self.desired_app(resource, facts.members)
+        planned = plan_app(key, want, facts.app, kind=IPPool.KIND, name=resource.metadata.name)
+        if planned is None or want is None:
+            return [planned] if planned is not None else []
+        port_of = (
+            {format_host_port(resource.spec.proxy.next, m.port): m.ip for m in facts.members}
+            if resource.spec.proxy
+            else {}
+        )
+        running = {t.address: t for t in facts.app.targets} if facts.app else {}
+        health: list[Change[Any]] = []
+        for address, _ in want.targets:
+            member = facts.health.get(port_of.get(address, ""))
+            verdict = member.verdict if member is not None else None
+            up, reason = (verdict.available, verdict.reason) if verdict else (True, "")
+            have = running.get(address)
+            if have is None or (have.health != "down") != up or (not up and have.reason != reason):
+                before = None if have is None else ("available" if have.health != "down" else "unavailable")
+                health.append(
+                    Change(f"member {address}", Action.CHANGE, before, Availability(address, up, reason), member=False)
+                )
+        return [TargetPlan(planned.kind, planned.name, planned.target, planned.size, (*planned.changes, *health))]
+
+    async def apply(self, resource: IPPool, target: TargetPlan[Any]) -> None:
+        key = target.target.removeprefix("app:")
+        config = apply_changes(key, self.manager.config(key), target.changes)
+        configured = any(not isinstance(c.after, Availability) for c in target.changes)
+        try:
+            if configured:
+                await self.manager.set_app(key, config)
+        except OSError as exc:
+            raise ApplyError(str(exc)) from exc
+        judged = (
+            {t.address: (t.health != "down", t.reason) for t in self.manager.snapshot()[key].targets}
+            if key in self.manager.running
+            else {}
+        )
+        for change in target.changes:
+            if isinstance(change.after, Availability):
+                judged[change.after.address] = (change.after.up, change.after.reason)
+        self.manager.set_health(key, judged)
+
+    async def forget(self, name: str) -> None:
+        await self.manager.set_app(app_key(name), None)
+        state = self.pools.pop(name, None)
+        if state is not None:
+            for tail in state.tails.values():
+                tail.close()
+
+    async def close(self, deadline: float) -> None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
+        except TimeoutError:
+            self.manager.kill()
+            raise ApplyError("pool proxy connections did not drain in time: the proxy workers were ended") from None
+        for state in self.pools.values():
+            for tail in state.tails.values():
+                tail.close()
+
+    # --- state and routes ------------------------------------------------------------------------------------
+
+    def saved(self) -> Mapping[str, Any] | None:
+        pools: dict[str, Any] = {}
+        for name, state in sorted(self.pools.items()):
+            positions = {p: t.position for p, t in state.tails.items()} | dict(state.positions)
+            pools[name] = {
+                "health": {ip: health_to_json(h) for ip, h in sorted(state.health.items())},
+                "logs": {p: [pos.inode, pos.offset] for p, pos in sorted(positions.items()) if pos is not None},
+            }
+        return {"pools": pools}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        pools = state.get("pools", {})
+        if not isinstance(pools, dict):
+            return
+        for name, data in pools.items():
+            with contextlib.suppress(KeyError, TypeError, ValueError):  # a record we cannot read is not kept
+                self.pools[str(name)] = _Pool(
+                    {str(ip): health_from_json(h) for ip, h in data.get("health", {}).items()},
+                    {},
+                    {str(p): TailPosition(int(i), int(o)) for p, (i, o) in data.get("logs", {}).items()},
+                )
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        async def pool(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            state = self.pools.get(name)
+            if state is None:
+                return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
+            members = {
+                ip: {
+                    "available": health.verdict.available,
+                    "reason": health.verdict.reason,
+                    "requests": dict(health.requests),
+                    "history": [list(item) for item in health.history[-20:]],
+                    **health_to_json(health)["state"],
+                }
+                for ip, health in sorted(state.health.items())
+            }
+            counts = {
+                "lines": state.counts.lines,
+                "unparsable": state.counts.unparsable,
+                "unattributed": state.counts.unattributed,
+            }
+            return web.json_response({"name": name, "members": members, "log": counts})
+
+        return (web.get("/pools/{name}", pool),)
+
+
+def _empty(facts: PoolFacts) -> tuple[str, str] | None:
+    if not facts.members:
+        return "EmptyPool", "the pool has no members"
+    if all(not (h := facts.health.get(m.ip)) or not h.verdict.available for m in facts.members):
+        return "EmptyPool", "no member is available: clients get the configured answer (proxy.emptyPool)"
+    return None

@@ -1,0 +1,118 @@
+"""The IPPool capability in-process, with a real log file and real targets on loopback: members judged from the
+log by their strategy, the pool proxy sending new connections only to available members, a cool-down ending, a
+manual ban, and the state (health and log positions) surviving a restart without counting a line twice."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from reconciler.capabilities.ip_pool import IPPoolCapability, app_key
+from reconciler.model import DesiredState, HealthStrategy, IPPool
+from reconciler.proxy.manager import ProxyManager
+from reconciler.testing import FakeClock
+from tests.integration.agents import free_port
+from tests.integration.test_proxy import Echo
+
+NOW = 1_800_000_000.0  # 15/Jan/2027:08:00:00 +0000
+STAMP = "15/Jan/2027:08:00:00 +0000"
+
+
+def _pool(log: Path, ports: tuple[int, int], listen: int, **spec: Any) -> IPPool:
+    return IPPool.model_validate(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "IPPool",
+            "metadata": {"name": "egress"},
+            "spec": {
+                "members": {
+                    "static": [{"ip": "203.0.113.5", "port": ports[0]}, {"ip": "203.0.113.6", "port": ports[1]}]
+                },
+                "accessLog": {"path": str(log), "from": "start"},
+                "strategy": "two-in-a-row",
+                "proxy": {"listen": f"127.0.0.1:{listen}", "balance": "round-robin", "emptyPool": "http-502"},
+                **spec,
+            },
+        }
+    )
+
+
+STRATEGY = HealthStrategy.model_validate(
+    {
+        "apiVersion": "reconciler/v1",
+        "kind": "HealthStrategy",
+        "metadata": {"name": "two-in-a-row"},
+        "spec": {"type": "consecutive", "consecutive": {"failures": 2, "within": "1m", "cooldown": "5s"}},
+    }
+)
+
+
+def _line(port: int, status: int) -> str:
+    return f'198.51.100.7 - [{STAMP}] "CONNECT x:443 HTTP/1.1" {status} {port} 127.0.0.1:{port} 0.010\n'
+
+
+async def _pass(capability: IPPoolCapability, pool: IPPool) -> dict[str, Any]:
+    observed = await capability.observe(pool)
+    for target in capability.plan(pool, observed.facts, now=0.0):
+        if target.changes:
+            await capability.apply(pool, target)
+    return dict(observed.summary)
+
+
+async def _ask(port: int) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write_eof()
+    answer = await asyncio.wait_for(reader.read(), 3)
+    writer.close()
+    return answer
+
+
+def test_members_judged_from_the_log_drive_the_pool_proxy(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+
+    async def scenario() -> None:
+        first, second = await Echo("five").start(), await Echo("six").start()
+        listen = free_port()
+        pool = _pool(log, (first.port, second.port), listen)
+        clock = FakeClock(wall=NOW)
+        capability = IPPoolCapability(ProxyManager(workers=0), clock)
+        capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+        log.write_text(
+            _line(first.port, 200) + _line(first.port, 502) + _line(first.port, 502) + _line(second.port, 200)
+        )
+        summary = await _pass(capability, pool)
+        assert [(m["ip"], m["available"]) for m in summary["members"]] == [
+            ("203.0.113.5", False),
+            ("203.0.113.6", True),
+        ]
+        assert "2 failures in a row" in summary["members"][0]["reason"]
+        assert {await _ask(listen) for _ in range(4)} == {b"six:"}  # only the available member
+
+        clock.wall += 6  # the cool-down is over
+        await _pass(capability, pool)
+        assert {await _ask(listen) for _ in range(4)} == {b"five:", b"six:"}
+
+        banned = _pool(log, (first.port, second.port), listen, banned=["203.0.113.5", "203.0.113.6"])
+        summary = await _pass(capability, banned)
+        assert [m["reason"] for m in summary["members"]] == ["Banned: listed in spec.banned"] * 2
+        assert (await _ask(listen)).startswith(b"HTTP/1.1 502")  # an empty pool answers as configured
+
+        saved = capability.saved()
+        assert saved is not None
+        await capability.close(asyncio.get_running_loop().time() + 5)
+        with log.open("a") as out:
+            out.write(_line(second.port, 502))
+        again = IPPoolCapability(ProxyManager(workers=0), clock)
+        again.restore(saved)
+        again.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+        await _pass(again, pool)
+        health = again.pools["egress"].health
+        assert health["203.0.113.6"].requests == {"2xx": 1, "5xx": 1}  # the old line was not counted again
+        assert health["203.0.113.5"].requests == {"2xx": 1, "5xx": 2}
+        assert again.manager.snapshot()[app_key("egress")].targets
+        await again.close(asyncio.get_running_loop().time() + 5)
+        await first.stop()
+        await second.stop()
+
+    asyncio.run(scenario())

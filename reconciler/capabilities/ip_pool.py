@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.errors import ApplyError, ObserveError
+from reconciler.health import consecutive, outlier
 from reconciler.model import DesiredState, HealthStrategy
 from reconciler.model.ip_pool import IPPool
 from reconciler.model.observed import ProxyAppFacts
@@ -75,6 +78,7 @@ class _Pool:
     tails: dict[str, LogTail] = field(default_factory=dict)  # resolved log path -> its tail
     positions: dict[str, TailPosition] = field(default_factory=dict)  # from the state file, until a tail opens
     counts: LogCounts = field(default_factory=LogCounts)
+    members: tuple[NginxMember, ...] = ()
 
 
 def app_key(name: str) -> str:
@@ -163,6 +167,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             raise ObserveError(f"no HealthStrategy named {resource.spec.strategy}")
         state = self.pools.setdefault(name, _Pool())
         members, problems = await asyncio.to_thread(self._members, resource)
+        state.members = members
         found = await asyncio.to_thread(self._scan, resource, members, state)
         reader = LogReader.for_format(
             resource.spec.accessLog.format, per_member_files="{ip}" in resource.spec.accessLog.path
@@ -206,6 +211,14 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
 
     # --- plan and apply --------------------------------------------------------------------------------------
 
+    @staticmethod
+    def target(pool: IPPool, member: NginxMember) -> str:
+        """Where the proxy sends a member's connections: nginx (``next``) on the member's port, for members that
+        are nginx server blocks (or listed); the member itself for the servers of an upstream block."""
+        if pool.spec.members.upstream is not None or pool.spec.proxy is None:
+            return format_host_port(member.ip, member.port)
+        return format_host_port(pool.spec.proxy.next, member.port)
+
     def desired_app(self, pool: IPPool, members: Sequence[NginxMember]) -> AppConfig | None:
         proxy = pool.spec.proxy
         if proxy is None:
@@ -217,8 +230,10 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             idle_timeout=proxy.idleTimeout.total_seconds() if proxy.idleTimeout else None,
             on_empty=proxy.emptyPool,
             eject_after=0,  # the access log judges members, not failed connects to nginx
+            max_lifetime=proxy.maxLifetime.total_seconds() if proxy.maxLifetime else None,
+            min_reuse=proxy.minReuseInterval.total_seconds(),
         )
-        targets = tuple((format_host_port(proxy.next, m.port), m.weight) for m in members if not m.down)
+        targets = tuple((self.target(pool, m), m.weight) for m in members if not m.down)
         listen = tuple((str(proxy.listen.host), port) for port in proxy.listen.ports)
         return AppConfig(app_key(pool.metadata.name), listen, targets, settings, None)
 
@@ -241,7 +256,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             up, reason = (verdict.available, verdict.reason) if verdict else (True, "")
             have = running.get(address)
             if have is None or (have.health != "down") != up or (not up and have.reason != reason):
-                before = None if have is None else ("available" if have.health != "down" else "unavailable")
+                before = "new" if have is None else ("available" if have.health != "down" else "unavailable")
                 health.append(
                     Change(f"member {address}", Action.CHANGE, before, Availability(address, up, reason), member=False)
                 )
@@ -308,6 +323,9 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                     {str(p): TailPosition(int(i), int(o)) for p, (i, o) in data.get("logs", {}).items()},
                 )
 
+    def collectors(self) -> Sequence[Collector]:
+        return (PoolCollector(self),)
+
     def routes(self) -> Sequence[web.RouteDef]:
         async def pool(request: web.Request) -> web.Response:
             name = request.match_info["name"]
@@ -332,6 +350,94 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             return web.json_response({"name": name, "members": members, "log": counts})
 
         return (web.get("/pools/{name}", pool),)
+
+
+class PoolCollector(Collector):
+    """Per member of every pool: availability, cool-down, failures in a row and requests by status class; and the
+    old tool's metric names (``ipmanager_*``, labelled ``ip`` and ``port``) for dashboards that query them."""
+
+    def __init__(self, capability: IPPoolCapability) -> None:
+        self.capability = capability
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["pool", "ip", "port"]
+        available = GaugeMetricFamily(
+            "reconciler_pool_member_available", "1 while the member is handed out.", labels=labels
+        )
+        cooling = GaugeMetricFamily(
+            "reconciler_pool_member_cooldown_seconds",
+            "Seconds until a banned member returns (0 if not banned).",
+            labels=labels,
+        )
+        failures = GaugeMetricFamily(
+            "reconciler_pool_member_consecutive_failures", "Failed requests in a row.", labels=labels
+        )
+        served = CounterMetricFamily(
+            "reconciler_pool_member_requests", "Requests in the access log, by status class.", labels=[*labels, "class"]
+        )
+        old = {
+            name: GaugeMetricFamily(name, text, labels=["ip", "port"])
+            for name, text in (
+                ("ipmanager_all_list", "Every member (1)."),
+                ("ipmanager_available_list", "1 while the member is available."),
+                ("ipmanager_cooldown_list", "1 while the member cools down after a ban."),
+                ("ipmanager_consecutive_failure", "Failed requests in a row."),
+            )
+        }
+        connections = CounterMetricFamily(
+            "reconciler_pool_connections", "Connections the pool proxy accepted.", labels=["pool"]
+        )
+        empty = CounterMetricFamily(
+            "reconciler_pool_empty", "Clients answered as configured because no member was available.", labels=["pool"]
+        )
+        relayed = CounterMetricFamily(
+            "reconciler_pool_bytes", "Bytes the pool proxy relayed (in: client to nginx).", labels=["pool", "direction"]
+        )
+        apps = self.capability.manager.snapshot()
+        now = self.capability.clock.now()
+        for pool, state in sorted(self.capability.pools.items()):
+            app = apps.get(app_key(pool))
+            if app is not None:
+                connections.add_metric([pool], app.counters.connections)
+                empty.add_metric([pool], app.counters.no_backend)
+                relayed.add_metric([pool, "in"], app.counters.bytes_in)
+                relayed.add_metric([pool, "out"], app.counters.bytes_out)
+            for member in state.members:
+                health = state.health.get(member.ip)
+                if health is None:
+                    continue
+                row = [pool, member.ip, str(member.port)]
+                up = 1.0 if health.verdict.available else 0.0
+                until = _cooldown_until(health)
+                row_old = [member.ip, str(member.port)]
+                available.add_metric(row, up)
+                cooling.add_metric(row, max(0.0, until - now) if until else 0.0)
+                failures.add_metric(row, float(_in_a_row(health)))
+                for status_class, count in sorted(health.requests.items()):
+                    served.add_metric([*row, status_class], count)
+                old["ipmanager_all_list"].add_metric(row_old, 1.0)
+                old["ipmanager_available_list"].add_metric(row_old, up)
+                old["ipmanager_cooldown_list"].add_metric(row_old, 1.0 if until and until > now else 0.0)
+                old["ipmanager_consecutive_failure"].add_metric(row_old, float(_in_a_row(health)))
+        yield from (available, cooling, failures, served, connections, empty, relayed, *old.values())
+
+
+def _cooldown_until(health: MemberHealth) -> float | None:
+    state = health.state
+    if isinstance(state, consecutive.ConsecutiveState):
+        return state.banned_until
+    if isinstance(state, outlier.OutlierState):
+        return state.ejected_until
+    return None
+
+
+def _in_a_row(health: MemberHealth) -> int:
+    state = health.state
+    if isinstance(state, consecutive.ConsecutiveState):
+        return len(state.failures)
+    if isinstance(state, outlier.OutlierState):
+        return state.failures
+    return 0
 
 
 def _empty(facts: PoolFacts) -> tuple[str, str] | None:

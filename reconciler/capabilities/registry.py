@@ -12,6 +12,7 @@ from reconciler.capabilities.base import AnyCapability, Capability, Configuratio
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.capabilities.egress_gateway import EgressGatewayCapability
 from reconciler.capabilities.egress_route import EgressRouteCapability
+from reconciler.capabilities.ip_pool import IPPoolCapability
 from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 
 CapabilityFactory = Callable[[CapabilityContext], AnyCapability]
@@ -20,6 +21,7 @@ REGISTRY: Mapping[str, CapabilityFactory] = {
     "EgressAllowList": lambda _: ConfigurationOnly("EgressAllowList"),
     "EgressGateway": EgressGatewayCapability.from_context,
     "EgressRoute": EgressRouteCapability.from_context,
+    "IPPool": IPPoolCapability.from_context,
     "HealthStrategy": lambda _: ConfigurationOnly("HealthStrategy"),
     "TCPProxy": TCPProxyCapability.from_context,
 }

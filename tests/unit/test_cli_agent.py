@@ -53,16 +53,16 @@ def test_plan_of_an_invalid_tree_exits_1_with_the_problems(
 def test_apply_once_then_status(cli: Callable[..., CliResult], tmp_path: Path) -> None:
     """apply --once reconciles the folder and leaves a status that 'reconciler status' prints."""
     state = tmp_path / "state"
-    applied = cli("apply", EXAMPLE, "--once", "--node", "pool-1", "--state-dir", state)
+    applied = cli("apply", EXAMPLE, "--once", "--node", "dns-1", "--state-dir", state)
     assert applied.code == 0
-    assert "IPPool/egress: not enforced by this agent yet (validated only)" in applied.out
+    assert "EdgeNetwork/example-org: not enforced by this agent yet (validated only)" in applied.out
     assert "Degraded=False Applied\n" in applied.out  # a condition without a message has no trailing colon
     shown = cli("status", "--state-dir", state)
     assert shown.code == 0
-    assert shown.out.splitlines()[0] == "node pool-1: desired state from a folder (no branch)"
+    assert shown.out.splitlines()[0] == "node dns-1: desired state from a folder (no branch)"
     assert "applied revision:   working-tree" in shown.out
     document = json.loads(cli("status", "--state-dir", state, "--format", "json").out)
-    assert {r["name"] for r in document["resources"]} >= {"egress", "crawler", "consecutive-3"}
+    assert {r["name"] for r in document["resources"]} >= {"example-org", "consecutive-3"}
 
 
 def test_status_without_an_agent_is_a_usage_error(cli: Callable[..., CliResult], tmp_path: Path) -> None:
@@ -88,10 +88,10 @@ def test_plan_names_what_is_not_enforced_and_nodes_nothing_selects(
     cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
 ) -> None:
     """Kinds without a capability are listed (text and JSON); a node no resource selects is said so."""
-    plan = cli("plan", EXAMPLE, "--node", "pool-1")
-    assert "not enforced by this agent yet (validated only): IPPool/crawler, IPPool/egress" in plan.out
-    document = json.loads(cli("plan", EXAMPLE, "--node", "pool-1", "--format", "json").out)
-    assert "IPPool/egress" in document["notEnforced"]
+    plan = cli("plan", EXAMPLE, "--node", "dns-1")
+    assert "not enforced by this agent yet (validated only): EdgeNetwork/example-org" in plan.out
+    document = json.loads(cli("plan", EXAMPLE, "--node", "dns-1", "--format", "json").out)
+    assert "EdgeNetwork/example-org" in document["notEnforced"]
     only_proxy = write_tree({"proxy.yaml": (EXAMPLE / "proxies" / "apps.yaml").read_text()})
     nobody = cli("plan", only_proxy, "--node", "gw-9")
     assert f"no resource in {only_proxy} selects node gw-9 (spec.nodes)" in nobody.out

@@ -110,6 +110,7 @@ class Agent:
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
         saved = load_saved_state(settings, self.files)
+        context: CapabilityContext | None = None
         if capabilities is None:
             context = CapabilityContext(
                 settings,
@@ -140,6 +141,8 @@ class Agent:
             load_options=load_options,
             on_pass=self._flush,
         )
+        if context is not None:
+            context.passes.handler = lambda kind, name: self.reconciler.observe((kind, name))
         self.sync_backoff = Backoff(base=1.0, cap=max(30.0, settings.interval.total_seconds()))
         self._sync_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()

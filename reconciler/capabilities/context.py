@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from reconciler.settings import AgentSettings
@@ -11,6 +12,21 @@ from reconciler.system.network import Connector
 from reconciler.system.resolver import Resolver
 
 
+@dataclass
+class PassRequests:
+    """How a capability asks for a pass over one of its resources now (an operator's rescan): the agent binds
+    ``handler`` once its reconciler exists; until then, and without an agent, a request does nothing."""
+
+    handler: Callable[[str, str], None] | None = None
+
+    def request(self, kind: str, name: str) -> bool:
+        """True when a pass was asked for."""
+        if self.handler is None:
+            return False
+        self.handler(kind, name)
+        return True
+
+
 @dataclass(frozen=True)
 class CapabilityContext:
     settings: AgentSettings
@@ -18,3 +34,4 @@ class CapabilityContext:
     resolver: Resolver
     connector: Connector
     runner: CommandRunner = field(default_factory=SubprocessRunner)
+    passes: PassRequests = field(default_factory=PassRequests)

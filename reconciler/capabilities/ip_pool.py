@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from reconciler.capabilities.base import Capability, Observed
-from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.context import CapabilityContext, PassRequests
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.health import consecutive, outlier
 from reconciler.model import DesiredState, HealthStrategy
@@ -89,10 +89,13 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
     resource_type = IPPool
     state_version = 1
 
-    def __init__(self, manager: ProxyManager, clock: Clock, *, replay: bool = False) -> None:
+    def __init__(
+        self, manager: ProxyManager, clock: Clock, *, replay: bool = False, passes: PassRequests | None = None
+    ) -> None:
         self.manager = manager
         self.clock = clock
         self.replay = replay
+        self.passes = passes or PassRequests()
         self.strategies: dict[str, HealthStrategy] = {}
         self.files_root: str | None = None
         self.pools: dict[str, _Pool] = {}
@@ -107,7 +110,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             connector=context.connector,
             clock=context.clock,
         )
-        return cls(manager, context.clock, replay=settings.dry_run)
+        return cls(manager, context.clock, replay=settings.dry_run, passes=context.passes)
 
     def use(self, desired: DesiredState) -> None:
         self.strategies = {s.metadata.name: s for s in desired.of_kind(HealthStrategy)}
@@ -349,7 +352,15 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             }
             return web.json_response({"name": name, "members": members, "log": counts})
 
-        return (web.get("/pools/{name}", pool),)
+        async def rescan(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            if name not in self.pools:
+                return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
+            if not self.passes.request(IPPool.KIND, name):
+                return web.json_response({"error": "no agent runs passes here"}, status=503)
+            return web.json_response({"rescan": name}, status=202)
+
+        return (web.get("/pools/{name}", pool), web.post("/pools/{name}/rescan", rescan))
 
 
 class PoolCollector(Collector):

@@ -43,10 +43,12 @@ from reconciler.planning.pool import MemberHealth, failure_test, health_from_jso
 from reconciler.planning.tcp_proxy import apply_changes, plan_app
 from reconciler.proxy.manager import ProxyManager
 from reconciler.system.clock import Clock
+from reconciler.system.files import file_signature
 from reconciler.system.log_tail import LogTail, TailPosition
 from reconciler.system.nginx import read_nginx_config
 
 APP_PREFIX = "pool:"
+WATCH_SECONDS = 1.0  # how often nginx files on the machine are looked at between scans
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class _Pool:
     positions: dict[str, TailPosition] = field(default_factory=dict)  # from the state file, until a tail opens
     counts: LogCounts = field(default_factory=LogCounts)
     members: tuple[NginxMember, ...] = ()
+    watched: dict[str, tuple[int, int, float] | None] = field(default_factory=dict)  # nginx file -> stat at scan
 
 
 def app_key(name: str) -> str:
@@ -99,6 +102,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         self.strategies: dict[str, HealthStrategy] = {}
         self.files_root: str | None = None
         self.pools: dict[str, _Pool] = {}
+        self.watcher: asyncio.Task[None] | None = None
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> IPPoolCapability:
@@ -139,6 +143,26 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             found = upstream_members(read_nginx_config(self._path(source.upstream.file)), source.upstream.name)
         return found.members, found.problems
 
+    def _nginx_files(self, pool: IPPool) -> list[str]:
+        """The machine's nginx file the members come from (files the repository ships change by commit)."""
+        source = pool.spec.members
+        named = source.nginxConf or (source.upstream.file if source.upstream else None)
+        if named is None or not Path(named).is_absolute():
+            return []
+        return [named]
+
+    async def start(self) -> None:
+        self.watcher = asyncio.get_running_loop().create_task(self._watch(), name="ip-pool nginx files")
+
+    async def _watch(self) -> None:
+        """A pool whose nginx file on the machine changed is scanned at once, not at its next scanInterval."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            for name, state in list(self.pools.items()):
+                if any(file_signature(Path(path)) != seen for path, seen in state.watched.items()):
+                    state.watched = {}  # asked once; the scan records the new state
+                    self.passes.request(IPPool.KIND, name)
+
     def _scan(self, pool: IPPool, members: Sequence[NginxMember], state: _Pool) -> Requests:
         log = pool.spec.accessLog
         per_member = "{ip}" in log.path
@@ -169,6 +193,10 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         if strategy is None:
             raise ObserveError(f"no HealthStrategy named {resource.spec.strategy}")
         state = self.pools.setdefault(name, _Pool())
+        watched = self._nginx_files(resource)
+        state.watched = {
+            path: file_signature(Path(path)) for path in watched
+        }  # before reading: a change meanwhile is seen
         members, problems = await asyncio.to_thread(self._members, resource)
         state.members = members
         found = await asyncio.to_thread(self._scan, resource, members, state)
@@ -292,6 +320,10 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                 tail.close()
 
     async def close(self, deadline: float) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watcher
         remaining = deadline - asyncio.get_running_loop().time()
         try:
             await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))

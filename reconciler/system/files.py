@@ -73,6 +73,15 @@ def ensure_directory(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def file_signature(path: Path) -> tuple[int, int, float] | None:
+    """What tells that a file changed: inode (replaced by a rename), size and modification time; None: absent."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime
+
+
 def read_bytes_if_exists(path: Path) -> bytes | None:
     try:
         return path.read_bytes()

@@ -86,3 +86,50 @@ def test_rescan_and_bans_that_survive_stop_and_kill(tmp_path: Path, remote: Remo
         wait_for(lambda: _members(agent)["203.0.113.6"]["requests"] == {"2xx": 2}, timeout=10, what="one new line")
     finally:
         agent.stop()
+
+
+SERVERS = """apiVersion: reconciler/v1
+kind: HealthStrategy
+metadata: {{name: three-in-a-row}}
+spec: {{type: consecutive}}
+---
+apiVersion: reconciler/v1
+kind: IPPool
+metadata: {{name: egress}}
+spec:
+  nodes: [pool-1]
+  members: {{nginxConf: {conf}}}
+  accessLog: {{path: {log}}}
+  strategy: three-in-a-row
+  scanInterval: 1h
+"""
+
+
+def _servers(*members: tuple[str, int]) -> str:
+    return "".join(f"server {{ listen {port}; proxy_bind {ip}; }}\n" for ip, port in members)
+
+
+def _member_set(agent: AgentProcess) -> set[str]:
+    code, body = agent.request("/pools/egress")
+    return set(json.loads(body)["members"]) if code == 200 else set()
+
+
+def test_nginx_members_follow_the_file_on_the_machine_and_in_the_repository(tmp_path: Path, remote: Remote) -> None:
+    machine = tmp_path / "machine-proxies.conf"
+    machine.write_text(_servers(("203.0.113.5", 19001), ("203.0.113.6", 19002)))
+    log = tmp_path / "access.log"
+    remote.commit({"pool.yaml": SERVERS.format(conf=machine, log=log)})
+    agent = AgentProcess(remote, tmp_path / "state", node="pool-1", args=("--interval", "1s")).start()
+    try:
+        wait_for(lambda: _member_set(agent) == {"203.0.113.5", "203.0.113.6"}, timeout=15, what="the members")
+        # on the machine: the file is watched, and the pool scanned at once (its scanInterval is an hour)
+        machine.write_text(_servers(("203.0.113.6", 19002), ("203.0.113.7", 19003)))
+        wait_for(lambda: _member_set(agent) == {"203.0.113.6", "203.0.113.7"}, timeout=10, what="the edited file")
+        # in the repository: a commit that changes the file the pool names
+        shipped = {"pool.yaml": SERVERS.format(conf="files/proxies.conf", log=log)}
+        remote.commit({**shipped, "files/proxies.conf": _servers(("203.0.113.8", 19004))})
+        wait_for(lambda: _member_set(agent) == {"203.0.113.8"}, timeout=15, what="the committed file")
+        remote.commit({**shipped, "files/proxies.conf": _servers(("203.0.113.8", 19004), ("203.0.113.9", 19005))})
+        wait_for(lambda: _member_set(agent) == {"203.0.113.8", "203.0.113.9"}, timeout=15, what="the next commit")
+    finally:
+        agent.stop()

@@ -137,7 +137,7 @@ def wrk(port: int, seconds: int) -> tuple[float, int]:
 
 
 RATES = ("1 stream Gbit/s", "4 streams Gbit/s", "connections/s")
-MEASURED = ("haproxy", "reconciler")  # the paths through a proxy process
+MEASURED = ("haproxy", "reconciler", "pool proxy")  # the paths through a proxy process
 IDLE_CONNECTIONS = 2000  # within HAProxy's maxconn 4000
 
 
@@ -155,8 +155,21 @@ def measure(throughput_port: int, rate_port: int, pid: int | None, seconds: int)
     return measured
 
 
-def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int]) -> str:
-    return textwrap.dedent(
+def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int], pools: tuple[int, int]) -> str:
+    """The TCPProxy apps, and two IP pools whose one member each is the same target (the pool proxy dials
+    next:<member port>), on the same engine: one proxy core, two ways to choose a backend."""
+    pool = """
+        ---
+        apiVersion: reconciler/v1
+        kind: IPPool
+        metadata: {{name: {name}}}
+        spec:
+          members: {{static: [{{ip: 203.0.113.5, port: {port}}}]}}
+          accessLog: {{path: /nonexistent/reconciler-bench.log}}
+          strategy: bench
+          proxy: {{listen: "127.0.0.1:{listen}", next: 127.0.0.1, balance: round-robin}}
+        """
+    apps = textwrap.dedent(
         f"""\
         apiVersion: reconciler/v1
         kind: TCPProxy
@@ -166,14 +179,23 @@ def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int]) -> s
             - {{name: iperf, listen: ["127.0.0.1:{ports[0]}"], targets: ["127.0.0.1:{iperf_port}"]}}
             - {{name: http, listen: ["127.0.0.1:{ports[1]}"], targets: ["127.0.0.1:{http_port}"]}}
           healthCheck: {{interval: 2s, timeout: 1s}}
+        ---
+        apiVersion: reconciler/v1
+        kind: HealthStrategy
+        metadata: {{name: bench}}
+        spec: {{type: consecutive}}
         """
+    )
+    return apps + "".join(
+        textwrap.dedent(pool.format(name=name, port=port, listen=listen))
+        for name, port, listen in (("iperf", iperf_port, pools[0]), ("http", http_port, pools[1]))
     )
 
 
 def start_agent(
-    folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int], workers: int
+    folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int], *, pools: tuple[int, int], workers: int
 ) -> subprocess.Popen[bytes]:
-    document = proxy_document(iperf_port, http_port, ports)
+    document = proxy_document(iperf_port, http_port, ports, pools)
     bare, _ = make_remote(folder, lambda work: (work / "proxy.yaml").write_text(document))
     api = free_port()
     log = (folder / "agent.log").open("wb")
@@ -181,6 +203,7 @@ def start_agent(
     agent = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(ports[1])
+        wait_port(pools[1])
     except SystemExit:
         print((folder / "agent.log").read_text()[-3000:])
         raise
@@ -212,7 +235,7 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
     for name, values in results.items():
         print(f"  {name:<11}" + "".join(f"{values[key]:>20.2f}" for key in RATES))
     print("  ratio to HAProxy:")
-    for name in ("direct", "reconciler"):
+    for name in ("direct", "reconciler", "pool proxy"):
         ratios = [results[name][key] / results["haproxy"][key] for key in RATES]
         print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
     print("  CPU of the proxy (user + system): us per connection, s per GB with 4 streams")
@@ -222,9 +245,10 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
             f"  {name:<11}{values['user us/connection']:>11.1f} + {values['system us/connection']:<7.1f}"
             f"{values['s/GB, 4 streams']:>10.3f}"
         )
-    for key in RATES:
-        pairs = zip(rounds["reconciler"][key], rounds["haproxy"][key], strict=True)
-        print(f"  reconciler, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in pairs))
+    for name in ("reconciler", "pool proxy"):
+        for key in RATES:
+            pairs = zip(rounds[name][key], rounds["haproxy"][key], strict=True)
+            print(f"  {name}, {key}, each round: " + ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in pairs))
     reconciler = results["reconciler"]
     reference = results["haproxy"]
     throughput_ok = min(reconciler[k] / reference[k] for k in ("1 stream Gbit/s", "4 streams Gbit/s")) >= 1.2
@@ -248,6 +272,7 @@ def main() -> None:
     iperf_port, http_port = free_port(), free_port()
     h_iperf, h_http = free_port(), free_port()
     ours = (free_port(), free_port())
+    pooled = (free_port(), free_port())
     processes: list[subprocess.Popen[bytes]] = []
     try:
         processes.append(
@@ -286,10 +311,15 @@ def main() -> None:
         processes.append(reference)
         for port in (iperf_port, http_port, h_iperf, h_http):
             wait_port(port)
-        agent = start_agent(folder, iperf_port, http_port, ours, args.workers)
+        agent = start_agent(folder, iperf_port, http_port, ours, pools=pooled, workers=args.workers)
         processes.append(agent)
-        paths = {"direct": (iperf_port, http_port), "haproxy": (h_iperf, h_http), "reconciler": ours}
-        proxies = {"haproxy": reference.pid, "reconciler": agent.pid}
+        paths = {
+            "direct": (iperf_port, http_port),
+            "haproxy": (h_iperf, h_http),
+            "reconciler": ours,
+            "pool proxy": pooled,
+        }
+        proxies = {"haproxy": reference.pid, "reconciler": agent.pid, "pool proxy": agent.pid}
         pids: dict[str, int | None] = {"direct": None, **proxies}
         # Rounds interleave the paths, so a slow minute of the shared machine hits all of them; the median of the
         # rounds is reported (single runs of HAProxy itself move by 20 % here).

@@ -324,15 +324,11 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             self.watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.watcher
-        remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
-        except TimeoutError:
-            self.manager.kill()
-            raise ApplyError("pool proxy connections did not drain in time: the proxy workers were ended") from None
         for state in self.pools.values():
             for tail in state.tails.values():
                 tail.close()
+        if not await self.manager.close_by(deadline):
+            raise ApplyError("pool proxy connections did not drain in time: the proxy workers were ended")
 
     # --- state and routes ------------------------------------------------------------------------------------
 

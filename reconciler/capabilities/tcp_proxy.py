@@ -8,7 +8,6 @@ with, which a dry run (``reconciler plan --state-dir``) plans against instead of
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -153,12 +152,8 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
 
     async def close(self, deadline: float) -> None:
         """Established connections get what is left until ``deadline`` to finish; then the workers are ended."""
-        remaining = deadline - asyncio.get_running_loop().time()
-        try:
-            await asyncio.wait_for(self.manager.close(), timeout=max(0.1, remaining))
-        except TimeoutError:
-            self.manager.kill()
-            raise ApplyError("proxied connections did not drain in time: the proxy workers were ended") from None
+        if not await self.manager.close_by(deadline):
+            raise ApplyError("proxied connections did not drain in time: the proxy workers were ended")
 
     def saved(self) -> Mapping[str, Any] | None:
         if self.replay:

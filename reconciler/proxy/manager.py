@@ -225,6 +225,17 @@ class ProxyManager:
             await self.data_path.close()
             self.data_path = None
 
+    async def close_by(self, deadline: float) -> bool:
+        """``close``, given until ``deadline`` (the loop's clock); past it the workers are ended. True when every
+        connection drained in time."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(self.close(), timeout=max(0.1, remaining))
+        except TimeoutError:
+            self.kill()
+            return False
+        return True
+
     def config(self, key: str) -> AppConfig | None:
         """The config app ``key`` runs with now, None when it does not run."""
         running = self.running.get(key)

@@ -163,12 +163,10 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                     state.watched = {}  # asked once; the scan records the new state
                     self.passes.request(IPPool.KIND, name)
 
-    def _scan(self, pool: IPPool, members: Sequence[NginxMember], state: _Pool) -> Requests:
+    def _scan(self, pool: IPPool, reader: LogReader, members: Sequence[NginxMember], state: _Pool) -> Requests:
         log = pool.spec.accessLog
-        per_member = "{ip}" in log.path
-        reader = LogReader.for_format(log.format, per_member_files=per_member)
         found = Requests()
-        if per_member:
+        if reader.by == "file":
             for member in members:
                 tail = self._tail(state, self._path(log.path.replace("{ip}", member.ip)), from_end=log.from_ == "end")
                 read_requests(reader, tail.read(), {}, file_member=member.ip, into=found)
@@ -193,16 +191,13 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         if strategy is None:
             raise ObserveError(f"no HealthStrategy named {resource.spec.strategy}")
         state = self.pools.setdefault(name, _Pool())
-        watched = self._nginx_files(resource)
-        state.watched = {
-            path: file_signature(Path(path)) for path in watched
-        }  # before reading: a change meanwhile is seen
+        # the files' state before reading them: a change while they are read is seen by the watcher
+        state.watched = {path: file_signature(Path(path)) for path in self._nginx_files(resource)}
         members, problems = await asyncio.to_thread(self._members, resource)
         state.members = members
-        found = await asyncio.to_thread(self._scan, resource, members, state)
-        reader = LogReader.for_format(
-            resource.spec.accessLog.format, per_member_files="{ip}" in resource.spec.accessLog.path
-        )
+        log = resource.spec.accessLog
+        reader = LogReader.for_format(log.format, per_member_files="{ip}" in log.path)
+        found = await asyncio.to_thread(self._scan, resource, reader, members, state)
         now = self.clock.now()
         seen = {member: requests(reader, rows, now=now) for member, rows in found.by_member.items()}
         state.health = judge(
@@ -215,8 +210,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             history=resource.spec.history,
             now=now,
         )
-        for counter in ("lines", "unparsable", "unattributed"):
-            setattr(state.counts, counter, getattr(state.counts, counter) + getattr(found.counts, counter))
+        state.counts.add(found.counts)
         app = self.manager.snapshot().get(app_key(name))
         facts = PoolFacts(members, dict(state.health), state.counts, problems, app)
         return Observed(facts, self._summary(facts), degraded=_empty(facts))

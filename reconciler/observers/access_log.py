@@ -29,6 +29,11 @@ class LogCounts:
     unparsable: int = 0
     unattributed: int = 0
 
+    def add(self, other: LogCounts) -> None:
+        self.lines += other.lines
+        self.unparsable += other.unparsable
+        self.unattributed += other.unattributed
+
 
 Row = tuple[bytes, ...]  # a parsed line: the reader's fields, in its order
 

@@ -205,6 +205,7 @@ def plan_egress(
     protected: dict[str, Mapping[str, Any]] = {}
     today = _today(now)
     present: set[str] = set()
+    remembered = _by_prefix(memory.seen)
 
     def allow(key: SetKey, network: str, source: str) -> None:
         nets = members.setdefault(key, {})
@@ -232,7 +233,8 @@ def plan_egress(
             )
             facts = NameFacts(facts.name, facts.addresses[:cap], facts.cnames, facts.error)
         prefix = f"{source.split('/', 1)[0]}/{domain}|"
-        for address in _addresses(prefix, facts, memory, now=now, resolve_interval=resolve_interval, seen=seen):
+        earlier = remembered.get(prefix, ())
+        for address in _addresses(prefix, facts, earlier, now=now, resolve_interval=resolve_interval, seen=seen):
             family, network = _host(ipaddress.ip_address(address))
             for port_class in classes:
                 allow(SetKey(family, port_class), network, source)
@@ -254,7 +256,7 @@ def plan_egress(
         part = _part(allow_list, today, cache)
         present |= part.present
         enforce(part, allow_list.spec.resolveInterval.total_seconds(), allow_list.spec.maxAddressesPerDomain)
-    for source, remembered in sorted(memory.protected.items()):
+    for source, kept_entry in sorted(memory.protected.items()):
         if source in present:
             continue
         list_name = source.split("/", 1)[0]
@@ -264,7 +266,7 @@ def plan_egress(
                 "apiVersion": "reconciler/v1",
                 "kind": "EgressAllowList",
                 "metadata": {"name": list_name},
-                "spec": {"entries": [remembered]},
+                "spec": {"entries": [kept_entry]},
             }
         )
         enforce(list_part(kept, today), 60.0, 64)
@@ -272,25 +274,41 @@ def plan_egress(
     return EgressPlan({key: members[key] for key in sorted(members)}, audit, tuple(reports), Memory(seen, protected))
 
 
+def _by_prefix(seen: Mapping[str, float]) -> dict[str, list[tuple[str, float]]]:
+    """Remembered addresses grouped by entry ('list/domain|' -> [(address, keep until)]): looked up per domain,
+    not scanned per domain (10,000 domains would make that quadratic)."""
+    grouped: dict[str, list[tuple[str, float]]] = {}
+    for key, until in seen.items():
+        prefix, _, address = key.rpartition("|")
+        grouped.setdefault(prefix + "|", []).append((address, until))
+    return grouped
+
+
 def _addresses(
-    prefix: str, facts: NameFacts | None, memory: Memory, *, now: float, resolve_interval: float, seen: dict[str, float]
+    prefix: str,
+    facts: NameFacts | None,
+    remembered: Iterable[tuple[str, float]],
+    *,
+    now: float,
+    resolve_interval: float,
+    seen: dict[str, float],
 ) -> list[str]:
     """The addresses a domain entry (``prefix``: 'list/domain|') allows now: the current answer, and earlier ones
     still within their grace. Records in ``seen`` until when each is kept."""
-    current = set()
+    current: set[str] = set()
     if facts is not None and not facts.error:
         for answer in facts.addresses:
             address = str(answer.address)
             current.add(address)
             seen[prefix + address] = now + max(float(answer.ttl), resolve_interval)
-    for key, until in memory.seen.items():
-        if not key.startswith(prefix):
-            continue
-        address = key[len(prefix) :]
+    kept = set(current)
+    for address, until in remembered:
         if address in current:
             continue
         if facts is None or facts.error:
-            seen[key] = max(until, now + resolve_interval)  # no answer to go by: keep what was known
+            seen[prefix + address] = max(until, now + resolve_interval)  # no answer to go by: keep what was known
+            kept.add(address)
         elif until > now:
-            seen[key] = until  # left the answer: kept until its grace is over
-    return sorted({key[len(prefix) :] for key in seen if key.startswith(prefix)})
+            seen[prefix + address] = until  # left the answer: kept until its grace is over
+            kept.add(address)
+    return sorted(kept)

@@ -135,3 +135,19 @@ class FirewallFacts:
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     chains: Mapping[str, ChainFacts] = field(default_factory=dict)
     forwarding: Mapping[int, bool] = field(default_factory=dict)
+
+
+# --- edges ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeProbeFacts:
+    """One probe of one edge: passed or not, how long to the full body (the timeout value when it failed), how
+    long to the headers, and why it failed."""
+
+    edge: str
+    address: str | None  # what the edge resolved to (None: it did not)
+    ok: bool
+    seconds: float
+    headers_seconds: float | None = None
+    error: str = ""

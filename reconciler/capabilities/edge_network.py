@@ -1,0 +1,354 @@
+"""The EdgeNetwork capability: every edge probed each ``interval``, the healthiest set kept live in BIND zone files.
+
+Observing probes every edge and canary (``observers/http_probe``), adds the results to each edge's history, and
+selects the live set (``planning/edges``: tiers, modes, sticky edges, the rotation budget, canaries) and renders
+each zone (``render/zone``). Planning compares each zone with what was last written; applying writes the changed
+zones (checked by ``named-checkzone`` first), then runs ``afterChange`` once. Histories, the live set, the
+rotation times, the serials and the zones' content are this capability's part of the state file, so a restart
+neither rewrites a zone nor spends the rotation budget again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from reconciler.appliers.zone import ZoneApplier
+from reconciler.capabilities.base import Capability, Observed
+from reconciler.capabilities.context import CapabilityContext
+from reconciler.model import DesiredState
+from reconciler.model.edge_network import EdgeNetwork
+from reconciler.model.observed import EdgeProbeFacts
+from reconciler.observers.http_probe import ProbeSpec, probe_all
+from reconciler.planning.edges import (
+    Candidate,
+    History,
+    Judging,
+    Probe,
+    Selection,
+    Tier,
+    place_canaries,
+    select_live,
+    tier,
+)
+from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.render.zone import RenderedZone, ZoneTemplateError, next_serial, render_zone
+from reconciler.system.clock import Clock
+from reconciler.system.commands import CommandRunner
+from reconciler.system.files import read_bytes_if_exists
+from reconciler.system.http import HttpFetcher, HttpxFetcher
+from reconciler.system.resolver import Resolver
+
+ZONES_TARGET = "zones"
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneWrite:
+    """A zone as it will be written: its file, the serial and the text."""
+
+    zone: str
+    path: str
+    serial: int
+    body: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path} serial {self.serial}"
+
+
+@dataclass(frozen=True)
+class EdgeFacts:
+    probes: Mapping[str, EdgeProbeFacts]
+    tiers: Mapping[str, Tier]
+    selection: Selection
+    zones: Mapping[str, RenderedZone]
+    records: Mapping[str, tuple[str, ...]]  # zone -> the addresses it publishes
+    problems: tuple[str, ...]
+
+
+@dataclass
+class _Network:
+    histories: dict[str, History] = field(default_factory=dict)
+    live: tuple[str, ...] = ()
+    changes: tuple[float, ...] = ()
+    serials: dict[str, int] = field(default_factory=dict)
+    bodies: dict[str, str] = field(default_factory=dict)
+    records: dict[str, list[str]] = field(default_factory=dict)
+    addresses: dict[str, str] = field(default_factory=dict)  # edge -> the address it last resolved to
+    pending: Selection | None = None  # the selection the planned zones publish, in force once they are written
+
+
+class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
+    resource_type = EdgeNetwork
+    state_version = 1
+
+    def __init__(self, fetcher: HttpFetcher, resolver: Resolver, runner: CommandRunner, clock: Clock) -> None:
+        self.fetcher = fetcher
+        self.resolver = resolver
+        self.applier = ZoneApplier(runner)
+        self.clock = clock
+        self.files_root: str | None = None
+        self.networks: dict[str, _Network] = {}
+
+    @classmethod
+    def from_context(cls, context: CapabilityContext) -> EdgeNetworkCapability:
+        return cls(HttpxFetcher(context.clock), context.resolver, context.runner, context.clock)
+
+    def use(self, desired: DesiredState) -> None:
+        self.files_root = desired.files_root
+
+    def observe_interval(self, resource: EdgeNetwork) -> timedelta | None:
+        return resource.spec.interval
+
+    def observe_timeout(self, resource: EdgeNetwork) -> float | None:
+        return resource.spec.timeout.total_seconds() * 3 + 10  # a round takes about one timeout, retries included
+
+    def _path(self, text: str) -> Path:
+        path = Path(text)
+        return path if path.is_absolute() or self.files_root is None else Path(self.files_root) / path
+
+    def _read(self, text: str | None) -> str | None:
+        if text is None:
+            return None
+        content = read_bytes_if_exists(self._path(text))
+        if content is None:
+            raise ZoneTemplateError(f"{text} does not exist")
+        return content.decode()
+
+    # --- observe ---------------------------------------------------------------------------------------------
+
+    async def observe(self, resource: EdgeNetwork) -> Observed[EdgeFacts]:
+        spec = resource.spec
+        state = self.networks.setdefault(resource.metadata.name, _Network())
+        probe = ProbeSpec(
+            url=spec.object.url,
+            host=spec.object.host,
+            sha256=spec.object.sha256,
+            timeout=spec.timeout.total_seconds(),
+            verify=spec.object.verifyTls,
+        )
+        edges = spec.edge_list
+        canaries = {str(zone): str(address) for zone, address in spec.canaries.items()}
+        hosts = [e.host for e in edges] + [a for a in canaries.values() if a not in {e.host for e in edges}]
+        probes = await probe_all(self.fetcher, self.resolver, hosts, probe)
+        now = self.clock.now()
+        judging = Judging(
+            good_enough=spec.goodEnough.total_seconds(),
+            window=spec.window.total_seconds(),
+            live_count=spec.liveCount,
+            max_changes=spec.rotation.maxChanges,
+            per=spec.rotation.per.total_seconds(),
+        )
+        tiers: dict[str, Tier] = {}
+        for host, found in probes.items():
+            history = state.histories.get(host, History()).add(Probe(now, found.seconds, found.ok), limit=spec.history)
+            state.histories[host] = history
+            tiers[host] = tier(history, judging, now=now)
+            if found.address is not None:
+                state.addresses[host] = found.address
+        candidates = [
+            Candidate(e.host, e.mode, tiers[e.host], state.histories[e.host].average, state.histories[e.host].answered)
+            for e in edges
+        ]
+        selection = select_live(candidates, state.live, state.changes, judging, now=now)
+        state.pending = selection
+        failed_canaries = sum(1 for a in canaries.values() if not probes[a].ok)
+        averages = {h: history.average for h, history in state.histories.items()}
+        per_zone = place_canaries(
+            selection.live,
+            [str(z.name) for z in spec.zones],
+            canaries,
+            tiers,
+            averages,
+            failed_canaries=failed_canaries,
+            canary_killer=spec.canaryKiller,
+        )
+        problems: list[str] = []
+        records: dict[str, tuple[str, ...]] = {}
+        zones: dict[str, RenderedZone] = {}
+        for zone in spec.zones:
+            name = str(zone.name)
+            addresses = []
+            for host in per_zone[name]:
+                address = state.addresses.get(host)
+                if address is None:
+                    problems.append(f"{host} is live but has no address: not published in {name}")
+                else:
+                    addresses.append(address)
+            records[name] = tuple(sorted(set(addresses)))
+            try:
+                zones[name] = render_zone(
+                    name,
+                    labels=zone.labels,
+                    addresses=records[name],
+                    soa=spec.soa,
+                    nameservers=[str(ns) for ns in spec.nameservers],
+                    include=self._read(zone.include),
+                    template=self._read(zone.template),
+                )
+            except ZoneTemplateError as exc:
+                problems.append(str(exc))
+        facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems))
+        return Observed(facts, self._summary(resource, facts, state), degraded=_degraded(resource, facts))
+
+    def _summary(self, resource: EdgeNetwork, facts: EdgeFacts, state: _Network) -> dict[str, Any]:
+        edges = []
+        for edge in resource.spec.edge_list:
+            history = state.histories.get(edge.host, History())
+            last = history.last
+            shown: dict[str, Any] = {
+                "host": edge.host,
+                "tier": facts.tiers.get(edge.host, Tier.PASS).value,
+                "live": edge.host in facts.selection.live,
+                "mode": edge.mode,
+            }
+            if edge.comment:
+                shown["comment"] = edge.comment
+            if last is not None:
+                shown["last"] = round(last.seconds, 3)
+                shown["average"] = round(history.average, 3)
+            if facts.probes.get(edge.host) is not None and facts.probes[edge.host].error:
+                shown["error"] = facts.probes[edge.host].error
+            edges.append(shown)
+        summary: dict[str, Any] = {"live": list(facts.selection.live), "edges": edges}
+        if facts.selection.deferred:
+            summary["deferred"] = list(facts.selection.deferred)
+        if facts.problems:
+            summary["problems"] = list(facts.problems)
+        return summary
+
+    # --- plan and apply --------------------------------------------------------------------------------------
+
+    def plan(self, resource: EdgeNetwork, facts: EdgeFacts, *, now: float) -> Sequence[TargetPlan[Any]]:
+        state = self.networks.get(resource.metadata.name, _Network())
+        today = datetime.fromtimestamp(now, UTC).date()
+        changes: list[Change[Any]] = []
+        for name, rendered in sorted(facts.zones.items()):
+            path = str(Path(resource.spec.output.dir) / f"{name}.zone")
+            written = state.bodies.get(name)
+            if written == rendered.body and read_bytes_if_exists(Path(path)) is not None:
+                continue
+            serial = next_serial(state.serials.get(name), today)
+            write = ZoneWrite(name, path, serial, rendered.body, rendered.with_serial(serial))
+            before = sorted(state.records.get(name, []))
+            after = list(facts.records[name])
+            changes += [Change(f"{name} {a}", Action.ADD, after=a, member=False) for a in after if a not in before]
+            changes += [Change(f"{name} {a}", Action.REMOVE, before=a, member=False) for a in before if a not in after]
+            before_file = "the zone as last written" if written is not None else None
+            changes.append(Change(f"{name} file", Action.CHANGE, before_file, write, member=False))
+        if not changes:
+            return []
+        return [TargetPlan(resource.KIND, resource.metadata.name, ZONES_TARGET, len(state.live), tuple(changes))]
+
+    async def apply(self, resource: EdgeNetwork, target: TargetPlan[Any]) -> None:
+        state = self.networks.setdefault(resource.metadata.name, _Network())
+        writes = [c.after for c in target.changes if isinstance(c.after, ZoneWrite)]
+        for write in writes:
+            await asyncio.to_thread(
+                self.applier.write, Path(write.path), write.zone, write.text, check=resource.spec.output.check
+            )
+            state.serials[write.zone] = write.serial
+            state.bodies[write.zone] = write.body
+        for change in target.changes:
+            zone, _, address = change.key.partition(" ")
+            if address == "file":
+                continue
+            listed = state.records.setdefault(zone, [])
+            if change.action is Action.ADD and address not in listed:
+                listed.append(address)
+            elif change.action is Action.REMOVE and address in listed:
+                listed.remove(address)
+        if state.pending is not None:  # the live set and the rotation budget move with what was published
+            state.live, state.changes = state.pending.live, state.pending.changes
+        if writes and resource.spec.output.afterChange:
+            await asyncio.to_thread(self.applier.after_change, resource.spec.output.afterChange)
+
+    async def forget(self, name: str) -> None:
+        self.networks.pop(name, None)  # the zone files stay: removing a published zone is the operator's call
+
+    async def close(self, deadline: float) -> None:
+        closing = getattr(self.fetcher, "close", None)
+        if closing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(closing(), max(0.1, deadline - asyncio.get_running_loop().time()))
+
+    # --- state and routes ------------------------------------------------------------------------------------
+
+    def saved(self) -> Mapping[str, Any] | None:
+        return {
+            "networks": {
+                name: {
+                    "histories": {
+                        h: [[p.at, p.seconds, p.ok] for p in history.probes] for h, history in state.histories.items()
+                    },
+                    "live": list(state.live),
+                    "changes": list(state.changes),
+                    "serials": dict(state.serials),
+                    "bodies": dict(state.bodies),
+                    "records": {z: list(r) for z, r in state.records.items()},
+                    "addresses": dict(state.addresses),
+                }
+                for name, state in sorted(self.networks.items())
+            }
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        networks = state.get("networks", {})
+        if not isinstance(networks, dict):
+            return
+        for name, data in networks.items():
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                self.networks[str(name)] = _Network(
+                    {
+                        h: History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p))
+                        for h, p in data["histories"].items()
+                    },
+                    tuple(str(h) for h in data["live"]),
+                    tuple(float(t) for t in data["changes"]),
+                    {str(z): int(s) for z, s in data["serials"].items()},
+                    {str(z): str(b) for z, b in data["bodies"].items()},
+                    {str(z): [str(a) for a in r] for z, r in data["records"].items()},
+                    {str(h): str(a) for h, a in data["addresses"].items()},
+                )
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        async def network(request: web.Request) -> web.Response:
+            name = request.match_info["name"]
+            state = self.networks.get(name)
+            if state is None:
+                return web.json_response({"error": f"no EdgeNetwork {name} on this node"}, status=404)
+            edges = {
+                host: {
+                    "last": history.last.seconds if history.last else None,
+                    "average": history.average if history.probes else None,
+                    "live": host in state.live,
+                    "probes": len(history.probes),
+                }
+                for host, history in sorted(state.histories.items())
+            }
+            return web.json_response(
+                {
+                    "name": name,
+                    "live": list(state.live),
+                    "rotations": list(state.changes),
+                    "serials": state.serials,
+                    "edges": edges,
+                }
+            )
+
+        return (web.get("/edges/{name}", network),)
+
+
+def _degraded(resource: EdgeNetwork, facts: EdgeFacts) -> tuple[str, str] | None:
+    if facts.problems:
+        return "ZoneProblem", "; ".join(facts.problems)
+    if facts.selection.short:
+        return "ShortLiveSet", f"{len(facts.selection.live)} of {resource.spec.liveCount} edges live"
+    return None

@@ -1,0 +1,147 @@
+"""An EdgeNetwork in-process against ten local HTTP edges on loopback aliases and a real named: the four fastest
+edges are live, named answers exactly their A records, named-checkzone passed; a round with nothing new rewrites
+nothing (same serial, afterChange not run again); a template that breaks the zone keeps the old one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+
+import dns.asyncresolver
+import pytest
+from aiohttp import web
+
+from reconciler.capabilities.edge_network import EdgeNetworkCapability
+from reconciler.errors import ApplyError
+from reconciler.model import DesiredState, EdgeNetwork
+from reconciler.system.clock import SystemClock
+from reconciler.system.commands import SubprocessRunner
+from reconciler.system.http import HttpxFetcher
+from reconciler.testing import FakeResolver
+from tests.conftest import require_root
+from tests.integration.agents import free_port
+
+pytestmark = pytest.mark.integration
+
+BODY = b"edgemanage object\n"
+DELAYS = {f"127.0.0.{40 + i}": d for i, d in enumerate([0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.2, 1.5, 3.0, 3.0])}
+
+
+def _network(output: Path, port: int, marker: Path, template: str | None = None) -> EdgeNetwork:
+    zone: dict[str, object] = {"name": "example.org", "labels": ["@", "www"]}
+    if template is not None:
+        zone["template"] = template
+    return EdgeNetwork.model_validate(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "EdgeNetwork",
+            "metadata": {"name": "edges"},
+            "spec": {
+                "edges": list(DELAYS),
+                "object": {
+                    "url": f"http://{{host}}:{port}/edgemanage.txt",
+                    "host": "example.org",
+                    "sha256": hashlib.sha256(BODY).hexdigest(),
+                },
+                "timeout": "2s",
+                "goodEnough": "200ms",
+                "liveCount": 4,
+                "zones": [zone],
+                "soa": {"mname": "ns1.example.org.", "rname": "hostmaster.example.org."},
+                "nameservers": ["ns.example.net."],  # out of the zone: no glue needed
+                "output": {"dir": str(output), "afterChange": ["touch", str(marker)]},
+            },
+        }
+    )
+
+
+async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> int:
+    observed = await capability.observe(network)
+    applied = 0
+    for target in capability.plan(network, observed.facts, now=time.time()):
+        if target.changes:
+            await capability.apply(network, target)
+            applied += 1
+    return applied
+
+
+def _named(folder: Path, zone_file: Path, port: int) -> subprocess.Popen[bytes]:
+    conf = folder / "named.conf"
+    conf.write_text(
+        f'options {{ directory "{folder}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n'
+        f'  pid-file "{folder}/named.pid"; recursion no; }};\n'
+        f'zone "example.org" {{ type primary; file "{zone_file}"; }};\n'
+    )
+    return subprocess.Popen(
+        ["named", "-g", "-u", "root", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+
+
+async def _published(folder: Path, zone_file: Path, port: int) -> set[str]:
+    """What a real named serving ``zone_file`` answers for www.example.org."""
+    named = _named(folder, zone_file, port)
+    try:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = ["127.0.0.1"], port
+        for _ in range(50):
+            try:
+                return {r.address for r in await resolver.resolve("www.example.org", "A")}
+            except Exception:
+                await asyncio.sleep(0.1)
+        raise AssertionError("named did not answer")
+    finally:
+        named.terminate()
+        named.wait(timeout=10)
+        if named.stderr is not None:
+            named.stderr.close()
+
+
+def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path) -> None:
+    require_root("named", "named-checkzone")
+    port, dns_port = free_port(), free_port()
+    output, marker = tmp_path / "zones", tmp_path / "after-change"
+
+    async def handler(request: web.Request) -> web.Response:
+        local = request.transport.get_extra_info("sockname")[0] if request.transport else ""
+        await asyncio.sleep(DELAYS.get(local, 0.0))
+        return web.Response(body=BODY)
+
+    async def scenario() -> None:
+        app = web.Application()
+        app.router.add_get("/edgemanage.txt", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        for address in DELAYS:
+            await web.TCPSite(runner, address, port).start()
+        capability = EdgeNetworkCapability(
+            HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock()
+        )
+        network = _network(output, port, marker)
+        capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
+        assert await _pass(capability, network) == 1
+        zone_file = output / "example.org.zone"
+        first = zone_file.read_text()
+        assert marker.exists()
+        state = capability.networks["edges"]
+        assert state.live == ("127.0.0.40", "127.0.0.41", "127.0.0.42", "127.0.0.43")
+
+        assert await _published(tmp_path, zone_file, dns_port) == set(state.live)
+
+        marker.unlink()
+        mtime = zone_file.stat().st_mtime_ns
+        assert await _pass(capability, network) == 0  # nothing new: no rewrite, no serial, no afterChange
+        assert zone_file.stat().st_mtime_ns == mtime
+        assert not marker.exists()
+
+        (tmp_path / "broken.j2").write_text("$ORIGIN {{ zone }}\n@ IN A 192.0.2.1\n")  # no SOA: not a zone
+        broken = _network(output, port, marker, template=str(tmp_path / "broken.j2"))
+        with pytest.raises(ApplyError, match="fails named-checkzone, the old zone stays"):
+            await _pass(capability, broken)
+        assert zone_file.read_text() == first
+        await capability.close(asyncio.get_running_loop().time() + 5)
+        await runner.cleanup()
+
+    asyncio.run(scenario())

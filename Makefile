@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python bench/proxy.py
 	$(BIN)/python bench/egress.py
 	$(BIN)/python bench/logscan.py
+	$(BIN)/python bench/edges.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

@@ -52,22 +52,12 @@ def read_source_files(paths: list[Path], *, max_file_bytes: int) -> SourceTree:
 
 def write_atomic(path: Path, content: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, rename: readers see the old or the new file, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_checked(path, content, lambda _: None)
 
 
 def write_checked(path: Path, content: bytes, check: Callable[[Path], None]) -> None:
-    """Like ``write_atomic``, with ``check(temporary path)`` run before the file replaces the old one: when it
-    raises, the old file stays as it was."""
+    """Write to a temporary file in the same folder, fsync, run ``check(temporary path)``, rename: readers see the
+    old or the new file, whole; when ``check`` raises, the old file stays as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

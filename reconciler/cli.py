@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.agent.runner import STATUS_FILE, Agent
+from reconciler.agent.runner import STATE_FILE, STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.agent.validation import validate_paths
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
+from reconciler.render import nagios
 from reconciler.render.plan import RENDERERS, render_text
 from reconciler.render.status import render_status_text
 from reconciler.settings import (
@@ -35,6 +36,7 @@ from reconciler.settings import (
     GitIdentity,
     check_status_message,
 )
+from reconciler.status.state_file import StateFileError, decode
 from reconciler.system.clock import SystemClock
 from reconciler.system.files import (
     FileSystem,
@@ -113,6 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="the current status of this node, human readable")
     _state_dir_flag(status)
     status.add_argument("--format", choices=["text", "json"], default="text")
+
+    check = commands.add_parser(
+        "check",
+        help="a Nagios-compatible check of an EdgeNetwork from this node's state (exit 0 OK, 1 WARNING, "
+        "2 CRITICAL, 3 UNKNOWN)",
+    )
+    check.add_argument("check", choices=["edges-integrity", "edges-latency", "edges-rotation"])
+    check.add_argument("network", help="the EdgeNetwork's name")
+    _state_dir_flag(check)
+    check.add_argument("--warning", type=float, default=None, help="warning at or above (edges, seconds, changes)")
+    check.add_argument("--critical", type=float, default=None, help="critical at or above")
     return parser
 
 
@@ -378,6 +391,40 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Reads the EdgeNetwork part of the state file; anything missing is UNKNOWN, as plugins say it."""
+    kind = args.check.removeprefix("edges-")
+    service = nagios.SERVICES[kind]
+    try:
+        warning, critical = nagios.thresholds(kind, args.warning, args.critical)
+    except ValueError as exc:
+        print(f"{service} UNKNOWN - {exc}")
+        return 3
+    content = read_bytes_if_exists(args.state_dir / STATE_FILE)
+    try:
+        part = decode(content).capabilities.get("EdgeNetwork") if content is not None else None
+    except StateFileError as exc:
+        print(f"{service} UNKNOWN - the state file cannot be read: {exc}")
+        return 3
+    network = (part.state.get("networks", {}) if part is not None else {}).get(args.network)
+    if not isinstance(network, dict):
+        print(f"{service} UNKNOWN - no state of EdgeNetwork {args.network} in {args.state_dir}")
+        return 3
+    if kind == "integrity":
+        result = nagios.integrity(args.network, network.get("errors", {}), warning, critical)
+    elif kind == "latency":
+        last = {h: float(p[-1][1]) for h, p in network.get("histories", {}).items() if p}
+        result = nagios.latency(args.network, network.get("live", []), last, warning, critical)
+    else:
+        now = SystemClock().now()
+        per = float(network.get("per", 600.0))
+        result = nagios.rotation(
+            args.network, network.get("changes", []), now=now, per=per, warning=warning, critical=critical
+        )
+    print(result.line)
+    return result.code
+
+
 def _validate(args: argparse.Namespace) -> int:
     today = datetime.fromtimestamp(SystemClock().now(), UTC).date()
     report = validate_paths(args.paths, base=args.base, allow_empty=args.allow_empty, today=today)
@@ -411,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors and 0 on --help
         return int(exc.code or 0)
-    quiet = args.command in ("validate", "schema", "plan", "status")
+    quiet = args.command in ("validate", "schema", "plan", "status", "check")
     logging.basicConfig(
         level=(logging.WARNING if quiet else logging.INFO, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -434,6 +481,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "apply": _apply,
         "run": _run,
         "status": _status,
+        "check": _check,
     }
     try:
         code = commands[args.command](args)

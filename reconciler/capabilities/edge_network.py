@@ -83,6 +83,7 @@ class _Network:
     records: dict[str, list[str]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)  # edge -> the address it last resolved to
     pending: Selection | None = None  # the selection the planned zones publish, in force once they are written
+    errors: dict[str, str] = field(default_factory=dict)  # edge -> why its last probe failed ('' when it passed)
 
 
 class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
@@ -96,6 +97,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         self.clock = clock
         self.files_root: str | None = None
         self.networks: dict[str, _Network] = {}
+        self.rotation_windows: dict[str, float] = {}  # network -> rotation.per, for the checks that read the state
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EdgeNetworkCapability:
@@ -127,6 +129,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
     async def observe(self, resource: EdgeNetwork) -> Observed[EdgeFacts]:
         spec = resource.spec
         state = self.networks.setdefault(resource.metadata.name, _Network())
+        self.rotation_windows[resource.metadata.name] = spec.rotation.per.total_seconds()
         probe = ProbeSpec(
             url=spec.object.url,
             host=spec.object.host,
@@ -153,6 +156,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             tiers[host] = tier(history, judging, now=now)
             if found.address is not None:
                 state.addresses[host] = found.address
+            state.errors[host] = found.error
         candidates = [
             Candidate(e.host, e.mode, tiers[e.host], state.histories[e.host].average, state.histories[e.host].answered)
             for e in edges
@@ -294,6 +298,8 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     "bodies": dict(state.bodies),
                     "records": {z: list(r) for z, r in state.records.items()},
                     "addresses": dict(state.addresses),
+                    "errors": {h: e for h, e in state.errors.items() if e},
+                    "per": self.rotation_windows.get(name, 600.0),
                 }
                 for name, state in sorted(self.networks.items())
             }
@@ -316,6 +322,8 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     {str(z): str(b) for z, b in data["bodies"].items()},
                     {str(z): [str(a) for a in r] for z, r in data["records"].items()},
                     {str(h): str(a) for h, a in data["addresses"].items()},
+                    None,
+                    {str(h): str(e) for h, e in data.get("errors", {}).items()},
                 )
 
     def routes(self) -> Sequence[web.RouteDef]:

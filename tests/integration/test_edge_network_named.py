@@ -15,8 +15,10 @@ import pytest
 from aiohttp import web
 
 from reconciler.capabilities.edge_network import EdgeNetworkCapability
+from reconciler.cli import main
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState, EdgeNetwork
+from reconciler.status.state_file import CapabilityState, SavedState
 from reconciler.system.clock import SystemClock
 from reconciler.system.commands import SubprocessRunner
 from reconciler.system.http import HttpxFetcher
@@ -99,7 +101,7 @@ async def _published(folder: Path, zone_file: Path, port: int) -> set[str]:
             named.stderr.close()
 
 
-def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path) -> None:
+def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     require_root("named", "named-checkzone")
     port, dns_port = free_port(), free_port()
     output, marker = tmp_path / "zones", tmp_path / "after-change"
@@ -129,6 +131,13 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path) -> Non
         assert state.live == ("127.0.0.40", "127.0.0.41", "127.0.0.42", "127.0.0.43")
 
         assert await _published(tmp_path, zone_file, dns_port) == set(state.live)
+        saved = capability.saved()
+        assert saved is not None
+        parts = {"EdgeNetwork": CapabilityState(EdgeNetworkCapability.state_version, dict(saved))}
+        (tmp_path / "state.json").write_bytes(SavedState(capabilities=parts).encode())
+        capsys.readouterr()
+        assert main(["check", "edges-latency", "edges", "--state-dir", str(tmp_path)]) == 0  # live: 0.05-0.3 s
+        assert capsys.readouterr().out.startswith("ACTIVE_EDGE_LATENCY OK - edges: slowest live edge 127.0.0.43")
 
         marker.unlink()
         mtime = zone_file.stat().st_mtime_ns

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from reconciler.appliers.zone import ZoneApplier
 from reconciler.capabilities.base import Capability, Observed
@@ -326,6 +328,9 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     {str(h): str(e) for h, e in data.get("errors", {}).items()},
                 )
 
+    def collectors(self) -> Sequence[Collector]:
+        return (EdgeCollector(self),)
+
     def routes(self) -> Sequence[web.RouteDef]:
         async def network(request: web.Request) -> web.Response:
             name = request.match_info["name"]
@@ -352,6 +357,38 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             )
 
         return (web.get("/edges/{name}", network),)
+
+
+class EdgeCollector(Collector):
+    """Per edge: the last probe's time, the all-time mean and live membership; per network: live-set changes. Host
+    names are label values, never part of a metric's name (the old tool built names from them)."""
+
+    def __init__(self, capability: EdgeNetworkCapability) -> None:
+        self.capability = capability
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["network", "edge"]
+        last = GaugeMetricFamily(
+            "reconciler_edge_probe_seconds", "The last probe's time to the full body.", labels=labels
+        )
+        mean = GaugeMetricFamily(
+            "reconciler_edge_average_seconds", "Mean probe time over the kept history.", labels=labels
+        )
+        live = GaugeMetricFamily("reconciler_edge_live", "1 while the edge is in the live set.", labels=labels)
+        failed = GaugeMetricFamily("reconciler_edge_failed", "1 when the last probe failed.", labels=labels)
+        rotations = GaugeMetricFamily(
+            "reconciler_edge_rotations", "Live-set changes within the rotation window.", labels=["network"]
+        )
+        for network, state in sorted(self.capability.networks.items()):
+            for edge, history in sorted(state.histories.items()):
+                if history.last is None:
+                    continue
+                last.add_metric([network, edge], history.last.seconds)
+                mean.add_metric([network, edge], history.average)
+                live.add_metric([network, edge], 1.0 if edge in state.live else 0.0)
+                failed.add_metric([network, edge], 0.0 if history.last.ok else 1.0)
+            rotations.add_metric([network], float(len(state.changes)))
+        yield from (last, mean, live, failed, rotations)
 
 
 def _degraded(resource: EdgeNetwork, facts: EdgeFacts) -> tuple[str, str] | None:

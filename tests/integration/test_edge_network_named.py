@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.asyncresolver
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
 
 from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.cli import main
@@ -82,6 +83,13 @@ def _named(folder: Path, zone_file: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def _registry(capability: EdgeNetworkCapability) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    for collector in capability.collectors():
+        registry.register(collector)
+    return registry
+
+
 async def _published(folder: Path, zone_file: Path, port: int) -> set[str]:
     """What a real named serving ``zone_file`` answers for www.example.org."""
     named = _named(folder, zone_file, port)
@@ -135,6 +143,9 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         assert saved is not None
         parts = {"EdgeNetwork": CapabilityState(EdgeNetworkCapability.state_version, dict(saved))}
         (tmp_path / "state.json").write_bytes(SavedState(capabilities=parts).encode())
+        metrics = generate_latest(_registry(capability)).decode()
+        assert 'reconciler_edge_live{edge="127.0.0.40",network="edges"} 1.0' in metrics
+        assert 'reconciler_edge_live{edge="127.0.0.49",network="edges"} 0.0' in metrics
         capsys.readouterr()
         assert main(["check", "edges-latency", "edges", "--state-dir", str(tmp_path)]) == 0  # live: 0.05-0.3 s
         assert capsys.readouterr().out.startswith("ACTIVE_EDGE_LATENCY OK - edges: slowest live edge 127.0.0.43")

@@ -206,6 +206,8 @@ def start_agent(
         wait_port(pools[1])
     except SystemExit:
         print((folder / "agent.log").read_text()[-3000:])
+        agent.kill()  # not yet in the caller's list of processes to stop
+        agent.wait()
         raise
     deadline = time.monotonic() + 30
     while True:  # ready once the first tick applied (worker processes start in the meantime)

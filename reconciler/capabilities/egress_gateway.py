@@ -38,6 +38,7 @@ from reconciler.observers.dns import Answers, resolve_public
 from reconciler.observers.firewall import read_firewall, set_counters
 from reconciler.planning.egress import EgressPlan, Memory, PartCache, plan_egress, selected_lists
 from reconciler.planning.firewall import (
+    CUT_TARGET,
     RULES_TARGET,
     SET_TARGET,
     STALE,
@@ -234,6 +235,10 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             jumps=jumps(facts.families),
             facts=facts.firewall,
             enable_forwarding=resource.spec.enableForwarding,
+            # the out counting set holds every allowed destination of its family: what leaves it is cut
+            cut_from={f: counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in facts.families}
+            if resource.spec.cutEstablished
+            else None,
         )
 
     async def apply(self, resource: EgressGateway, target: TargetPlan[FirewallValue]) -> None:
@@ -241,11 +246,14 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         if rendered is None:
             raise ApplyError("applied before planned")
         if target.target.startswith(SET_TARGET):
-            await asyncio.to_thread(self._apply_set, resource, rendered, target)
+            await asyncio.to_thread(self._apply_set, rendered, target)
         elif target.target.startswith(RULES_TARGET):
             await asyncio.to_thread(self._apply_rules, target)
+        elif target.target.startswith(CUT_TARGET):
+            family = int(target.target.removeprefix(CUT_TARGET))
+            await asyncio.to_thread(self.applier.cut, family, [c.key for c in target.changes])
 
-    def _apply_set(self, resource: EgressGateway, rendered: _Rendered, target: TargetPlan[FirewallValue]) -> None:
+    def _apply_set(self, rendered: _Rendered, target: TargetPlan[FirewallValue]) -> None:
         name = target_set(target.target)
         removed = {str(c.before) for c in target.changes if c.action is Action.REMOVE and c.member}
         added = {str(c.after) for c in target.changes if c.action is Action.ADD and c.member}
@@ -262,10 +270,6 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
                 lines = target.payload or set_lines(spec, sorted(members), name=temporary_name(name))
                 self.applier.load_set(spec, lines, exists=before is not None)
             self.installed[name] = members
-        # the out counting set holds every allowed destination of its family: what leaves it is no longer allowed
-        family = {counting_set_name(resource.metadata.name, f, COUNT_OUT): f for f in (4, 6)}.get(name)
-        if family is not None and removed and resource.spec.cutEstablished:
-            self.applier.cut(family, sorted(removed))
 
     def _apply_rules(self, target: TargetPlan[FirewallValue]) -> None:
         for change in target.changes:

@@ -16,6 +16,7 @@ from reconciler.planning.plan import Action, Change, TargetPlan
 
 SET_TARGET = "set "
 RULES_TARGET = "rules ipv"
+CUT_TARGET = "connections ipv"
 STALE = "(whole set)"
 
 
@@ -95,13 +96,16 @@ def plan_firewall(
     sets: Mapping[str, frozenset[str]],
     labels: Mapping[str, str] | None = None,
     payloads: Mapping[str, Callable[[Sequence[str]], str]] | None = None,
+    cut_from: Mapping[int, str] | None = None,
     rulesets: Sequence[Ruleset],
     jumps: Sequence[Jump],
     facts: FirewallFacts,
     enable_forwarding: bool,
 ) -> list[TargetPlan[FirewallValue]]:
     """``sets``: set name -> the members it should have (``labels``: what people call it; ``payloads``: renders
-    a set's restore input from its members in order); ``rulesets`` and ``jumps``: every family's chains."""
+    a set's restore input from its members in order; ``cut_from``: per family, the set holding every allowed
+    address: connections to what leaves it are cut, last, once no set allows it any more); ``rulesets`` and
+    ``jumps``: every family's chains."""
     targets: list[TargetPlan[FirewallValue]] = []
     ordered: dict[frozenset[str], list[str]] = {}  # sets of a family usually hold the same members: sort once
     same: dict[tuple[frozenset[str], frozenset[str]], list[Change[FirewallValue]]] = {}
@@ -135,6 +139,12 @@ def plan_firewall(
         stale: list[Change[FirewallValue]] = [Change(m, Action.REMOVE, before=m) for m in sorted(current)]
         stale.append(Change(STALE, Action.REMOVE, before=set_name, member=False))
         targets.append(TargetPlan(kind, name, set_target(set_name, "no longer used"), len(current), tuple(stale)))
+    for family, allowed in sorted((cut_from or {}).items()):
+        current = facts.members.get(allowed, frozenset())
+        gone = sorted(current - sets.get(allowed, frozenset()))
+        if gone:  # after every set and rule changed: a packet in between would open the connection again
+            cuts: list[Change[FirewallValue]] = [Change(a, Action.REMOVE, before=a, member=False) for a in gone]
+            targets.append(TargetPlan(kind, name, f"{CUT_TARGET}{family}", len(current), tuple(cuts)))
     return targets
 
 

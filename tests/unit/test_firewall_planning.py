@@ -86,3 +86,26 @@ def test_a_small_change_edits_the_live_set_and_a_large_one_reloads_it() -> None:
     large = frozenset(list(current)[:100])
     assert payload(large) == "create RECON-a-4-new (100 members)\n"
     assert payload(current) == ""
+
+
+def test_connections_are_cut_last_for_what_left_the_set_of_everything_allowed() -> None:
+    facts = FirewallFacts(
+        entries={"RECON-a-4": 2, "RECON-out-4": 2},
+        members={
+            "RECON-a-4": frozenset({"203.0.113.10/32", "203.0.113.20/32"}),
+            "RECON-out-4": frozenset({"203.0.113.10/32", "203.0.113.20/32"}),
+        },
+    )
+    targets = plan_firewall(
+        "EgressGateway",
+        "gw",
+        sets={"RECON-a-4": frozenset({"203.0.113.10/32"}), "RECON-out-4": frozenset({"203.0.113.10/32"})},
+        rulesets=[RULES],
+        jumps=[JUMP],
+        facts=facts,
+        enable_forwarding=False,
+        cut_from={4: "RECON-out-4"},
+    )
+    assert targets[-1].target == "connections ipv4"  # after every set and rule: nothing lets it back in between
+    assert [(c.key, c.action) for c in targets[-1].changes] == [("203.0.113.20/32", Action.REMOVE)]
+    assert not any(c.member for c in targets[-1].changes)

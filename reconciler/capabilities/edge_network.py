@@ -86,6 +86,8 @@ class _Network:
     addresses: dict[str, str] = field(default_factory=dict)  # edge -> the address it last resolved to
     pending: Selection | None = None  # the selection the planned zones publish, in force once they are written
     errors: dict[str, str] = field(default_factory=dict)  # edge -> why its last probe failed ('' when it passed)
+    tiers: dict[str, str] = field(default_factory=dict)  # edge -> its tier at the last round
+    modes: dict[str, tuple[str, str]] = field(default_factory=dict)  # edge -> (mode, comment) from the desired state
 
 
 class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
@@ -159,6 +161,8 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             if found.address is not None:
                 state.addresses[host] = found.address
             state.errors[host] = found.error
+        state.tiers = {host: found.value for host, found in tiers.items()}
+        state.modes = {e.host: (e.mode, e.comment) for e in edges}
         candidates = [
             Candidate(e.host, e.mode, tiers[e.host], state.histories[e.host].average, state.histories[e.host].answered)
             for e in edges
@@ -337,15 +341,25 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             state = self.networks.get(name)
             if state is None:
                 return web.json_response({"error": f"no EdgeNetwork {name} on this node"}, status=404)
-            edges = {
-                host: {
+            wanted = {key: request.query[key] for key in ("tier", "mode", "live") if key in request.query}
+            edges = {}
+            for host, history in sorted(state.histories.items()):
+                mode, comment = state.modes.get(host, ("available", ""))
+                shown: dict[str, Any] = {
+                    "tier": state.tiers.get(host),
+                    "mode": mode,
+                    "live": host in state.live,
                     "last": history.last.seconds if history.last else None,
                     "average": history.average if history.probes else None,
-                    "live": host in state.live,
                     "probes": len(history.probes),
                 }
-                for host, history in sorted(state.histories.items())
-            }
+                if comment:
+                    shown["comment"] = comment
+                if state.errors.get(host):
+                    shown["error"] = state.errors[host]
+                # the old edge_query's filters: ?tier=pass_threshold&mode=force&live=true
+                if all(str(shown[key]).lower() == value.lower() for key, value in wanted.items()):
+                    edges[host] = shown
             return web.json_response(
                 {
                     "name": name,

@@ -13,6 +13,7 @@ from pathlib import Path
 import dns.asyncresolver
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry, generate_latest
 
 from reconciler.capabilities.edge_network import EdgeNetworkCapability
@@ -83,6 +84,16 @@ def _named(folder: Path, zone_file: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+async def _query(capability: EdgeNetworkCapability, query: str) -> set[str]:
+    """The edges GET /edges/edges?<query> lists (the old edge_query's filters)."""
+    app = web.Application()
+    app.add_routes(capability.routes())
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get(f"/edges/edges?{query}")
+        assert response.status == 200
+        return set((await response.json())["edges"])
+
+
 def _registry(capability: EdgeNetworkCapability) -> CollectorRegistry:
     registry = CollectorRegistry()
     for collector in capability.collectors():
@@ -143,6 +154,9 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         assert saved is not None
         parts = {"EdgeNetwork": CapabilityState(EdgeNetworkCapability.state_version, dict(saved))}
         (tmp_path / "state.json").write_bytes(SavedState(capabilities=parts).encode())
+        assert await _query(capability, "live=true") == set(state.live)
+        assert await _query(capability, "tier=fail") == {"127.0.0.48", "127.0.0.49"}  # slower than the timeout
+        assert await _query(capability, "tier=pass_threshold&live=true") == {"127.0.0.40", "127.0.0.41"}
         metrics = generate_latest(_registry(capability)).decode()
         assert 'reconciler_edge_live{edge="127.0.0.40",network="edges"} 1.0' in metrics
         assert 'reconciler_edge_live{edge="127.0.0.49",network="edges"} 0.0' in metrics

@@ -296,14 +296,9 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                 await self.manager.set_app(key, config)
         except OSError as exc:
             raise ApplyError(str(exc)) from exc
-        judged = (
-            {t.address: (t.health != "down", t.reason) for t in self.manager.snapshot()[key].targets}
-            if key in self.manager.running
-            else {}
-        )
-        for change in target.changes:
-            if isinstance(change.after, Availability):
-                judged[change.after.address] = (change.after.up, change.after.reason)
+        judged = {
+            c.after.address: (c.after.up, c.after.reason) for c in target.changes if isinstance(c.after, Availability)
+        }
         self.manager.set_health(key, judged)
 
     async def forget(self, name: str) -> None:

@@ -198,12 +198,14 @@ class ProxyManager:
         running.checker = running.task = None
 
     def set_health(self, key: str, judged: Mapping[str, tuple[bool, str]]) -> None:
-        """Availability decided outside the proxy (an IP pool's access log) for app ``key``'s targets: address ->
-        (up, reason). Kept across config changes; apps with their own checks ignore it."""
+        """Availability decided outside the proxy (an IP pool's access log) for some of app ``key``'s targets:
+        address -> (up, reason); the others keep theirs. Kept across config changes; apps with their own checks
+        ignore it."""
         running = self.running.get(key)
         if running is None or running.config.checks is not None:
             return
-        running.judged = dict(judged)
+        targets = {b.address for b in running.backends}
+        running.judged = {a: v for a, v in {**running.judged, **judged}.items() if a in targets}
         changed = False
         for backend in running.backends:
             up, reason = running.judged.get(backend.address, (True, ""))

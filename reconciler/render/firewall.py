@@ -109,8 +109,9 @@ def set_lines(
 
 
 def render_ipset(gateway: str, plan: EgressPlan, family: int) -> str:
-    """``ipset restore`` input that creates every set of ``family`` with its members (what ``plan --format json``
-    shows; the applier loads each changed set on its own under a temporary name and swaps it in)."""
+    """``ipset restore`` input that creates every set of ``family`` with its members, under their own names: the
+    whole family at once, as the golden-file and kernel-loading tests read it (the applier loads each changed set
+    on its own, under a temporary name, from the target plan's payload)."""
     return "".join(
         set_lines(spec, sorted(spec.members)) for spec in desired_sets(gateway, plan).values() if spec.family == family
     )

@@ -60,6 +60,7 @@ def bench_ticks(root: Path, runs: int) -> None:
         return cold, times
 
     cold, times = asyncio.run(measure())
+    source.close()
     median = statistics.median(times) * 1000
     print("tick: 100 files, 50,000 entries")
     print(f"  cold tick (fetch + load + validate + status commit): {cold:.2f} s")
@@ -106,6 +107,7 @@ def bench_observe_cycle(root: Path, runs: int) -> None:
         return times
 
     times = asyncio.run(measure())
+    source.close()
     median = statistics.median(times) * 1000
     print("one TCPProxy observe cycle next to a 50,000-entry allow-list (observe, plan, gate, status):")
     print(f"  median of {runs}: {median:.2f} ms  [max {max(times) * 1000:.2f} ms]")

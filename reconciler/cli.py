@@ -328,10 +328,13 @@ def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     source, publisher = open_repository(settings)
     agent = Agent(settings, source=source, publisher=publisher)
-    if not settings.once:
-        with _event_loop() as runner:
-            return runner.run(agent.run())
-    result = asyncio.run(agent.run_once())
+    try:
+        if not settings.once:
+            with _event_loop() as runner:
+                return runner.run(agent.run())
+        result = asyncio.run(agent.run_once())
+    finally:
+        source.close()
     print(render_text(result.plan))
     _print_status(agent.status_document())
     return _exit_code(result)

@@ -140,6 +140,11 @@ class BareRepository:
             env["GNUPGHOME"] = str(gpg_home)
         self.repo.git.update_environment(**env)
 
+    def close(self) -> None:
+        """Stop GitPython's long-lived helpers (``git cat-file --batch``): left to the garbage collector, they
+        outlive the command that started them."""
+        self.repo.close()
+
     @staticmethod
     def remote_ref(branch: str) -> str:
         return f"refs/remotes/origin/{branch}"
@@ -170,6 +175,9 @@ class GitSource:
         self.bare = bare
         self.branch = branch
         self.path = path
+
+    def close(self) -> None:
+        self.bare.close()
 
     def fetch(self) -> str:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import os
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.system.processes import descendants
 from tests.conftest import CliResult
 from tests.integration.agents import AgentProcess, Remote, git, lists, wait_for
 
@@ -245,8 +247,10 @@ def test_run_once_prints_plan_and_status_and_exits_by_outcome(
     """run --once --dry-run: exit 0 with plan and status, status committed; an invalid head exits 1."""
     revision = remote.commit(lists(a="203.0.113.1"))
     state = tmp_path / "once"
+    before = set(descendants(os.getpid()))
     result = cli("run", "--once", "--dry-run", "--repo", remote.url, "--node", "gw-1", "--state-dir", state)
     assert result.code == 0
+    assert set(descendants(os.getpid())) <= before  # git's helper processes end with the command
     assert result.out.splitlines()[0] == f"plan for node gw-1 at {revision[:12]}: 0 change(s)"
     assert "Ready=True DryRun" in result.out
     assert "dryRun: true" in (remote.status_file("status/gw-1/agent.yaml") or "")

@@ -14,13 +14,14 @@ from tests.integration.agents import Remote
 pytestmark = pytest.mark.integration
 
 
-def test_files_of_a_revision(tmp_path: Path) -> None:
+def test_files_of_a_revision(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     remote = Remote(tmp_path)
     source = GitSource(
         BareRepository(remote.url, workdir=tmp_path / "state" / "repo.git", timeout=30),
         branch="main",
         path="desired-state",
     )
+    request.addfinalizer(source.close)
     revisions = []
     for number in range(3):
         remote.commit(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,29 @@ from tests.integration.agents import Remote, git
 pytestmark = pytest.mark.integration
 
 
-def _node(remote: Remote, tmp_path: Path, name: str) -> GitStatusPublisher:
+@pytest.fixture
+def opened() -> Iterator[list[BareRepository]]:
+    """Repositories a test opened, closed after it (their git helper processes with them)."""
+    repositories: list[BareRepository] = []
+    yield repositories
+    for repository in repositories:
+        repository.close()
+
+
+def _node(remote: Remote, tmp_path: Path, name: str, opened: list[BareRepository]) -> GitStatusPublisher:
     bare = BareRepository(remote.url, workdir=tmp_path / f"{name}.git", timeout=30)
+    opened.append(bare)
     return GitStatusPublisher(
         bare, status_branch="reconciler-status", identity=GitIdentity(f"agent {name}", f"{name}@example.invalid")
     )
 
 
-def test_the_branch_is_created_and_unchanged_content_makes_no_commit(tmp_path: Path) -> None:
+def test_the_branch_is_created_and_unchanged_content_makes_no_commit(
+    tmp_path: Path, opened: list[BareRepository]
+) -> None:
     """The first publish creates the branch; the same files again make no commit; a change makes one."""
     remote = Remote(tmp_path)
-    node = _node(remote, tmp_path, "a")
+    node = _node(remote, tmp_path, "a", opened)
     first = node.publish({"status/a/agent.yaml": b"ok: 1\n"}, prefix="status/a/", message="status a")
     assert first is not None
     assert node.publish({"status/a/agent.yaml": b"ok: 1\n"}, prefix="status/a/", message="status a") is None
@@ -33,11 +46,13 @@ def test_the_branch_is_created_and_unchanged_content_makes_no_commit(tmp_path: P
     assert git(remote.bare, "log", "-1", "--format=%an <%ae>", "reconciler-status") == "agent a <a@example.invalid>"
 
 
-def test_a_rejected_push_is_rebuilt_on_the_new_tip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_rejected_push_is_rebuilt_on_the_new_tip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, opened: list[BareRepository]
+) -> None:
     """Node a builds on a tip that node b has just moved: the push is rejected, a retries on b's commit, and
     both nodes' files are on the branch in a linear history."""
     remote = Remote(tmp_path)
-    a, b = _node(remote, tmp_path, "a"), _node(remote, tmp_path, "b")
+    a, b = _node(remote, tmp_path, "a", opened), _node(remote, tmp_path, "b", opened)
     base = a.publish({"status/a/agent.yaml": b"v: 1\n"}, prefix="status/a/", message="a 1")
     stale = a.repo.commit(base)
     b.publish({"status/b/agent.yaml": b"v: 1\n"}, prefix="status/b/", message="b 1")

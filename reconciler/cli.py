@@ -28,7 +28,7 @@ from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
 from reconciler.render import nagios
 from reconciler.render.plan import RENDERERS, render_text
-from reconciler.render.status import render_status_text
+from reconciler.render.status import render_edges_csv, render_status_text
 from reconciler.settings import (
     DEFAULT_STATE_DIR,
     WEBHOOK_SECRET_ENV,
@@ -114,7 +114,12 @@ def _parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="the current status of this node, human readable")
     _state_dir_flag(status)
-    status.add_argument("--format", choices=["text", "json"], default="text")
+    status.add_argument(
+        "--format",
+        choices=["text", "json", "csv"],
+        default="text",
+        help="csv: one row per edge of every EdgeNetwork (network, edge, tier, live, mode, last, average, ...)",
+    )
 
     check = commands.add_parser(
         "check",
@@ -389,6 +394,8 @@ def _status(args: argparse.Namespace) -> int:
     document = json.loads(content)
     if args.format == "json":
         print(json.dumps(document, indent=2))
+    elif args.format == "csv":
+        print(render_edges_csv(document), end="")
     else:
         _print_status(document)
     return EXIT_OK

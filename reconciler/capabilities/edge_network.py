@@ -28,7 +28,7 @@ from reconciler.capabilities.context import CapabilityContext
 from reconciler.model import DesiredState
 from reconciler.model.edge_network import EdgeNetwork
 from reconciler.model.observed import EdgeProbeFacts
-from reconciler.observers.http_probe import ProbeSpec, probe_all
+from reconciler.observers.http_probe import ProbeSpec, probe_all, probe_canaries
 from reconciler.planning.edges import (
     Candidate,
     History,
@@ -88,6 +88,8 @@ class _Network:
     errors: dict[str, str] = field(default_factory=dict)  # edge -> why its last probe failed ('' when it passed)
     tiers: dict[str, str] = field(default_factory=dict)  # edge -> its tier at the last round
     modes: dict[str, tuple[str, str]] = field(default_factory=dict)  # edge -> (mode, comment) from the desired state
+    canaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # zone -> its canary at the last round
+    canaries_off: str = ""  # why no canary was used at the last round
 
 
 class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
@@ -138,13 +140,19 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             url=spec.object.url,
             host=spec.object.host,
             sha256=spec.object.sha256,
+            md5=spec.object.md5,
             timeout=spec.timeout.total_seconds(),
             verify=spec.object.verifyTls,
         )
         edges = spec.edge_list
         canaries = {str(zone): str(address) for zone, address in spec.canaries.items()}
-        hosts = [e.host for e in edges] + [a for a in canaries.values() if a not in {e.host for e in edges}]
-        probes = await probe_all(self.fetcher, self.resolver, hosts, probe)
+        hosts = [e.host for e in edges]
+        apart = sorted({a for a in canaries.values() if a not in set(hosts)})
+        probes, canary_probes = await asyncio.gather(
+            probe_all(self.fetcher, self.resolver, hosts, probe),
+            probe_canaries(self.fetcher, self.resolver, apart, probe, killer=spec.canaryKiller),
+        )
+        probes |= canary_probes
         now = self.clock.now()
         judging = Judging(
             good_enough=spec.goodEnough.total_seconds(),
@@ -169,7 +177,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         ]
         selection = select_live(candidates, state.live, state.changes, judging, now=now)
         state.pending = selection
-        failed_canaries = sum(1 for a in canaries.values() if not probes[a].ok)
+        failed_canaries = sum(1 for a in set(canaries.values()) if not probes[a].ok)
         averages = {h: history.average for h, history in state.histories.items()}
         per_zone = place_canaries(
             selection.live,
@@ -179,6 +187,15 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             averages,
             failed_canaries=failed_canaries,
             canary_killer=spec.canaryKiller,
+        )
+        state.canaries = {
+            zone: {"address": address, "tier": tiers[address].value, "used": address in per_zone.get(zone, ())}
+            for zone, address in sorted(canaries.items())
+        }
+        state.canaries_off = (
+            f"{failed_canaries} canary probes failed (canaryKiller {spec.canaryKiller}): no canary this round"
+            if canaries and failed_canaries >= spec.canaryKiller
+            else ""
         )
         problems: list[str] = []
         records: dict[str, tuple[str, ...]] = {}
@@ -230,6 +247,10 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         summary: dict[str, Any] = {"live": list(facts.selection.live), "edges": edges}
         if facts.selection.deferred:
             summary["deferred"] = list(facts.selection.deferred)
+        if state.canaries:
+            summary["canaries"] = state.canaries
+        if state.canaries_off:
+            summary["canariesOff"] = state.canaries_off
         if facts.problems:
             summary["problems"] = list(facts.problems)
         return summary
@@ -366,11 +387,39 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     "live": list(state.live),
                     "rotations": list(state.changes),
                     "serials": state.serials,
+                    "canaries": state.canaries,
+                    "canariesOff": state.canaries_off,
                     "edges": edges,
                 }
             )
 
-        return (web.get("/edges/{name}", network),)
+        async def edge(request: web.Request) -> web.Response:
+            name, host = request.match_info["name"], request.match_info["edge"]
+            state = self.networks.get(name)
+            history = state.histories.get(host) if state is not None else None
+            if state is None or history is None:
+                return web.json_response({"error": f"no edge {host} in EdgeNetwork {name} on this node"}, status=404)
+            mode, comment = state.modes.get(host, ("available", ""))
+            return web.json_response(
+                {
+                    "network": name,
+                    "edge": host,
+                    "tier": state.tiers.get(host),
+                    "mode": mode,
+                    "comment": comment,
+                    "live": host in state.live,
+                    "error": state.errors.get(host, ""),
+                    "hourly": [
+                        {"hour": _iso(hour), "average": round(mean, 4), "probes": count}
+                        for hour, mean, count in history.hourly()
+                    ],
+                    "recent": [
+                        {"at": _iso(p.at), "seconds": round(p.seconds, 4), "ok": p.ok} for p in history.probes[-20:]
+                    ],
+                }
+            )
+
+        return (web.get("/edges/{name}", network), web.get("/edges/{name}/{edge}", edge))
 
 
 class EdgeCollector(Collector):
@@ -403,6 +452,10 @@ class EdgeCollector(Collector):
                 failed.add_metric([network, edge], 0.0 if history.last.ok else 1.0)
             rotations.add_metric([network], float(len(state.changes)))
         yield from (last, mean, live, failed, rotations)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _degraded(resource: EdgeNetwork, facts: EdgeFacts) -> tuple[str, str] | None:

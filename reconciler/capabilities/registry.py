@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 from reconciler.capabilities.base import AnyCapability, Capability, ConfigurationOnly, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.capabilities.egress_gateway import EgressGatewayCapability
 from reconciler.capabilities.egress_route import EgressRouteCapability
 from reconciler.capabilities.ip_pool import IPPoolCapability
@@ -18,6 +19,7 @@ from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 CapabilityFactory = Callable[[CapabilityContext], AnyCapability]
 
 REGISTRY: Mapping[str, CapabilityFactory] = {
+    "EdgeNetwork": EdgeNetworkCapability.from_context,
     "EgressAllowList": lambda _: ConfigurationOnly("EgressAllowList"),
     "EgressGateway": EgressGatewayCapability.from_context,
     "EgressRoute": EgressRouteCapability.from_context,

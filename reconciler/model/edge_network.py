@@ -32,6 +32,12 @@ class ProbeObject(Strict):
     url: str = Field(description="URL template; {host} is replaced by the edge.")
     host: DnsName | None = Field(default=None, description="Host header to send (the site the edges serve).")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="Expected body checksum.")
+    md5: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{32}$",
+        description="Expected body MD5, as the old tool's configuration has it (accepted for migration; prefer "
+        "sha256). With both, both must match.",
+    )
     verifyTls: bool = Field(default=True, description="Verify the edge's certificate.")
 
     @field_validator("url")

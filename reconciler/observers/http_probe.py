@@ -21,6 +21,7 @@ class ProbeSpec:
     host: str | None  # the site's name for Host and SNI; None: the edge's own name
     sha256: str | None
     timeout: float
+    md5: str | None = None
     verify: bool = True
     retries: int = 1
 
@@ -63,6 +64,8 @@ def _judged(edge: str, address: str, fetched: Fetched, spec: ProbeSpec) -> EdgeP
         problem = f"HTTP {fetched.status}"
     elif spec.sha256 is not None and fetched.sha256 != spec.sha256:
         problem = f"checksum {fetched.sha256[:12]}..., expected {spec.sha256[:12]}..."
+    elif spec.md5 is not None and fetched.md5 != spec.md5:
+        problem = f"md5 {fetched.md5[:12]}..., expected {spec.md5[:12]}..."
     elif fetched.seconds >= spec.timeout:
         problem = "slower than the timeout"
     if problem:
@@ -82,3 +85,30 @@ async def probe_all(
 
     results = await asyncio.gather(*(one(edge) for edge in edges))
     return {facts.edge: facts for facts in results}
+
+
+async def probe_canaries(
+    fetcher: HttpFetcher, resolver: Resolver, canaries: Sequence[str], spec: ProbeSpec, *, killer: int
+) -> dict[str, EdgeProbeFacts]:
+    """Every canary probed at once, until ``killer`` of them failed: the probes still pending then are cancelled
+    and count as failed (the old tool's canaryKiller), so a round never waits for slow canaries it will not use."""
+    tasks = {asyncio.ensure_future(probe_edge(fetcher, resolver, canary, spec)): canary for canary in canaries}
+    results: dict[str, EdgeProbeFacts] = {}
+    failed = 0
+    try:
+        for finished in asyncio.as_completed(list(tasks)):
+            facts = await finished
+            results[facts.edge] = facts
+            failed += not facts.ok
+            if failed >= killer:
+                break
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task, canary in tasks.items():
+            if canary not in results and not task.cancelled() and task.exception() is None:
+                results[canary] = task.result()  # finished while the loop was stopping
+            elif canary not in results:
+                results[canary] = EdgeProbeFacts(canary, None, False, spec.timeout, error="not probed: canaryKiller")
+    return results

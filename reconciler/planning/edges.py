@@ -72,6 +72,14 @@ class History:
         recent = [p.seconds for p in self.probes if p.at > now - window]
         return sum(recent) / len(recent) if recent else math.inf
 
+    def hourly(self) -> list[tuple[float, float, int]]:
+        """The mean per clock hour of the kept history: (start of the hour, mean seconds, probes), oldest first;
+        failed probes count at the timeout value, as in every other mean."""
+        hours: dict[float, list[float]] = {}
+        for probe in self.probes:
+            hours.setdefault(probe.at - probe.at % 3600, []).append(probe.seconds)
+        return [(hour, sum(times) / len(times), len(times)) for hour, times in sorted(hours.items())]
+
     @property
     def answered(self) -> bool:
         return any(p.ok for p in self.probes)

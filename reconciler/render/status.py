@@ -1,9 +1,14 @@
-"""The node's status document as text for a terminal (``reconciler status``, ``apply --once``, ``run --once``)."""
+"""The node's status document as text for a terminal (``reconciler status``, ``apply --once``, ``run --once``),
+and the edges of its EdgeNetworks as CSV (``reconciler status --format csv``, the old tool's edge list)."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from typing import Any
+
+EDGE_COLUMNS = ("network", "edge", "tier", "live", "mode", "last", "average", "comment", "error")
 
 
 def _condition(condition: Mapping[str, str]) -> str:
@@ -55,3 +60,19 @@ def render_status_text(document: Mapping[str, Any]) -> str:
         lines.append(f"  {resource['kind']}/{resource['name']}: {state}")
         lines += _apps(resource.get("observations", {}).get("apps", {}))
     return "\n".join(lines)
+
+
+def render_edges_csv(document: Mapping[str, Any]) -> str:
+    """One row per edge of every EdgeNetwork on the node, in the order of the desired state; times in seconds,
+    empty before the first probe."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(EDGE_COLUMNS)
+    for resource in document.get("resources", []):
+        if resource["kind"] != "EdgeNetwork":
+            continue
+        for edge in resource.get("observations", {}).get("edges", []):
+            row = {"network": resource["name"], "edge": edge["host"], **edge}
+            row["live"] = "true" if edge.get("live") else "false"
+            writer.writerow([row.get(column, "") for column in EDGE_COLUMNS])
+    return out.getvalue()

@@ -153,3 +153,16 @@ def test_selection_invariants(times: dict[str, float], previous: list[str], chan
     within = [t for t in selected.changes if t > NOW - JUDGING.per]
     if known:
         assert len(within) <= max(JUDGING.max_changes, len([t for t in changes if t > NOW - JUDGING.per]))
+
+
+def test_hourly_averages_per_clock_hour() -> None:
+    """Means per clock hour of the kept history, failures at the timeout value; the bound drops old hours."""
+    history = History()
+    for at, seconds, ok in [
+        (7200.0, 0.2, True),
+        (9000.0, 0.4, True),
+        (10_799.0, TIMEOUT, False),
+        (10_800.0, 1.0, True),
+    ]:
+        history = history.add(Probe(at, seconds, ok), limit=3)
+    assert history.hourly() == [(7200.0, (0.4 + TIMEOUT) / 2, 2), (10_800.0, 1.0, 1)]

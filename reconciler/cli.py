@@ -474,8 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # APScheduler logs every job run at INFO; its warnings and errors are what an operator needs.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # APScheduler logs every job run at INFO, httpx every request (a thousand edges a minute): their warnings and
+    # errors are what an operator needs; a probe's outcome is in status and metrics.
+    for chatty in ("apscheduler", "httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     return _dispatch(args)
 
 

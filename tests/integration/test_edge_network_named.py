@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -32,9 +33,12 @@ pytestmark = pytest.mark.integration
 
 BODY = b"edgemanage object\n"
 DELAYS = {f"127.0.0.{40 + i}": d for i, d in enumerate([0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.2, 1.5, 3.0, 3.0])}
+CANARY, REFUSING = "127.0.0.50", "127.0.0.51"  # a fast canary; an address where nothing listens
 
 
-def _network(output: Path, port: int, marker: Path, template: str | None = None) -> EdgeNetwork:
+def _network(
+    output: Path, port: int, marker: Path, template: str | None = None, canaries: dict[str, str] | None = None
+) -> EdgeNetwork:
     zone: dict[str, object] = {"name": "example.org", "labels": ["@", "www"]}
     if template is not None:
         zone["template"] = template
@@ -53,9 +57,11 @@ def _network(output: Path, port: int, marker: Path, template: str | None = None)
                 "timeout": "2s",
                 "goodEnough": "200ms",
                 "liveCount": 4,
-                "zones": [zone],
+                "zones": [zone, {"name": "example.net", "labels": ["www"]}],
+                "canaries": canaries if canaries is not None else {"example.net": CANARY},
+                "canaryKiller": 1,
                 "soa": {"mname": "ns1.example.org.", "rname": "hostmaster.example.org."},
-                "nameservers": ["ns.example.net."],  # out of the zone: no glue needed
+                "nameservers": ["ns.example.com."],  # out of both zones: no glue needed
                 "output": {"dir": str(output), "afterChange": ["touch", str(marker)]},
             },
         }
@@ -72,12 +78,13 @@ async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> int:
     return applied
 
 
-def _named(folder: Path, zone_file: Path, port: int) -> subprocess.Popen[bytes]:
+def _named(folder: Path, zones: Path, port: int) -> subprocess.Popen[bytes]:
     conf = folder / "named.conf"
     conf.write_text(
         f'options {{ directory "{folder}"; listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};\n'
         f'  pid-file "{folder}/named.pid"; recursion no; }};\n'
-        f'zone "example.org" {{ type primary; file "{zone_file}"; }};\n'
+        f'zone "example.org" {{ type primary; file "{zones}/example.org.zone"; }};\n'
+        f'zone "example.net" {{ type primary; file "{zones}/example.net.zone"; }};\n'
     )
     return subprocess.Popen(
         ["named", "-g", "-u", "root", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -101,15 +108,18 @@ def _registry(capability: EdgeNetworkCapability) -> CollectorRegistry:
     return registry
 
 
-async def _published(folder: Path, zone_file: Path, port: int) -> set[str]:
-    """What a real named serving ``zone_file`` answers for www.example.org."""
-    named = _named(folder, zone_file, port)
+async def _published(folder: Path, zones: Path, port: int) -> dict[str, set[str]]:
+    """What a real named serving the zones in ``zones`` answers for www.example.org and www.example.net."""
+    named = _named(folder, zones, port)
     try:
         resolver = dns.asyncresolver.Resolver(configure=False)
         resolver.nameservers, resolver.port = ["127.0.0.1"], port
         for _ in range(50):
             try:
-                return {r.address for r in await resolver.resolve("www.example.org", "A")}
+                return {
+                    name: {r.address for r in await resolver.resolve(f"www.{name}", "A")}
+                    for name in ("example.org", "example.net")
+                }
             except Exception:
                 await asyncio.sleep(0.1)
         raise AssertionError("named did not answer")
@@ -118,6 +128,17 @@ async def _published(folder: Path, zone_file: Path, port: int) -> set[str]:
         named.wait(timeout=10)
         if named.stderr is not None:
             named.stderr.close()
+
+
+async def _canary_killer(capability: EdgeNetworkCapability, network: EdgeNetwork) -> None:
+    """canaryKiller 1: a refusing canary turns canaries off for the round; the other is cancelled or unused."""
+    await _pass(capability, network)
+    state = capability.networks["edges"]
+    assert re.match(r"[12] canary probes failed \(canaryKiller 1\)", state.canaries_off), state.canaries_off
+    assert not any(canary["used"] for canary in state.canaries.values())
+    output = Path(network.spec.output.dir)
+    assert (output / "example.net.zone").read_text().count(" IN A ") == 4  # the live set, no canary
+    assert (output / "example.org.zone").read_text().count(" IN A ") == 8  # @ and www: the live set
 
 
 def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,7 +156,7 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         app.router.add_get("/edgemanage.txt", handler)
         runner = web.AppRunner(app)
         await runner.setup()
-        for address in DELAYS:
+        for address in [*DELAYS, CANARY]:
             await web.TCPSite(runner, address, port).start()
         capability = EdgeNetworkCapability(
             HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock()
@@ -149,7 +170,12 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         state = capability.networks["edges"]
         assert state.live == ("127.0.0.40", "127.0.0.41", "127.0.0.42", "127.0.0.43")
 
-        assert await _published(tmp_path, zone_file, dns_port) == set(state.live)
+        # the fast canary takes the place of the slowest live edge in its own zone only
+        assert await _published(tmp_path, output, dns_port) == {
+            "example.org": set(state.live),
+            "example.net": {*state.live[:3], CANARY},
+        }
+        assert state.canaries["example.net"] == {"address": CANARY, "tier": "pass_threshold", "used": True}
         saved = capability.saved()
         assert saved is not None
         parts = {"EdgeNetwork": CapabilityState(EdgeNetworkCapability.state_version, dict(saved))}
@@ -169,6 +195,10 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         assert await _pass(capability, network) == 0  # nothing new: no rewrite, no serial, no afterChange
         assert zone_file.stat().st_mtime_ns == mtime
         assert not marker.exists()
+
+        await _canary_killer(
+            capability, _network(output, port, marker, canaries={"example.net": REFUSING, "example.org": CANARY})
+        )
 
         (tmp_path / "broken.j2").write_text("$ORIGIN {{ zone }}\n@ IN A 192.0.2.1\n")  # no SOA: not a zone
         broken = _network(output, port, marker, template=str(tmp_path / "broken.j2"))

@@ -41,7 +41,7 @@ def thresholds(check: str, warning: float | None, critical: float | None) -> tup
 
 
 def integrity(network: str, errors: Mapping[str, str], warning: float, critical: float) -> NagiosResult:
-    failing = sorted(edge for edge, error in errors.items() if error.startswith("checksum"))
+    failing = sorted(edge for edge, error in errors.items() if error.startswith(("checksum", "md5")))
     text = f"{network}: {len(failing)} edge(s) serve a wrong object" + (f": {', '.join(failing)}" if failing else "")
     perf = f"mismatched={len(failing)};{warning:g};{critical:g};0"
     return NagiosResult(_level(len(failing), warning, critical), SERVICES["integrity"], text, perf)

@@ -4,6 +4,7 @@ knows nothing of the network)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from tests.conftest import CliResult
 def test_levels_and_lines() -> None:
     ok = nagios.integrity("edges", {"a": "", "b": "HTTP 404"}, 1, 2)
     assert (ok.code, ok.line) == (0, "EDGE_TESTMATCH OK - edges: 0 edge(s) serve a wrong object | mismatched=0;1;2;0")
-    bad = nagios.integrity("edges", {"a": "checksum 1234..., expected abcd...", "b": "checksum x"}, 1, 2)
+    bad = nagios.integrity("edges", {"a": "checksum 1234..., expected abcd...", "b": "md5 12..., expected 34..."}, 1, 2)
     assert bad.code == 2
     assert "a, b" in bad.line
     slow = nagios.latency("edges", ["a", "b"], {"a": 0.2, "b": 1.4, "c": 9.0}, 1.0, 2.0)
@@ -61,3 +62,18 @@ def test_the_cli_reads_the_state_file(cli: Callable[..., CliResult], tmp_path: P
     )
     inverted = cli("check", "edges-latency", "edges", "--state-dir", tmp_path, "--warning", "2", "--critical", "1")
     assert inverted.code == 3
+
+
+def test_the_shipped_nagios_commands_are_valid_checks(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    """Every command in runtime/nagios runs our check with flags it accepts (UNKNOWN: this state dir is empty)."""
+    config = (Path(__file__).parents[2] / "runtime" / "nagios" / "reconciler-edges.cfg").read_text()
+    commands = re.findall(r"command_line\s+\S+/reconciler (.+)", config)
+    services = dict(re.findall(r"service_description\s+(\S+)\s+check_command\s+(\S+)", config))
+    assert sorted(services) == ["ACTIVE_EDGE_LATENCY", "EDGE_ROTATE", "EDGE_TESTMATCH"]
+    assert len(commands) == 3
+    for command in commands:
+        args = command.replace("$ARG1$", "example-org").replace("$ARG2$", "1").replace("$ARG3$", "2").split()
+        args[args.index("--state-dir") + 1] = str(tmp_path)
+        result = cli(*args)
+        assert result.code == 3, result.out
+        assert result.out.split(" ")[0] in services

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext, PassRequests
+from reconciler.capabilities.ip_pool_compat import compat_routes
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.health import consecutive, outlier
 from reconciler.model import DesiredState, HealthStrategy
@@ -81,6 +82,7 @@ class _Pool:
     positions: dict[str, TailPosition] = field(default_factory=dict)  # from the state file, until a tail opens
     counts: LogCounts = field(default_factory=LogCounts)
     members: tuple[NginxMember, ...] = ()
+    resource: IPPool | None = None  # as last observed (the old tool's /api/config shows its settings)
     watched: dict[str, tuple[int, int, float] | None] = field(default_factory=dict)  # nginx file -> stat at scan
 
 
@@ -93,9 +95,16 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
     state_version = 1
 
     def __init__(
-        self, manager: ProxyManager, clock: Clock, *, replay: bool = False, passes: PassRequests | None = None
+        self,
+        manager: ProxyManager,
+        clock: Clock,
+        *,
+        replay: bool = False,
+        passes: PassRequests | None = None,
+        api_port: str = "",
     ) -> None:
         self.manager = manager
+        self.api_port = api_port  # the agent's API port, shown as the old tool's probe_port
         self.clock = clock
         self.replay = replay
         self.passes = passes or PassRequests()
@@ -114,7 +123,8 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             connector=context.connector,
             clock=context.clock,
         )
-        return cls(manager, context.clock, replay=settings.dry_run, passes=context.passes)
+        api_port = settings.listen.rsplit(":", 1)[-1]
+        return cls(manager, context.clock, replay=settings.dry_run, passes=context.passes, api_port=api_port)
 
     def use(self, desired: DesiredState) -> None:
         self.strategies = {s.metadata.name: s for s in desired.of_kind(HealthStrategy)}
@@ -195,6 +205,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         state.watched = {path: file_signature(Path(path)) for path in self._nginx_files(resource)}
         members, problems = await asyncio.to_thread(self._members, resource)
         state.members = members
+        state.resource = resource
         log = resource.spec.accessLog
         reader = LogReader.for_format(log.format, per_member_files="{ip}" in log.path)
         found = await asyncio.to_thread(self._scan, resource, reader, members, state)
@@ -377,7 +388,11 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                 return web.json_response({"error": "no agent runs passes here"}, status=503)
             return web.json_response({"rescan": name}, status=202)
 
-        return (web.get("/pools/{name}", pool), web.post("/pools/{name}/rescan", rescan))
+        return (
+            web.get("/pools/{name}", pool),
+            web.post("/pools/{name}/rescan", rescan),
+            *compat_routes(self, self.api_port),
+        )
 
 
 class PoolCollector(Collector):

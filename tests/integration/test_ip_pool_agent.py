@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +84,43 @@ def test_rescan_and_bans_that_survive_stop_and_kill(tmp_path: Path, remote: Remo
             out.write(_line(19002, 200))
         _rescan(agent)
         wait_for(lambda: _members(agent)["203.0.113.6"]["requests"] == {"2xx": 2}, timeout=10, what="one new line")
+        _the_old_tools_routes(agent, log)
     finally:
         agent.stop()
+
+
+def _old(agent: AgentProcess, path: str) -> Any:
+    code, body = agent.request(path)
+    assert code == 200, body
+    return json.loads(body)
+
+
+def _the_old_tools_routes(agent: AgentProcess, log: Path) -> None:
+    """ipmanager's routes with its shapes: /ping, /api/config, /api/ip/history, POST /api/ip/renew."""
+    assert agent.request("/ping") == (200, b"pong")
+    config = _old(agent, "/api/config")
+    assert config["access_log_path"] == str(log)
+    assert (config["mode"], config["strategy"], config["consecutive_failure"]) == ("parse", "consecutive", 3)
+    assert (config["cool_down_min"], config["scan_interval_min"]) == (60, 60)
+    assert config["probe_port"] == str(agent.port)
+    history = _old(agent, "/api/ip/history")
+    assert history["AvailableIP"] == ["203.0.113.6"]
+    banned = history["IPHistory"]["203.0.113.5"]
+    assert (banned["Addr"], banned["Port"], banned["Banned"]) == ("203.0.113.5", "19001", True)
+    assert [entry["StatusCode"] for entry in banned["History"]] == ["200", "502", "502", "502"]
+    assert set(banned["History"][0]) == {"Time", "StatusCode", "ExgressKey", "Port"}
+    assert len(banned["CoolDowns"]) == 1
+    start, end = (datetime.fromisoformat(t) for t in banned["CoolDowns"][0])
+    assert end - start == timedelta(hours=1)
+    with log.open("a") as out:
+        out.write(_line(19002, 503))
+    assert agent.request("/api/ip/renew", data=b"") == (200, b"Renewed")
+    wait_for(
+        lambda: _old(agent, "/api/ip/history")["IPHistory"]["203.0.113.6"]["Failure"] == 1,
+        timeout=10,
+        what="the renewed scan",
+    )
+    assert agent.request("/api/config?pool=other")[0] == 404
 
 
 SERVERS = """apiVersion: reconciler/v1

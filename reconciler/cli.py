@@ -22,6 +22,7 @@ from reconciler import __version__
 from reconciler.agent.runner import STATE_FILE, STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.agent.validation import validate_paths
+from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
@@ -131,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     _state_dir_flag(check)
     check.add_argument("--warning", type=float, default=None, help="warning at or above (edges, seconds, changes)")
     check.add_argument("--critical", type=float, default=None, help="critical at or above")
+    console_main.add_parser(commands)
     return parser
 
 
@@ -494,6 +496,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "run": _run,
         "status": _status,
         "check": _check,
+        "console": console_main.run,
     }
     try:
         code = commands[args.command](args)

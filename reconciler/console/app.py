@@ -1,0 +1,282 @@
+"""The console's HTTP side: server-rendered pages (Jinja2, usable without JavaScript) and the JSON API, both over
+:class:`~reconciler.console.service.Console`. Every edit needs an authenticated user: a bearer token for the API,
+a session (and its CSRF token on every form) for the pages, or a user name from a trusted reverse proxy."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from reconciler.console.auth import SESSION_COOKIE, Session, Sessions, TokenBook, trusted
+from reconciler.console.edits import EditError, Entry
+from reconciler.console.nodes import read_nodes
+from reconciler.console.service import Console, Outcome, RefusedEditError, entry_json, problem_json
+from reconciler.errors import ReconcilerError
+from reconciler.settings import GitIdentity
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Access:
+    tokens: TokenBook
+    trust_header: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    sessions: Sessions = field(default_factory=Sessions)
+
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("reconciler.console", "templates"),
+    autoescape=jinja2.select_autoescape(default=True),
+    undefined=jinja2.StrictUndefined,
+)
+
+
+def render(template: str, status: int = 200, **values: Any) -> web.Response:
+    return web.Response(text=TEMPLATES.get_template(template).render(**values), status=status, content_type="text/html")
+
+
+def _entry(form: Any) -> Entry:
+    """An entry from a form or a JSON body: ``{domain|ip|cidr, ports, protocol, protected, expires, comment}``."""
+    kind = str(form.get("kind", "")) or next((k for k in ("domain", "ip", "cidr") if form.get(k)), "")
+    destination = str(form.get("destination", "") or form.get(kind, "")).strip()
+    if kind not in ("domain", "ip", "cidr") or not destination:
+        raise EditError("give one of domain, ip or cidr", 422)
+    ports = form.get("ports") or ()
+    if isinstance(ports, str):
+        ports = [p.strip() for p in ports.split(",") if p.strip()]
+    protected = form.get("protected")
+    return Entry(
+        kind,
+        destination,
+        tuple(str(p) for p in ports),
+        str(form.get("protocol") or ""),
+        protected in (True, "true", "on", "1"),
+        str(form.get("expires") or ""),
+        str(form.get("comment") or ""),
+    )
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    request = outcome.pull_request
+    return {
+        "commit": outcome.commit,
+        "branch": outcome.branch,
+        "pullRequest": request.url if request is not None else None,
+        "file": outcome.file,
+    }
+
+
+class ConsoleApp:
+    def __init__(self, console: Console, access: Access, *, status_branch: str, stale_after: float) -> None:
+        self.console = console
+        self.access = access
+        self.status_branch = status_branch
+        self.stale_after = stale_after
+
+    # --- who is asking ---------------------------------------------------------------------------------------
+
+    def _api_user(self, request: web.Request) -> GitIdentity | None:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Bearer "):
+            return self.access.tokens.user(header.removeprefix("Bearer ").strip())
+        return self._proxied_user(request)
+
+    def _proxied_user(self, request: web.Request) -> GitIdentity | None:
+        name = self.access.trust_header and request.headers.get(self.access.trust_header)
+        if name and trusted(request.remote, self.access.trusted_proxies):
+            email = request.headers.get("X-Forwarded-Email") or f"{name}@console.invalid"
+            return GitIdentity(name, email)
+        return None
+
+    def _session(self, request: web.Request) -> Session | None:
+        session = self.access.sessions.get(request.cookies.get(SESSION_COOKIE))
+        if session is None and (user := self._proxied_user(request)) is not None:
+            _, session = self.access.sessions.start(user)
+        return session
+
+    # --- pages -----------------------------------------------------------------------------------------------
+
+    async def login_page(self, request: web.Request) -> web.Response:
+        return render("login.html", error="")
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        user = self.access.tokens.user(str(form.get("token", "")))
+        if user is None:
+            return render("login.html", status=401, error="That token is not known.")
+        key, _ = self.access.sessions.start(user)
+        redirect = web.HTTPSeeOther("/allowlists")
+        redirect.set_cookie(SESSION_COOKIE, key, httponly=True, samesite="Strict")
+        raise redirect
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        self.access.sessions.end(request.cookies.get(SESSION_COOKIE))
+        redirect = web.HTTPSeeOther("/login")
+        redirect.del_cookie(SESSION_COOKIE)
+        raise redirect
+
+    def _page_user(self, request: web.Request) -> Session:
+        session = self._session(request)
+        if session is None:
+            raise web.HTTPSeeOther("/login")
+        return session
+
+    async def allow_lists_page(self, request: web.Request) -> web.Response:
+        session = self._page_user(request)
+        query = request.query.get("q", "").strip().lower()
+        lists = await self.console.allow_lists()
+        shown = []
+        for found in lists:
+            entries = [entry_json(e) for e in found.entries]
+            if query:
+                entries = [e for e in entries if query in f"{found.name} {e['destination']} {e['comment']}".lower()]
+            shown.append({"name": found.name, "file": found.file, "entries": entries})
+        return render("allowlists.html", session=session, lists=shown, query=query, page="allowlists")
+
+    async def _checked_form(self, request: web.Request) -> tuple[Session, Any]:
+        session = self._session(request)
+        if session is None:
+            raise web.HTTPUnauthorized(text="log in first: no edit without a user")
+        form = await request.post()
+        if not secrets_equal(str(form.get("csrf", "")), session.csrf):
+            raise web.HTTPForbidden(text="the form's CSRF token is missing or wrong: reload the page")
+        return session, form
+
+    async def edit_page(self, request: web.Request) -> web.Response:
+        session, form = await self._checked_form(request)
+        name, operation = request.match_info["name"], request.match_info["operation"]
+        commit = form.get("action") == "commit"
+        values = {k: str(v) for k, v in form.items() if k not in ("csrf", "action")}
+        try:
+            if operation == "add":
+                entry = _entry(form)
+                if commit:
+                    outcome = await self.console.add(name, entry, session.user)
+                else:
+                    preview = await self.console.preview_add(name, entry)
+            else:
+                destination = str(form.get("destination", ""))
+                if commit:
+                    outcome = await self.console.remove(name, destination, session.user)
+                else:
+                    preview = await self.console.preview_remove(name, destination)
+        except RefusedEditError as exc:
+            problems = [problem_json(p) for p in exc.problems]
+            return render("refused.html", status=422, session=session, problems=problems, page="allowlists")
+        except EditError as exc:
+            problems = [{"file": "", "line": 0, "column": 0, "path": "", "message": str(exc)}]
+            return render("refused.html", status=exc.status, session=session, problems=problems, page="allowlists")
+        if commit:
+            return render("done.html", session=session, outcome=outcome, page="allowlists")
+        return render(
+            "preview.html",
+            session=session,
+            name=name,
+            operation=operation,
+            values=values,
+            preview=preview,
+            page="allowlists",
+        )
+
+    async def nodes_page(self, request: web.Request) -> web.Response:
+        session = self._page_user(request)
+        nodes = await read_nodes(self.console, self.status_branch, self.stale_after)
+        return render("nodes.html", session=session, nodes=nodes, page="nodes")
+
+    # --- JSON API --------------------------------------------------------------------------------------------
+
+    def _require(self, request: web.Request) -> GitIdentity:
+        user = self._api_user(request)
+        if user is None:
+            raise web.HTTPUnauthorized(
+                text='{"error": "a bearer token is needed"}',
+                content_type="application/json",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return user
+
+    async def api_lists(self, request: web.Request) -> web.Response:
+        lists = await self.console.allow_lists()
+        return web.json_response(
+            [{"name": a.name, "file": a.file, "entries": [entry_json(e) for e in a.entries]} for a in lists]
+        )
+
+    async def api_add(self, request: web.Request) -> web.Response:
+        user = self._require(request)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "the body is not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return web.json_response({"error": "the body must be an object"}, status=400)
+        return await self._api_edit(self.console.add(request.match_info["name"], _entry(body), user), 201)
+
+    async def api_remove(self, request: web.Request) -> web.Response:
+        user = self._require(request)
+        name, destination = request.match_info["name"], request.match_info["destination"]
+        return await self._api_edit(self.console.remove(name, destination, user), 200)
+
+    async def _api_edit(self, edit: Awaitable[Outcome], status: int) -> web.Response:
+        try:
+            outcome = await edit
+        except RefusedEditError as exc:
+            return web.json_response({"errors": [problem_json(p) for p in exc.problems]}, status=422)
+        except EditError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        return web.json_response(_outcome_json(outcome), status=status)
+
+    async def api_nodes(self, request: web.Request) -> web.Response:
+        return web.json_response(await read_nodes(self.console, self.status_branch, self.stale_after))
+
+    async def home(self, request: web.Request) -> web.StreamResponse:
+        raise web.HTTPSeeOther("/allowlists")
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[_errors])
+        app.add_routes(
+            [
+                web.get("/", self.home),
+                web.get("/healthz", self.healthz),
+                web.get("/login", self.login_page),
+                web.post("/login", self.login),
+                web.post("/logout", self.logout),
+                web.get("/allowlists", self.allow_lists_page),
+                web.post("/allowlists/{name}/{operation:add|remove}", self.edit_page),
+                web.get("/nodes", self.nodes_page),
+                web.get("/api/v1/allowlists", self.api_lists),
+                web.post("/api/v1/allowlists/{name}/entries", self.api_add),
+                web.delete("/api/v1/allowlists/{name}/entries/{destination:.+}", self.api_remove),
+                web.get("/api/v1/nodes", self.api_nodes),
+            ]
+        )
+        return app
+
+
+def secrets_equal(given: str, expected: str) -> bool:
+    return bool(given) and hmac.compare_digest(given, expected)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Git and file errors answer 502 with what went wrong, in the operator's words; nothing crashes the console."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except EditError as exc:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+    except ReconcilerError as exc:
+        log.warning("console request failed path=%s error=%s", request.path, exc)
+        return web.json_response({"error": str(exc)}, status=502)

@@ -1,0 +1,191 @@
+"""Edits of desired-state YAML files as people make them in the console (pure: text in, text out).
+
+ruamel.yaml reads the file to find where things are (documents, the list, each item's line and column); the edit
+itself is made on the text, so every line it does not touch stays byte for byte (comments, quoting, the order
+of keys, blank lines). The result is parsed again before it is returned, and the caller validates the whole
+tree with the loader before anything is committed.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+DESTINATION_KEYS = ("domain", "ip", "cidr")
+ENTRY_KEYS = (*DESTINATION_KEYS, "ports", "protocol", "protected", "expires", "comment")
+
+
+class EditError(Exception):
+    """An edit that cannot be made; ``status`` is the HTTP status that says why (404, 409, 422)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An allow-list entry as a form or the API gives it."""
+
+    kind: str  # domain | ip | cidr
+    destination: str
+    ports: tuple[str, ...] = ()
+    protocol: str = ""
+    protected: bool = False
+    expires: str = ""
+    comment: str = ""
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    return yaml
+
+
+def _documents(text: str) -> list[Any]:
+    try:
+        return list(_yaml().load_all(text))
+    except YAMLError as exc:
+        raise EditError(f"the file is not valid YAML: {exc}", 422) from exc
+
+
+def find_document(text: str, kind: str, name: str) -> CommentedMap:
+    for document in _documents(text):
+        if isinstance(document, CommentedMap) and document.get("kind") == kind:
+            metadata = document.get("metadata")
+            if isinstance(metadata, Mapping) and metadata.get("name") == name:
+                return document
+    raise EditError(f"no {kind} named {name} in this file", 404)
+
+
+def scalar(value: str | int | bool) -> str:
+    """One value as YAML writes it (quoted only when it must be)."""
+    out = io.StringIO()
+    yaml = YAML()
+    yaml.width = 4096
+    yaml.dump(value, out)
+    return out.getvalue().removesuffix("\n...\n").strip()
+
+
+def entry_lines(entry: Entry, indent: int) -> list[str]:
+    """The entry as block YAML, ``- `` at column ``indent``."""
+    fields: list[tuple[str, str]] = [(entry.kind, scalar(entry.destination))]
+    if entry.ports:
+        fields.append(("ports", "[" + ", ".join(scalar(_port(p)) for p in entry.ports) + "]"))
+    if entry.protocol:
+        fields.append(("protocol", scalar(entry.protocol)))
+    if entry.protected:
+        fields.append(("protected", "true"))
+    if entry.expires:
+        fields.append(("expires", entry.expires))
+    if entry.comment:
+        fields.append(("comment", scalar(entry.comment)))
+    pad = " " * indent
+    return [f"{pad}{'- ' if index == 0 else '  '}{key}: {value}\n" for index, (key, value) in enumerate(fields)]
+
+
+def _port(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _item_start(lines: Sequence[str], seq: CommentedSeq, index: int) -> tuple[int, int]:
+    """The line of item ``index``'s dash and the dash's column."""
+    line, column = seq.lc.item(index)
+    if lines[line][:column].rstrip().endswith("-"):
+        return line, lines[line][:column].rstrip().rfind("-")
+    return line - 1, _indent(lines[line - 1])  # a dash alone on its line, the item below it
+
+
+def _block_end(lines: Sequence[str], start: int, dash: int) -> int:
+    """The line after the last non-blank line of the item starting at ``start`` (its dash at column ``dash``)."""
+    end = start + 1
+    for number in range(start + 1, len(lines)):
+        stripped = lines[number].strip()
+        if not stripped:
+            continue
+        if _indent(lines[number]) <= dash or stripped == "---":
+            break
+        end = number + 1
+    return end
+
+
+def _entries(text: str, name: str) -> CommentedSeq:
+    document = find_document(text, "EgressAllowList", name)
+    spec = document.get("spec")
+    entries = spec.get("entries") if isinstance(spec, CommentedMap) else None
+    if not isinstance(entries, CommentedSeq):
+        raise EditError(f"EgressAllowList {name} has no spec.entries list", 422)
+    if entries.fa.flow_style() and entries:
+        raise EditError(f"EgressAllowList {name} writes its entries in flow style: edit that file by hand", 422)
+    return entries
+
+
+def destination_of(item: Any) -> str:
+    if isinstance(item, Mapping):
+        for key in DESTINATION_KEYS:
+            if key in item:
+                return str(item[key])
+    return ""
+
+
+def same_destination(a: str, b: str) -> bool:
+    """Equal as written, or as addresses and networks (2001:DB8::1 is 2001:db8::1)."""
+    if a.lower().rstrip(".") == b.lower().rstrip("."):
+        return True
+    try:
+        return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
+    except ValueError:
+        return False
+
+
+def add_entry(text: str, name: str, entry: Entry) -> str:
+    entries = _entries(text, name)
+    if any(same_destination(destination_of(item), entry.destination) for item in entries):
+        raise EditError(f"{entry.destination} is already in EgressAllowList {name}", 409)
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if entries:
+        start, dash = _item_start(lines, entries, len(entries) - 1)
+        at = _block_end(lines, start, dash)
+        return "".join([*lines[:at], *entry_lines(entry, dash), *lines[at:]])
+    # an empty list: "entries: []" becomes a block list under its key
+    line, _ = entries.lc.line, entries.lc.col
+    key_line = next(n for n in range(line, -1, -1) if re.match(r"\s*entries\s*:", lines[n]))
+    key_indent = _indent(lines[key_line])
+    head = re.sub(r"\s*\[\s*\]", "", lines[key_line], count=1).rstrip() + "\n"
+    return "".join([*lines[:key_line], head, *entry_lines(entry, key_indent + 2), *lines[key_line + 1 :]])
+
+
+def remove_entry(text: str, name: str, destination: str) -> str:
+    entries = _entries(text, name)
+    for index, item in enumerate(entries):
+        if not same_destination(destination_of(item), destination):
+            continue
+        if isinstance(item, Mapping) and item.get("protected") is True:
+            raise EditError(f"{destination} is protected in EgressAllowList {name}: it can never be removed", 409)
+        lines = text.splitlines(keepends=True)
+        start, dash = _item_start(lines, entries, index)
+        end = _block_end(lines, start, dash)  # a comment at the dash's column belongs to the next entry
+        if len(entries) == 1:  # the last entry: the key keeps an empty list
+            key_line = next(n for n in range(start, -1, -1) if re.match(r"\s*entries\s*:", lines[n]))
+            lines[key_line] = lines[key_line].rstrip("\n").rstrip() + " []\n"
+        return "".join([*lines[:start], *lines[end:]])
+    raise EditError(f"{destination} is not in EgressAllowList {name}", 404)
+
+
+def parse_entries(text: str, name: str) -> list[dict[str, Any]]:
+    """The entries of one list as plain values (for showing them)."""
+    return [dict(item) for item in _entries(text, name) if isinstance(item, Mapping)]

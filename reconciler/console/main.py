@@ -1,0 +1,129 @@
+"""``reconciler console``: its flags (each also ``RECONCILER_<FLAG>``) and the service's lifetime."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from reconciler.console.app import Access, ConsoleApp
+from reconciler.console.auth import TokenBook
+from reconciler.console.service import Console
+from reconciler.errors import ReconcilerError, SettingsError
+from reconciler.model.values import host_and_port, parse_duration
+from reconciler.settings import GitIdentity
+from reconciler.system.clock import SystemClock
+from reconciler.system.console_git import ConsoleClone
+from reconciler.system.forge import FORGE_TOKEN_ENV, KINDS, Forge
+
+log = logging.getLogger(__name__)
+
+
+def _env(flag: str, default: str) -> str:
+    return os.environ.get(f"RECONCILER_{flag.upper()}", default)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    console = commands.add_parser(
+        "console",
+        help="web pages and a JSON API that turn edits into commits or pull requests, and show every node's status",
+        epilog="Every flag can also be given as RECONCILER_<FLAG>. Secrets come from the environment only: "
+        "RECONCILER_GIT_TOKEN (HTTPS remotes) and RECONCILER_FORGE_TOKEN (the forge's API).",
+    )
+    console.add_argument("--repo", default=_env("repo", ""), help="git URL of the desired-state repository")
+    console.add_argument("--branch", default=_env("branch", "main"), help="default: main")
+    console.add_argument("--path", default=_env("path", ""), help="folder of the desired state in the repository")
+    console.add_argument("--listen", default=_env("listen", "127.0.0.1:9901"), help="default: 127.0.0.1:9901")
+    console.add_argument(
+        "--mode",
+        choices=["pull-request", "push"],
+        default=_env("mode", "pull-request"),
+        help="pull-request: a branch console/<user>/... and a pull request; push: straight to --branch",
+    )
+    console.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
+    console.add_argument(
+        "--state-dir", type=Path, default=Path(_env("state_dir", "/var/lib/reconciler-console")), help="its clone"
+    )
+    console.add_argument(
+        "--tokens", type=Path, default=_env("tokens", "") or None, help="file of hashed tokens (sha256:HEX USER EMAIL)"
+    )
+    console.add_argument("--trust-header", default=_env("trust_header", "") or None, help="e.g. X-Forwarded-User")
+    console.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[p for p in _env("trusted_proxy", "").split(",") if p],
+        help="address or network of a reverse proxy whose --trust-header is believed (repeatable)",
+    )
+    console.add_argument("--forge", choices=KINDS, default=_env("forge", "") or None, help="who opens pull requests")
+    console.add_argument(
+        "--forge-url", default=_env("forge_url", ""), help="the forge's API, like https://api.github.com"
+    )
+    console.add_argument("--forge-project", default=_env("forge_project", ""), help="owner/name on the forge")
+    console.add_argument("--stale-after", default=_env("stale_after", "5m"), help="a node's status older is stale")
+    console.add_argument("--git-timeout", default=_env("git_timeout", "60s"), help="default: 60s")
+
+
+def _forge(args: argparse.Namespace) -> Forge | None:
+    if args.forge is None:
+        return None
+    if not args.forge_url or not args.forge_project:
+        raise SettingsError("--forge needs --forge-url and --forge-project")
+    return Forge(args.forge, args.forge_url, args.forge_project, os.environ.get(FORGE_TOKEN_ENV, ""))
+
+
+def build(args: argparse.Namespace) -> ConsoleApp:
+    if not args.repo:
+        raise SettingsError("--repo (or RECONCILER_REPO) is required")
+    clone = ConsoleClone(
+        args.repo,
+        workdir=args.state_dir / "clone",
+        branch=args.branch,
+        path=args.path,
+        timeout=parse_duration(args.git_timeout).total_seconds(),
+        committer=GitIdentity("reconciler console", "console@reconciler.invalid"),
+    )
+    console = Console(clone, mode=args.mode, forge=_forge(args), clock=SystemClock())
+    access = Access(TokenBook.read(args.tokens), args.trust_header, tuple(args.trusted_proxy))
+    stale = parse_duration(args.stale_after).total_seconds()
+    return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale)
+
+
+async def serve(app: ConsoleApp, listen: str) -> None:
+    host, port = host_and_port(listen)
+    runner = web.AppRunner(app.application(), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SettingsError(f"cannot listen on {listen}: {exc.strerror}") from exc
+    log.info("console listening address=%s", listen)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        app = build(args)
+    except ReconcilerError as exc:
+        print(f"reconciler console: {exc}")
+        return 2
+    try:
+        asyncio.run(serve(app, args.listen))
+    except SettingsError as exc:
+        print(f"reconciler console: {exc}")
+        return 2
+    finally:
+        with contextlib.suppress(Exception):
+            app.console.close()
+    return 0

@@ -1,0 +1,212 @@
+"""What the console does, apart from HTTP: read the allow-lists at the branch's tip, turn an edit into a validated
+commit (pushed, or on a branch of its own with a pull request), and read every node's status.
+
+Git work runs in a thread, one edit at a time: the clone has one working tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.agent.validation import validate_path
+from reconciler.console.edits import EditError, Entry, add_entry, parse_entries, remove_entry
+from reconciler.errors import Problem, ReconcilerError, Severity
+from reconciler.loading.loader import LoadResult, load_tree
+from reconciler.model import EgressAllowList
+from reconciler.settings import GitIdentity
+from reconciler.system.clock import Clock
+from reconciler.system.console_git import Committed, ConsoleClone
+from reconciler.system.files import read_source_tree
+from reconciler.system.forge import Forge, PullRequest
+
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+class RefusedEditError(ReconcilerError):
+    """The edited tree does not validate: nothing was committed."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Preview:
+    file: str
+    diff: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    commit: str
+    branch: str
+    file: str
+    diff: str
+    pull_request: PullRequest | None = None
+    compare_url: str = ""
+
+
+@dataclass(frozen=True)
+class AllowList:
+    name: str
+    file: str
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+
+def problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "column": problem.column,
+        "path": problem.path,
+        "message": problem.message,
+    }
+
+
+def unified(relpath: str, before: str, after: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{relpath}", f"b/{relpath}"
+    )
+    return "".join(lines)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "edit"
+
+
+class Console:
+    def __init__(self, clone: ConsoleClone, *, mode: str, forge: Forge | None, clock: Clock) -> None:
+        self.clone = clone
+        self.mode = mode
+        self.forge = forge
+        self.clock = clock
+        self.lock = asyncio.Lock()
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def _load(self) -> tuple[LoadResult, str]:
+        tip = self.clone.refresh()
+        tree = read_source_tree(self.clone.folder, display_root="", max_file_bytes=DEFAULT_MAX_BYTES)
+        return load_tree(tree), tip
+
+    def _lists(self) -> list[AllowList]:
+        result, _ = self._load()
+        found = []
+        for resource in sorted(result.state.of_kind(EgressAllowList), key=lambda r: r.metadata.name):
+            ref = result.refs.get((EgressAllowList.KIND, resource.metadata.name))
+            if ref is None:
+                continue
+            entries = parse_entries(self.clone.read(ref.file), resource.metadata.name)
+            found.append(AllowList(resource.metadata.name, ref.file, entries))
+        return found
+
+    async def allow_lists(self) -> list[AllowList]:
+        async with self.lock:
+            return await asyncio.to_thread(self._lists)
+
+    def _file_of(self, kind: str, name: str) -> str:
+        result, _ = self._load()
+        ref = result.refs.get((kind, name))
+        if ref is None:
+            raise EditError(f"no {kind} named {name} in the desired state", 404)
+        return ref.file
+
+    # --- editing ---------------------------------------------------------------------------------------------
+
+    def _validate(self, base: str) -> None:
+        today = datetime.fromtimestamp(self.clock.now(), UTC).date()
+        report = validate_path(self.clone.folder, base=base, today=today)
+        errors = [p for p in report.problems if p.severity is Severity.ERROR]
+        if errors:  # located in the repository's terms, not the console's clone
+            folder = str(self.clone.folder).rstrip("/") + "/"
+            raise RefusedEditError([replace(p, file=p.file.removeprefix(folder)) for p in errors])
+
+    def _preview(self, kind: str, name: str, change: Callable[[str], str]) -> Preview:
+        relpath = self._file_of(kind, name)
+        before = self.clone.read(relpath)
+        after = change(before)
+        self.clone.inside(relpath).write_text(after, encoding="utf-8")
+        try:
+            self._validate(self.clone.repo.head.commit.hexsha)
+        finally:
+            self.clone.refresh()
+        return Preview(relpath, unified(relpath, before, after))
+
+    def _commit(self, kind: str, name: str, change: Callable[[str], str], message: str, author: GitIdentity) -> Outcome:
+        relpath = self._file_of(kind, name)
+        before: dict[str, str] = {}
+
+        def remembering(text: str) -> str:
+            before["text"] = text
+            return change(text)
+
+        branch = None
+        if self.mode == "pull-request":
+            user = slug(author.name)
+            branch = f"console/{user}/{slug(message)}-{int(self.clock.now())}"
+        done: Committed = self.clone.edit(relpath, remembering, self._validate, message, author, branch=branch)
+        after = self.clone.read(relpath)
+        diff = unified(relpath, before["text"], after)
+        self.clone.refresh()
+        if branch is None:
+            return Outcome(done.commit, done.branch, relpath, diff)
+        if self.forge is None:
+            return Outcome(done.commit, done.branch, relpath, diff, compare_url="")
+        request = self.forge.open(
+            branch, self.clone.branch, message, f"{message}\n\nFrom the console, by {author.name}."
+        )
+        return Outcome(done.commit, done.branch, relpath, diff, pull_request=request)
+
+    async def preview_add(self, name: str, entry: Entry) -> Preview:
+        async with self.lock:
+            return await asyncio.to_thread(
+                self._preview, EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry)
+            )
+
+    async def add(self, name: str, entry: Entry, author: GitIdentity) -> Outcome:
+        message = f"Allow {entry.destination} in {name}" + (" (protected)" if entry.protected else "")
+        async with self.lock:
+            return await asyncio.to_thread(
+                self._commit, EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry), message, author
+            )
+
+    async def preview_remove(self, name: str, destination: str) -> Preview:
+        async with self.lock:
+            return await asyncio.to_thread(
+                self._preview, EgressAllowList.KIND, name, lambda text: remove_entry(text, name, destination)
+            )
+
+    async def remove(self, name: str, destination: str, author: GitIdentity) -> Outcome:
+        message = f"Remove {destination} from {name}"
+        async with self.lock:
+            return await asyncio.to_thread(
+                self._commit,
+                EgressAllowList.KIND,
+                name,
+                lambda text: remove_entry(text, name, destination),
+                message,
+                author,
+            )
+
+    def close(self) -> None:
+        self.clone.close()
+
+
+def entry_json(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry as the API shows it."""
+    kind = next((k for k in ("domain", "ip", "cidr") if k in entry), "")
+    return {
+        "destination": str(entry.get(kind, "")),
+        "type": kind,
+        "ports": [str(p) for p in entry.get("ports") or []],
+        "protocol": str(entry.get("protocol", "any")),
+        "protected": entry.get("protected") is True,
+        "expires": str(entry["expires"]) if entry.get("expires") is not None else None,
+        "comment": str(entry.get("comment", "")),
+    }

@@ -1,0 +1,184 @@
+"""The console's clone of the desired-state repository: a working tree in its state dir where an edit is made on
+the branch's tip, validated, committed with the person's name and pushed; or pushed to a branch of its own for a
+pull request. One edit at a time per clone (the caller holds a lock); a push refused because the tip moved is
+retried by making the same edit again on the new tip.
+
+Nothing from a request becomes a command-line option: paths are checked to stay inside the tree and given after
+``--``, names and e-mails go through the environment, branch names are built from checked characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from reconciler.errors import SourceError
+from reconciler.settings import GitIdentity
+from reconciler.system.git import _git_detail, _token_config
+
+REJECTED = ("rejected", "fetch first", "non-fast-forward", "failed to push", "stale info")
+
+
+class PushRejectedError(SourceError):
+    """The remote refused the push because its branch moved on."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    commit: str
+    branch: str
+    base: str  # the tip the edit was made on
+
+
+class ConsoleClone:
+    def __init__(
+        self, url: str, *, workdir: Path, branch: str, path: str, timeout: float, committer: GitIdentity
+    ) -> None:
+        self.branch = branch
+        self.path = path.strip("/")
+        self.timeout = timeout
+        self.committer = committer
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **_token_config()}
+        try:
+            if (workdir / ".git").is_dir():
+                self.repo = git.Repo(workdir)
+            else:
+                workdir.mkdir(parents=True, exist_ok=True)
+                self.repo = git.Repo.init(workdir)
+            with self.repo.config_writer() as config:
+                config.set_value('remote "origin"', "url", url)
+                config.set_value('remote "origin"', "fetch", "+refs/heads/*:refs/remotes/origin/*")
+            self.repo.git.update_environment(**env)
+        except (git.GitError, OSError) as exc:
+            raise SourceError(f"cannot prepare the console's clone in {workdir}: {_git_detail(exc)}") from exc
+
+    @property
+    def root(self) -> Path:
+        return Path(self.repo.working_tree_dir or ".")
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.path if self.path else self.root
+
+    def close(self) -> None:
+        self.repo.close()
+
+    def refresh(self, ref: str | None = None) -> str:
+        """The working tree at the tip of the branch (or ``ref`` of the remote); the tip's commit."""
+        ref = ref or self.branch
+        try:
+            self.repo.git.fetch("--quiet", "--no-tags", "origin", kill_after_timeout=self.timeout)
+            tip = self.repo.commit(f"refs/remotes/origin/{ref}").hexsha
+            self.repo.git.checkout("--quiet", "--force", "--detach", tip)
+            self.repo.git.clean("-fdxq")
+        except (git.GitError, OSError, ValueError) as exc:
+            raise SourceError(f"cannot read {ref} of the desired-state repository: {_git_detail(exc)}") from exc
+        return str(tip)
+
+    def inside(self, relpath: str) -> Path:
+        """``relpath`` under the desired-state folder; anything that leaves it is refused."""
+        target = (self.folder / relpath).resolve()
+        if not target.is_relative_to(self.folder.resolve()) or not relpath or relpath.startswith("-"):
+            raise SourceError(f"{relpath!r} is not a file of the desired state")
+        return target
+
+    def read(self, relpath: str) -> str:
+        return self.inside(relpath).read_text(encoding="utf-8")
+
+    def commit(self, relpath: str, content: str, message: str, author: GitIdentity) -> str:
+        """Write ``content`` to ``relpath`` and commit it on the detached tip; the new commit."""
+        target = self.inside(relpath)
+        target.write_text(content, encoding="utf-8")
+        env = {
+            "GIT_AUTHOR_NAME": author.name,
+            "GIT_AUTHOR_EMAIL": author.email,
+            "GIT_COMMITTER_NAME": self.committer.name,
+            "GIT_COMMITTER_EMAIL": self.committer.email,
+        }
+        try:
+            self.repo.git.add("--", str(target.relative_to(self.root)))
+            # the message goes through a file of ours: never through argv
+            message_file = Path(self.repo.git_dir) / "CONSOLE_MESSAGE"
+            message_file.write_text(message, encoding="utf-8")
+            self.repo.git.commit("--quiet", "--no-verify", "-F", str(message_file), env=env)
+            return str(self.repo.head.commit.hexsha)
+        except (git.GitError, OSError) as exc:
+            raise SourceError(f"cannot commit the edit: {_git_detail(exc)}") from exc
+
+    def push(self, branch: str) -> None:
+        """Push the commit to ``branch`` of the remote, fast-forward only."""
+        if not re.fullmatch(r"[A-Za-z0-9._/-]+", branch) or branch.startswith("-") or ".." in branch:
+            raise SourceError(f"{branch!r} is not a branch name the console pushes to")
+        try:
+            self.repo.git.push("--quiet", "origin", f"HEAD:refs/heads/{branch}", kill_after_timeout=self.timeout)
+        except git.GitCommandError as exc:
+            detail = _git_detail(exc)
+            if any(word in detail for word in REJECTED):
+                raise PushRejectedError(f"the remote's {branch} moved on: {detail}") from exc
+            raise SourceError(f"cannot push to {branch}: {detail}") from exc
+
+    def status(self, branch: str) -> tuple[dict[str, bytes], dict[str, float]]:
+        """The files under ``status/`` at the tip of the remote's ``branch`` (after a refresh) and, per node, when
+        a commit last changed its folder (a Unix time). Nothing when the branch does not exist yet."""
+        ref = f"refs/remotes/origin/{branch}"
+        try:
+            commit = self.repo.commit(ref)
+        except (git.BadName, ValueError, git.GitCommandError):
+            return {}, {}
+        files: dict[str, bytes] = {}
+        try:
+            folder = commit.tree / "status"
+        except KeyError:
+            return {}, {}
+        for item in folder.traverse():
+            if isinstance(item, git.Blob):
+                files[str(item.path)] = item.data_stream.read()
+        nodes = {path.split("/")[1] for path in files if path.count("/") >= 2}
+        changed = {}
+        for node in sorted(nodes):
+            stamp = self.repo.git.log("-1", "--format=%ct", ref, "--", f"status/{node}/")
+            changed[node] = float(stamp or 0)
+        return files, changed
+
+    def changes_since(self, revision: str) -> str:
+        """What changed in the desired-state folder between ``revision`` and the branch's tip (``git diff
+        --stat``); empty when they are the same, or when ``revision`` is unknown here."""
+        if not re.fullmatch(r"[0-9a-f]{40}", revision):
+            return ""
+        tip = f"refs/remotes/origin/{self.branch}"
+        try:
+            return str(self.repo.git.diff("--stat", revision, tip, "--", self.path or "."))
+        except git.GitCommandError:
+            return f"{revision[:12]} is not in this repository's history"
+
+    def edit(
+        self,
+        relpath: str,
+        change: Callable[[str], str],
+        validate: Callable[[str], None],
+        message: str,
+        author: GitIdentity,
+        *,
+        branch: str | None = None,
+        attempts: int = 5,
+    ) -> Committed:
+        """Make ``change`` on the tip, ``validate`` the tree (given the tip), commit and push to ``branch`` (default
+        the console's branch); a push refused because the tip moved makes the edit again on the new tip."""
+        for attempt in range(attempts):
+            base = self.refresh()
+            after = change(self.read(relpath))
+            self.inside(relpath).write_text(after, encoding="utf-8")
+            validate(base)
+            commit = self.commit(relpath, after, message, author)
+            try:
+                self.push(branch or self.branch)
+            except PushRejectedError:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            return Committed(commit, branch or self.branch, base)
+        raise AssertionError("unreachable")

@@ -1,0 +1,282 @@
+"""The console against a real bare git remote, in-process over HTTP: edits through the API and the pages become
+one commit each whose diff is the entry's lines only, authored by the user; refused edits (protected, internal,
+duplicate, unauthenticated, a form without its CSRF token) commit nothing; two consoles editing at once both land,
+one rebuilt on the other's tip; pull-request mode pushes a branch and asks a (local) forge for the pull request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from reconciler.console.app import Access, ConsoleApp
+from reconciler.console.auth import TokenBook, hash_token
+from reconciler.console.service import Console
+from reconciler.settings import GitIdentity
+from reconciler.system.clock import SystemClock
+from reconciler.system.console_git import ConsoleClone
+from reconciler.system.forge import Forge
+from tests.conftest import EXAMPLE
+from tests.integration.agents import Remote, git
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "alice-token"
+ALICE = GitIdentity("alice", "alice@example.org")
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PARTNERS = (EXAMPLE / "egress" / "partners.yaml").read_text()
+FILE = "desired-state/egress/partners.yaml"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Remote:
+    remote = Remote(tmp_path)
+    remote.commit(
+        {FILE: PARTNERS, "desired-state/egress/platform.yaml": (EXAMPLE / "egress" / "platform.yaml").read_text()}
+    )
+    return remote
+
+
+def make_app(remote: Remote, folder: Path, *, mode: str = "push", forge: Forge | None = None) -> ConsoleApp:
+    clone = ConsoleClone(
+        remote.url, workdir=folder, branch="main", path="desired-state", timeout=30, committer=GitIdentity()
+    )
+    console = Console(clone, mode=mode, forge=forge, clock=SystemClock())
+    access = Access(TokenBook([(hash_token(TOKEN), ALICE)]))
+    return ConsoleApp(console, access, status_branch="reconciler-status", stale_after=300)
+
+
+def run(scenario: Callable[[], Any]) -> None:
+    asyncio.run(scenario())
+
+
+async def client_for(app: ConsoleApp) -> TestClient[Any, Any]:
+    client: TestClient[Any, Any] = TestClient(TestServer(app.application()))
+    await client.start_server()
+    return client
+
+
+def head(remote: Remote, ref: str = "main") -> str:
+    return git(remote.bare, "rev-parse", ref)
+
+
+def test_api_edits_are_single_commits_and_refusals_commit_nothing(remote: Remote, tmp_path: Path) -> None:
+    app = make_app(remote, tmp_path / "console")
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            lists = await (await client.get("/api/v1/allowlists")).json()
+            partners = next(found for found in lists if found["name"] == "partners")
+            assert partners["file"] == "egress/partners.yaml"
+            assert {"destination": "198.51.100.0/28", "protected": True}.items() <= partners["entries"][3].items()
+
+            before = head(remote)
+            added = await client.post(
+                "/api/v1/allowlists/partners/entries",
+                json={"domain": "api.new.example", "ports": [443], "protocol": "tcp", "comment": "new partner"},
+                headers=AUTH,
+            )
+            assert added.status == 201, await added.text()
+            body = await added.json()
+            assert body["branch"] == "main"
+            assert body["pullRequest"] is None
+            assert head(remote) == body["commit"]
+            assert git(remote.bare, "rev-parse", f"{body['commit']}^") == before  # one commit
+            assert git(remote.bare, "log", "-1", "--format=%an <%ae>", "main") == "alice <alice@example.org>"
+            diff = git(remote.bare, "diff", "-U0", before, "main")
+            assert [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")] == [
+                "+    - domain: api.new.example",
+                "+      ports: [443]",
+                "+      protocol: tcp",
+                "+      comment: new partner",
+            ]
+            assert git(remote.bare, "show", f"main:{FILE}").startswith(PARTNERS)  # comments and all, untouched
+
+            tip = head(remote)
+            internal = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "10.0.0.1"}, headers=AUTH)
+            assert internal.status == 422
+            error = (await internal.json())["errors"][0]
+            assert (error["file"], error["path"]) == ("egress/partners.yaml", "spec.entries[6].ip")
+            assert error["line"] > 30
+            assert "internal address" in error["message"]
+            protected = await client.delete("/api/v1/allowlists/partners/entries/api.partner.example", headers=AUTH)
+            assert protected.status == 409
+            duplicate = await client.post(
+                "/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.7"}, headers=AUTH
+            )
+            assert duplicate.status == 409
+            anonymous = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.8"})
+            assert anonymous.status == 401
+            wrong = await client.post(
+                "/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.8"}, headers={"Authorization": "Bearer x"}
+            )
+            assert wrong.status == 401
+            assert head(remote) == tip  # none of them committed anything
+
+            removed = await client.delete("/api/v1/allowlists/partners/entries/203.0.113.7", headers=AUTH)
+            assert removed.status == 200
+            assert "203.0.113.7" not in git(remote.bare, "show", f"main:{FILE}")
+            nodes = await client.get("/api/v1/nodes")
+            assert await nodes.json() == []  # no agent has published yet
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)
+
+
+def test_pages_need_a_login_and_the_forms_csrf_token(remote: Remote, tmp_path: Path) -> None:
+    app = make_app(remote, tmp_path / "console")
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            assert (await client.get("/allowlists", allow_redirects=False)).status == 303
+            refused = await client.post("/login", data={"token": "nope"})
+            assert refused.status == 401
+            await client.post("/login", data={"token": TOKEN})
+            page = await (await client.get("/allowlists")).text()
+            assert "api.partner.example" in page
+            csrf = page.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            tip = head(remote)
+            form = {"kind": "ip", "destination": "203.0.113.44", "comment": "from the page"}
+            forged = await client.post("/allowlists/partners/add", data=form)
+            assert forged.status == 403
+            wrong = await client.post("/allowlists/partners/add", data={**form, "csrf": "x" * 43})
+            assert wrong.status == 403
+            preview = await client.post("/allowlists/partners/add", data={**form, "csrf": csrf})
+            assert "+    - ip: 203.0.113.44" in await preview.text()
+            assert head(remote) == tip  # a preview commits nothing
+            done = await client.post("/allowlists/partners/add", data={**form, "csrf": csrf, "action": "commit"})
+            assert head(remote) in await done.text()
+            assert head(remote) != tip
+            refused_page = await client.post(
+                "/allowlists/partners/remove",
+                data={"destination": "api.partner.example", "csrf": csrf, "action": "commit"},
+            )
+            assert refused_page.status == 409
+            assert "can never be removed" in await refused_page.text()
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)
+
+
+def test_two_consoles_editing_at_once_both_land(remote: Remote, tmp_path: Path) -> None:
+    """Console A's first push is beaten by B's edit: A makes its edit again on B's tip and pushes."""
+    first, second = make_app(remote, tmp_path / "a"), make_app(remote, tmp_path / "b")
+    original = first.console._validate
+    calls = []
+
+    def validate_then_lose_the_race(base: str) -> None:
+        original(base)
+        calls.append(base)
+        if len(calls) == 1:  # between A's validation and its push, B commits and pushes
+            second.console._commit(
+                "EgressAllowList",
+                "partners",
+                lambda text: text.replace("nightly settlement files", "nightly settlement files (B)"),
+                "B edits",
+                GitIdentity("bob", "bob@example.org"),
+            )
+
+    first.console._validate = validate_then_lose_the_race  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        client = await client_for(first)
+        try:
+            added = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.60"}, headers=AUTH)
+            assert added.status == 201, await added.text()
+            commit = (await added.json())["commit"]
+            assert head(remote) == commit
+            authors = git(remote.bare, "log", "-3", "--format=%an", "main").splitlines()
+            assert authors == ["alice", "bob", "operator"]  # linear: A rebuilt on B's tip
+            text = git(remote.bare, "show", f"main:{FILE}")
+            assert "203.0.113.60" in text
+            assert "(B)" in text
+            assert len(calls) == 2
+        finally:
+            await client.close()
+            first.console.close()
+            second.console.close()
+
+    run(scenario)
+
+
+def test_pull_request_mode_asks_the_forge(remote: Remote, tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def pulls(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "auth": request.headers.get("Authorization"),
+                "body": await request.json(),
+            }
+        )
+        return web.json_response({"number": 7, "html_url": "https://forge.example/team/desired/pull/7"}, status=201)
+
+    async def scenario() -> None:
+        forge_app = web.Application()
+        forge_app.router.add_post("/repos/team/desired/pulls", pulls)
+        forge = TestServer(forge_app)
+        await forge.start_server()
+        app = make_app(
+            remote,
+            tmp_path / "console",
+            mode="pull-request",
+            forge=Forge("github", str(forge.make_url("")), "team/desired", "forge-token"),
+        )
+        client = await client_for(app)
+        try:
+            tip = head(remote)
+            added = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.70"}, headers=AUTH)
+            assert added.status == 201, await added.text()
+            body = await added.json()
+            assert body["pullRequest"] == "https://forge.example/team/desired/pull/7"
+            assert body["branch"].startswith("console/alice/allow-203-0-113-70-in-partners")
+            assert head(remote) == tip  # main waits for the review
+            assert head(remote, body["branch"]) == body["commit"]
+            assert seen == [
+                {
+                    "method": "POST",
+                    "path": "/repos/team/desired/pulls",
+                    "auth": "Bearer forge-token",
+                    "body": {
+                        "title": "Allow 203.0.113.70 in partners",
+                        "head": body["branch"],
+                        "base": "main",
+                        "body": "Allow 203.0.113.70 in partners\n\nFrom the console, by alice.",
+                    },
+                }
+            ]
+        finally:
+            await client.close()
+            await forge.close()
+            app.console.close()
+
+    run(scenario)
+
+
+def test_gitlab_and_gitea_requests() -> None:
+    gitlab = Forge("gitlab", "https://gitlab.example/api/v4", "team/desired", "t")._request("h", "main", "T", "B")
+    assert gitlab == (
+        "https://gitlab.example/api/v4/projects/team%2Fdesired/merge_requests",
+        {"PRIVATE-TOKEN": "t"},
+        {"source_branch": "h", "target_branch": "main", "title": "T", "description": "B"},
+    )
+    gitea = Forge("gitea", "https://gitea.example/api/v1/", "team/desired", "t")._request("h", "main", "T", "B")
+    assert gitea[0] == "https://gitea.example/api/v1/repos/team/desired/pulls"
+    assert gitea[1] == {"Authorization": "token t"}
+    assert json.dumps(gitea[2], sort_keys=True) == json.dumps(
+        {"base": "main", "body": "B", "head": "h", "title": "T"}, sort_keys=True
+    )

@@ -39,6 +39,16 @@ def require_root(*tools: str) -> None:
         pytest.skip(why)
 
 
+def require_tools(*tools: str) -> None:
+    """Programs a test drives (a browser, say): in CI they fail without them, elsewhere they are skipped."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        why = f"needs {', '.join(missing)}"
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
 ALLOW_LIST = """apiVersion: reconciler/v1
 kind: EgressAllowList
 metadata: {{name: {name}}}

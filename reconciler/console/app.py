@@ -15,6 +15,7 @@ from aiohttp import web
 
 from reconciler.console.auth import SESSION_COOKIE, Session, Sessions, TokenBook, trusted
 from reconciler.console.edits import EditError, Entry
+from reconciler.console.legacy import legacy_routes
 from reconciler.console.nodes import read_nodes
 from reconciler.console.service import Console, Outcome, RefusedEditError, entry_json, problem_json
 from reconciler.errors import ReconcilerError
@@ -76,15 +77,24 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 
 class ConsoleApp:
-    def __init__(self, console: Console, access: Access, *, status_branch: str, stale_after: float) -> None:
+    def __init__(
+        self,
+        console: Console,
+        access: Access,
+        *,
+        status_branch: str,
+        stale_after: float,
+        legacy_list: str | None = None,
+    ) -> None:
         self.console = console
+        self.legacy_list = legacy_list  # the old tool's calls edit this allow-list (None: they are off)
         self.access = access
         self.status_branch = status_branch
         self.stale_after = stale_after
 
     # --- who is asking ---------------------------------------------------------------------------------------
 
-    def _api_user(self, request: web.Request) -> GitIdentity | None:
+    def api_user(self, request: web.Request) -> GitIdentity | None:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             return self.access.tokens.user(header.removeprefix("Bearer ").strip())
@@ -195,7 +205,7 @@ class ConsoleApp:
     # --- JSON API --------------------------------------------------------------------------------------------
 
     def _require(self, request: web.Request) -> GitIdentity:
-        user = self._api_user(request)
+        user = self.api_user(request)
         if user is None:
             raise web.HTTPUnauthorized(
                 text='{"error": "a bearer token is needed"}',
@@ -261,6 +271,8 @@ class ConsoleApp:
                 web.get("/api/v1/nodes", self.api_nodes),
             ]
         )
+        if self.legacy_list is not None:
+            app.add_routes(legacy_routes(self, self.legacy_list))
         return app
 
 

@@ -66,6 +66,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     console.add_argument("--forge-project", default=_env("forge_project", ""), help="owner/name on the forge")
     console.add_argument("--stale-after", default=_env("stale_after", "5m"), help="a node's status older is stale")
+    console.add_argument(
+        "--legacy-api",
+        metavar="LIST",
+        default=_env("legacy_api", "") or None,
+        help="serve the old egress tool's /api?add=, /api?del=, /show-all and /ping, editing this allow-list",
+    )
     console.add_argument("--git-timeout", default=_env("git_timeout", "60s"), help="default: 60s")
 
 
@@ -91,7 +97,7 @@ def build(args: argparse.Namespace) -> ConsoleApp:
     console = Console(clone, mode=args.mode, forge=_forge(args), clock=SystemClock())
     access = Access(TokenBook.read(args.tokens), args.trust_header, tuple(args.trusted_proxy))
     stale = parse_duration(args.stale_after).total_seconds()
-    return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale)
+    return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale, legacy_list=args.legacy_api)
 
 
 async def serve(app: ConsoleApp, listen: str) -> None:

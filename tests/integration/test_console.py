@@ -43,13 +43,15 @@ def remote(tmp_path: Path) -> Remote:
     return remote
 
 
-def make_app(remote: Remote, folder: Path, *, mode: str = "push", forge: Forge | None = None) -> ConsoleApp:
+def make_app(
+    remote: Remote, folder: Path, *, mode: str = "push", forge: Forge | None = None, legacy: str | None = None
+) -> ConsoleApp:
     clone = ConsoleClone(
         remote.url, workdir=folder, branch="main", path="desired-state", timeout=30, committer=GitIdentity()
     )
     console = Console(clone, mode=mode, forge=forge, clock=SystemClock())
     access = Access(TokenBook([(hash_token(TOKEN), ALICE)]))
-    return ConsoleApp(console, access, status_branch="reconciler-status", stale_after=300)
+    return ConsoleApp(console, access, status_branch="reconciler-status", stale_after=300, legacy_list=legacy)
 
 
 def run(scenario: Callable[[], Any]) -> None:
@@ -280,3 +282,42 @@ def test_gitlab_and_gitea_requests() -> None:
     assert json.dumps(gitea[2], sort_keys=True) == json.dumps(
         {"base": "main", "body": "B", "head": "h", "title": "T"}, sort_keys=True
     )
+
+
+def test_the_old_tools_calls_map_onto_the_same_commits(remote: Remote, tmp_path: Path) -> None:
+    """--legacy-api partners: /api?add=, /api?del=, /show-all and /ping; off without the flag."""
+    off = make_app(remote, tmp_path / "off")
+    app = make_app(remote, tmp_path / "console", legacy="partners")
+
+    async def scenario() -> None:
+        without = await client_for(off)
+        client = await client_for(app)
+        try:
+            assert (await without.get("/show-all")).status == 404
+            assert await (await client.get("/ping")).text() == "pong"
+            tip = head(remote)
+            assert (await client.get("/api?add=legacy.example.com")).status == 401  # no edit without a user
+            assert head(remote) == tip
+            added = await client.get("/api?add=legacy.example.com&nonDeletable=true", headers=AUTH)
+            assert added.status == 200, await added.text()
+            body = await added.json()
+            assert (body["result"], body["entry"], body["commit"]) == ("added", "legacy.example.com", head(remote))
+            text = git(remote.bare, "show", f"main:{FILE}")
+            assert text.endswith("    - domain: legacy.example.com\n      protected: true")
+            shown = await (await client.get("/show-all")).json()
+            assert {"entry": "legacy.example.com", "nonDeletable": True, "comment": ""} in shown
+            assert {"entry": "203.0.113.7", "nonDeletable": False, "comment": "partner's fixed webhook sender"} in shown
+            refused = await client.get("/api?del=legacy.example.com", headers=AUTH)
+            assert refused.status == 409
+            assert (await refused.json())["result"] == "error"
+            deleted = await client.get("/api?del=203.0.113.7", headers=AUTH)
+            assert (await deleted.json())["result"] == "deleted"
+            internal = await client.get("/api?add=192.168.1.1", headers=AUTH)
+            assert internal.status == 422
+        finally:
+            await client.close()
+            await without.close()
+            app.console.close()
+            off.console.close()
+
+    run(scenario)

@@ -1,0 +1,169 @@
+"""The console in a real browser (headless Chromium through Selenium), as a person uses it: log in with a token,
+add an entry with the form, read the diff, commit, see the entry and the commit; a protected entry has no remove
+button; the nodes page shows two real agents' status from the status branch they publish to. With
+RECONCILER_SCREENSHOTS=DIR set, each page is saved there (the README's screenshots come from this test)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from reconciler.console.auth import hash_token
+from tests.conftest import EXAMPLE, require_tools
+from tests.integration.agents import AgentProcess, Remote, free_port, git, wait_for
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "browser-token"
+FILES = {
+    "desired-state/egress/partners.yaml": (EXAMPLE / "egress" / "partners.yaml").read_text(),
+    "desired-state/egress/platform.yaml": (EXAMPLE / "egress" / "platform.yaml").read_text(),
+}
+
+
+class World:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.remote = Remote(root)
+        self.revision = self.remote.commit(FILES)
+        self.agents = [
+            AgentProcess(
+                self.remote,
+                root / f"state-{node}",
+                node=node,
+                args=("--path", "desired-state", "--status-interval", "1s"),
+            )
+            for node in ("edge-a", "edge-b")
+        ]
+        self.port = free_port()
+        self.console: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        for agent in self.agents:
+            agent.start()
+        for node in ("edge-a", "edge-b"):
+            wait_for(
+                lambda node=node: self.remote.status_file(f"status/{node}/agent.yaml"),  # type: ignore[misc]
+                timeout=30,
+                what=f"{node}'s status on the status branch",
+            )
+        tokens = self.root / "tokens"
+        tokens.write_text(f"sha256:{hash_token(TOKEN)} carol carol@example.org\n")
+        command = [
+            *(sys.executable, "-m", "reconciler", "console", "--repo", self.remote.url, "--path", "desired-state"),
+            *("--mode", "push", "--tokens", str(tokens), "--listen", f"127.0.0.1:{self.port}"),
+            *("--state-dir", str(self.root / "console")),
+        ]
+        with (self.root / "console.log").open("ab") as log:
+            self.console = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_for(self._answers, timeout=20, what="the console")
+
+    def _answers(self) -> bool:
+        assert self.console is not None
+        if self.console.poll() is not None:
+            raise AssertionError((self.root / "console.log").read_text()[-2000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.console is not None:
+            self.console.terminate()
+            self.console.wait(timeout=15)
+        for agent in self.agents:
+            agent.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    require_tools("chromium", "chromedriver")
+    built = World(tmp_path_factory.mktemp("console-browser"))
+    try:
+        built.start()
+        yield built
+    finally:
+        built.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(world: World) -> Iterator[WebDriver]:
+    options = Options()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1280,1000")
+    options.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver.implicitly_wait(5)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _shot(driver: WebDriver, name: str) -> None:
+    folder = os.environ.get("RECONCILER_SCREENSHOTS")
+    if folder:
+        driver.save_screenshot(str(Path(folder) / f"console-{name}.png"))
+
+
+def test_log_in_add_an_entry_with_the_form_and_see_the_commit(world: World, browser: WebDriver) -> None:
+    base = f"http://127.0.0.1:{world.port}"
+    browser.get(f"{base}/allowlists")
+    assert browser.current_url.endswith("/login")  # no session: the login page
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "login").click()
+    assert browser.current_url.endswith("/allowlists")
+    protected = browser.find_element(By.CSS_SELECTOR, 'tr[data-destination="api.partner.example"]')
+    assert "protected" in protected.text
+    assert not protected.find_elements(By.CSS_SELECTOR, "button.remove")
+    plain = browser.find_element(By.CSS_SELECTOR, 'tr[data-destination="203.0.113.7"]')
+    assert plain.find_elements(By.CSS_SELECTOR, "button.remove")
+    _shot(browser, "allowlists")
+
+    form = browser.find_element(By.CSS_SELECTOR, "#list-partners form.add-form")
+    form.find_element(By.CSS_SELECTOR, 'select[name="kind"] option[value="ip"]').click()
+    form.find_element(By.NAME, "destination").send_keys("203.0.113.88")
+    form.find_element(By.NAME, "ports").send_keys("443")
+    form.find_element(By.NAME, "comment").send_keys("added in the browser")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    diff = browser.find_element(By.ID, "diff").text
+    assert "+    - ip: 203.0.113.88" in diff
+    assert "+      comment: added in the browser" in diff
+    _shot(browser, "preview")
+    before = git(world.remote.bare, "rev-parse", "main")
+    browser.find_element(By.ID, "commit").click()
+    commit = browser.find_element(By.ID, "commit-id").text
+    assert commit == git(world.remote.bare, "rev-parse", "main") != before
+    assert git(world.remote.bare, "log", "-1", "--format=%an", "main") == "carol"
+    _shot(browser, "committed")
+    browser.get(f"{base}/allowlists?q=browser")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#list-partners tr.entry")
+    assert [row.get_attribute("data-destination") for row in rows] == ["203.0.113.88"]
+
+
+def test_the_nodes_page_shows_both_agents(world: World, browser: WebDriver) -> None:
+    browser.get(f"http://127.0.0.1:{world.port}/nodes")
+    if browser.current_url.endswith("/login"):
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.ID, "login").click()
+        browser.get(f"http://127.0.0.1:{world.port}/nodes")
+    for node in ("edge-a", "edge-b"):
+        section = browser.find_element(By.ID, f"node-{node}")
+        assert world.revision[:12] in section.text
+        assert "Ready=True" in section.text
+        assert "EgressAllowList/partners" in section.text
+        assert "stale" not in section.text
+    _shot(browser, "nodes")

@@ -14,11 +14,23 @@ import jinja2
 from aiohttp import web
 
 from reconciler.console.auth import SESSION_COOKIE, Session, Sessions, TokenBook, trusted
-from reconciler.console.edits import EditError, Entry
+from reconciler.console.edits import EDGE_MODES, EditError, Entry
 from reconciler.console.legacy import legacy_routes
 from reconciler.console.nodes import read_nodes
-from reconciler.console.service import Console, Outcome, RefusedEditError, entry_json, problem_json
+from reconciler.console.service import (
+    Console,
+    Edit,
+    Outcome,
+    RefusedEditError,
+    add_edit,
+    ban_edit,
+    entry_json,
+    mode_edit,
+    problem_json,
+    remove_edit,
+)
 from reconciler.errors import ReconcilerError
+from reconciler.model import EdgeNetwork, IPPool
 from reconciler.settings import GitIdentity
 
 log = logging.getLogger(__name__)
@@ -64,6 +76,30 @@ def _entry(form: Any) -> Entry:
         str(form.get("expires") or ""),
         str(form.get("comment") or ""),
     )
+
+
+def page_edit(section: str, name: str, operation: str, form: Any) -> Edit:
+    """The edit a page's form asks for."""
+    if section == "allowlists" and operation == "add":
+        return add_edit(name, _entry(form))
+    if section == "allowlists" and operation == "remove":
+        return remove_edit(name, str(form.get("destination", "")))
+    if section == "pools" and operation in ("ban", "release"):
+        return ban_edit(name, str(form.get("address", "")).strip(), operation == "ban")
+    if section == "edges" and operation == "mode":
+        host, mode = str(form.get("host", "")), str(form.get("mode", ""))
+        return mode_edit(name, host, mode, str(form.get("comment", "")).strip())
+    raise EditError(f"no {operation} on {section}", 404)
+
+
+def _observed(nodes: list[dict[str, Any]], kind: str, name: str) -> dict[str, dict[str, Any]]:
+    """Per node, what it observed of one resource (its status document's observations)."""
+    seen = {}
+    for node in nodes:
+        for resource in node["resources"]:
+            if resource.get("kind") == kind and resource.get("name") == name:
+                seen[node["node"]] = resource.get("observations") or {}
+    return seen
 
 
 def _outcome_json(outcome: Outcome) -> dict[str, Any]:
@@ -162,40 +198,61 @@ class ConsoleApp:
         return session, form
 
     async def edit_page(self, request: web.Request) -> web.Response:
+        """Every page form: first a preview (the diff, nothing committed), then, confirmed, the commit."""
         session, form = await self._checked_form(request)
-        name, operation = request.match_info["name"], request.match_info["operation"]
-        commit = form.get("action") == "commit"
+        section, name, operation = (request.match_info[k] for k in ("section", "name", "operation"))
         values = {k: str(v) for k, v in form.items() if k not in ("csrf", "action")}
         try:
-            if operation == "add":
-                entry = _entry(form)
-                if commit:
-                    outcome = await self.console.add(name, entry, session.user)
-                else:
-                    preview = await self.console.preview_add(name, entry)
-            else:
-                destination = str(form.get("destination", ""))
-                if commit:
-                    outcome = await self.console.remove(name, destination, session.user)
-                else:
-                    preview = await self.console.preview_remove(name, destination)
+            edit = page_edit(section, name, operation, form)
+            if form.get("action") == "commit":
+                outcome = await self.console.commit(edit, session.user)
+                return render("done.html", session=session, outcome=outcome, page=section)
+            preview = await self.console.preview(edit)
         except RefusedEditError as exc:
             problems = [problem_json(p) for p in exc.problems]
-            return render("refused.html", status=422, session=session, problems=problems, page="allowlists")
+            return render("refused.html", status=422, session=session, problems=problems, page=section)
         except EditError as exc:
             problems = [{"file": "", "line": 0, "column": 0, "path": "", "message": str(exc)}]
-            return render("refused.html", status=exc.status, session=session, problems=problems, page="allowlists")
-        if commit:
-            return render("done.html", session=session, outcome=outcome, page="allowlists")
+            return render("refused.html", status=exc.status, session=session, problems=problems, page=section)
         return render(
             "preview.html",
             session=session,
-            name=name,
-            operation=operation,
+            action=f"/{section}/{name}/{operation}",
             values=values,
             preview=preview,
-            page="allowlists",
+            page=section,
         )
+
+    async def pools_page(self, request: web.Request) -> web.Response:
+        session = self._page_user(request)
+        nodes = await read_nodes(self.console, self.status_branch, self.stale_after)
+        pools = []
+        for pool, file in await self.console.resources(IPPool):
+            seen = _observed(nodes, IPPool.KIND, pool.metadata.name)
+            members: dict[str, dict[str, Any]] = {}
+            for node, observations in seen.items():
+                for member in observations.get("members", []):
+                    shown = members.setdefault(member["ip"], {"ip": member["ip"], "port": member["port"], "nodes": {}})
+                    shown["nodes"][node] = member
+            banned = [str(a) for a in pool.spec.banned]
+            pools.append({"name": pool.metadata.name, "file": file, "banned": banned, "members": members})
+        return render("pools.html", session=session, pools=pools, page="pools")
+
+    async def edges_page(self, request: web.Request) -> web.Response:
+        session = self._page_user(request)
+        nodes = await read_nodes(self.console, self.status_branch, self.stale_after)
+        networks = []
+        for network, file in await self.console.resources(EdgeNetwork):
+            seen = _observed(nodes, EdgeNetwork.KIND, network.metadata.name)
+            edges = []
+            for edge in network.spec.edge_list:
+                live: dict[str, Any] = {
+                    node: next((e for e in observations.get("edges", []) if e.get("host") == edge.host), {})
+                    for node, observations in seen.items()
+                }
+                edges.append({"host": edge.host, "mode": edge.mode, "comment": edge.comment, "nodes": live})
+            networks.append({"name": network.metadata.name, "file": file, "edges": edges, "modes": EDGE_MODES})
+        return render("edges.html", session=session, networks=networks, page="edges")
 
     async def nodes_page(self, request: web.Request) -> web.Response:
         session = self._page_user(request)
@@ -263,7 +320,11 @@ class ConsoleApp:
                 web.post("/login", self.login),
                 web.post("/logout", self.logout),
                 web.get("/allowlists", self.allow_lists_page),
-                web.post("/allowlists/{name}/{operation:add|remove}", self.edit_page),
+                web.post(
+                    "/{section:allowlists|pools|edges}/{name}/{operation:add|remove|ban|release|mode}", self.edit_page
+                ),
+                web.get("/pools", self.pools_page),
+                web.get("/edges", self.edges_page),
                 web.get("/nodes", self.nodes_page),
                 web.get("/api/v1/allowlists", self.api_lists),
                 web.post("/api/v1/allowlists/{name}/entries", self.api_add),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -189,3 +190,86 @@ def remove_entry(text: str, name: str, destination: str) -> str:
 def parse_entries(text: str, name: str) -> list[dict[str, Any]]:
     """The entries of one list as plain values (for showing them)."""
     return [dict(item) for item in _entries(text, name) if isinstance(item, Mapping)]
+
+
+def _plain_or_quoted(value: str) -> str:
+    """A value inside a flow collection: plain when it is a simple name or IPv4 address, else double-quoted (a
+    colon, as in IPv6 addresses, is not safe there)."""
+    return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else json.dumps(value)
+
+
+def _key_line(lines: Sequence[str], mapping: CommentedMap, key: str) -> int:
+    line, _ = mapping.lc.key(key)
+    return int(line)
+
+
+def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
+    """``address`` added to (or taken from) the IPPool's ``spec.banned``."""
+    document = find_document(text, "IPPool", pool)
+    spec = document.get("spec")
+    if not isinstance(spec, CommentedMap):
+        raise EditError(f"IPPool {pool} has no spec", 422)
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    current = spec.get("banned")
+    items = [str(item) for item in current] if isinstance(current, CommentedSeq) else []
+    listed = [item for item in items if same_destination(item, address)]
+    if banned and listed:
+        raise EditError(f"{address} is already banned in IPPool {pool}", 409)
+    if not banned and not listed:
+        raise EditError(f"{address} is not banned in IPPool {pool}", 404)
+    wanted = [*items, address] if banned else [item for item in items if item not in listed]
+    if current is None:  # a new key, first in spec, with the indentation of spec's keys
+        first = next(iter(spec))
+        line, column = spec.lc.key(first)
+        return "".join([*lines[:line], f"{' ' * column}banned: [{_plain_or_quoted(address)}]\n", *lines[line:]])
+    line = _key_line(lines, spec, "banned")
+    flow = re.match(r"(\s*banned\s*:\s*)\[[^\]\n]*\](.*\n?)$", lines[line])
+    if flow is not None:
+        lines[line] = f"{flow.group(1)}[{', '.join(_plain_or_quoted(item) for item in wanted)}]{flow.group(2)}"
+        return "".join(lines)
+    if not isinstance(current, CommentedSeq) or not current:
+        raise EditError(f"IPPool {pool} writes spec.banned in a way the console cannot edit: edit it by hand", 422)
+    if banned:
+        start, dash = _item_start(lines, current, len(current) - 1)
+        at = _block_end(lines, start, dash)
+        return "".join([*lines[:at], f"{' ' * dash}- {address}\n", *lines[at:]])
+    index = items.index(listed[0])
+    start, dash = _item_start(lines, current, index)
+    end = _block_end(lines, start, dash)
+    if len(current) == 1:
+        lines[line] = lines[line].rstrip("\n").rstrip() + " []\n"
+    return "".join([*lines[:start], *lines[end:]])
+
+
+EDGE_MODES = ("available", "force", "blindforce", "unavailable")
+
+
+def set_edge_mode(text: str, network: str, host: str, mode: str, comment: str) -> str:
+    """The edge's ``mode`` with its ``comment`` (required for every mode but available)."""
+    if mode not in EDGE_MODES:
+        raise EditError(f"mode must be one of {', '.join(EDGE_MODES)}", 422)
+    if mode != "available" and not comment.strip():
+        raise EditError(f"say why {host} is {mode}: the comment is required", 422)
+    document = find_document(text, "EdgeNetwork", network)
+    spec = document.get("spec")
+    edges = spec.get("edges") if isinstance(spec, CommentedMap) else None
+    if not isinstance(edges, CommentedSeq) or edges.fa.flow_style():
+        raise EditError(f"EdgeNetwork {network} writes spec.edges in a way the console cannot edit", 422)
+    for index, item in enumerate(edges):
+        name = str(item.get("host", "")) if isinstance(item, Mapping) else str(item)
+        if name != host:
+            continue
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        start, dash = _item_start(lines, edges, index)
+        end = _block_end(lines, start, dash)
+        if mode == "available" and not comment.strip():
+            written = f"{' ' * dash}- {_plain_or_quoted(host)}\n"
+        else:
+            fields = f"host: {_plain_or_quoted(host)}, mode: {mode}, comment: {json.dumps(comment.strip())}"
+            written = f"{' ' * dash}- {{{fields}}}\n"
+        return "".join([*lines[:start], written, *lines[end:]])
+    raise EditError(f"{host} is not an edge of EdgeNetwork {network}", 404)

@@ -15,10 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.agent.validation import validate_path
-from reconciler.console.edits import EditError, Entry, add_entry, parse_entries, remove_entry
+from reconciler.console.edits import (
+    EditError,
+    Entry,
+    add_entry,
+    parse_entries,
+    remove_entry,
+    set_banned,
+    set_edge_mode,
+)
 from reconciler.errors import Problem, ReconcilerError, Severity
 from reconciler.loading.loader import LoadResult, load_tree
-from reconciler.model import EgressAllowList
+from reconciler.model import EdgeNetwork, EgressAllowList, IPPool
+from reconciler.model.common import Resource
 from reconciler.settings import GitIdentity
 from reconciler.system.clock import Clock
 from reconciler.system.console_git import Committed, ConsoleClone
@@ -50,6 +59,40 @@ class Outcome:
     diff: str
     pull_request: PullRequest | None = None
     compare_url: str = ""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to one resource's file, and the commit message that says what it does."""
+
+    kind: str
+    name: str
+    change: Callable[[str], str]
+    message: str
+
+
+def add_edit(name: str, entry: Entry) -> Edit:
+    message = f"Allow {entry.destination} in {name}" + (" (protected)" if entry.protected else "")
+    return Edit(EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry), message)
+
+
+def remove_edit(name: str, destination: str) -> Edit:
+    return Edit(
+        EgressAllowList.KIND,
+        name,
+        lambda text: remove_entry(text, name, destination),
+        f"Remove {destination} from {name}",
+    )
+
+
+def ban_edit(pool: str, address: str, banned: bool) -> Edit:
+    message = f"Ban {address} in {pool}" if banned else f"Release {address} in {pool}"
+    return Edit(IPPool.KIND, pool, lambda text: set_banned(text, pool, address, banned), message)
+
+
+def mode_edit(network: str, host: str, mode: str, comment: str) -> Edit:
+    message = f"{host} {mode} in {network}" + (f": {comment}" if comment else "")
+    return Edit(EdgeNetwork.KIND, network, lambda text: set_edge_mode(text, network, host, mode, comment), message)
 
 
 @dataclass(frozen=True)
@@ -110,6 +153,20 @@ class Console:
         async with self.lock:
             return await asyncio.to_thread(self._lists)
 
+    def _resources(self, kind: type[Resource]) -> list[tuple[Any, str]]:
+        result, _ = self._load()
+        found = []
+        for resource in sorted(result.state.of_kind(kind), key=lambda r: r.metadata.name):
+            ref = result.refs.get((kind.KIND, resource.metadata.name))
+            if ref is not None:
+                found.append((resource, ref.file))
+        return found
+
+    async def resources(self, kind: type[Resource]) -> list[tuple[Any, str]]:
+        """Every resource of ``kind`` at the branch's tip, with its file."""
+        async with self.lock:
+            return await asyncio.to_thread(self._resources, kind)
+
     def _file_of(self, kind: str, name: str) -> str:
         result, _ = self._load()
         ref = result.refs.get((kind, name))
@@ -163,36 +220,19 @@ class Console:
         )
         return Outcome(done.commit, done.branch, relpath, diff, pull_request=request)
 
-    async def preview_add(self, name: str, entry: Entry) -> Preview:
+    async def preview(self, edit: Edit) -> Preview:
         async with self.lock:
-            return await asyncio.to_thread(
-                self._preview, EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry)
-            )
+            return await asyncio.to_thread(self._preview, edit.kind, edit.name, edit.change)
+
+    async def commit(self, edit: Edit, author: GitIdentity) -> Outcome:
+        async with self.lock:
+            return await asyncio.to_thread(self._commit, edit.kind, edit.name, edit.change, edit.message, author)
 
     async def add(self, name: str, entry: Entry, author: GitIdentity) -> Outcome:
-        message = f"Allow {entry.destination} in {name}" + (" (protected)" if entry.protected else "")
-        async with self.lock:
-            return await asyncio.to_thread(
-                self._commit, EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry), message, author
-            )
-
-    async def preview_remove(self, name: str, destination: str) -> Preview:
-        async with self.lock:
-            return await asyncio.to_thread(
-                self._preview, EgressAllowList.KIND, name, lambda text: remove_entry(text, name, destination)
-            )
+        return await self.commit(add_edit(name, entry), author)
 
     async def remove(self, name: str, destination: str, author: GitIdentity) -> Outcome:
-        message = f"Remove {destination} from {name}"
-        async with self.lock:
-            return await asyncio.to_thread(
-                self._commit,
-                EgressAllowList.KIND,
-                name,
-                lambda text: remove_entry(text, name, destination),
-                message,
-                author,
-            )
+        return await self.commit(remove_edit(name, destination), author)
 
     def close(self) -> None:
         self.clone.close()

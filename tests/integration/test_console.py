@@ -321,3 +321,81 @@ def test_the_old_tools_calls_map_onto_the_same_commits(remote: Remote, tmp_path:
             off.console.close()
 
     run(scenario)
+
+
+POOL_STATUS = {
+    "status/pool-1/IPPool/egress.yaml": """kind: IPPool
+name: egress
+conditions: [{type: Ready, status: "True", reason: Applied, message: ""}]
+observations:
+  members:
+    - {ip: 203.0.113.10, port: 19001, available: true, reason: ""}
+    - {ip: 203.0.113.11, port: 19002, available: false, reason: "3 failures in a row"}
+"""
+}
+EDGE_STATUS = {
+    "status/dns-1/EdgeNetwork/example-org.yaml": """kind: EdgeNetwork
+name: example-org
+conditions: [{type: Ready, status: "True", reason: Applied, message: ""}]
+observations:
+  live: [edge1.example.net]
+  edges:
+    - {host: edge1.example.net, tier: pass_threshold, live: true, mode: available, last: 0.12, average: 0.2}
+"""
+}
+
+
+def publish_status(remote: Remote, root: Path, files: dict[str, str]) -> None:
+    """A status branch as agents would have written it."""
+    work = root / "status-work"
+    git(root, "init", "-q", "-b", "reconciler-status", str(work))
+    for path, text in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_text(text)
+    git(work, "add", "-A")
+    git(work, "-c", "user.name=agent", "-c", "user.email=agent@example.invalid", "commit", "-q", "-m", "status")
+    git(work, "push", "-q", str(remote.bare), "HEAD:refs/heads/reconciler-status")
+
+
+def test_pool_bans_and_edge_modes_from_their_pages(tmp_path: Path) -> None:
+    """The example's pools and edges: live status from the status branch, a ban and an edge mode committed from
+    their forms after a preview; a mode without its comment is refused."""
+    remote = Remote(tmp_path)
+    files = {
+        f"desired-state/{p.relative_to(EXAMPLE).as_posix()}": p.read_text()
+        for p in EXAMPLE.rglob("*")
+        if p.is_file() and p.suffix in (".yaml", ".conf", ".zone")
+    }
+    remote.commit(files)
+    publish_status(remote, tmp_path, {**POOL_STATUS, **EDGE_STATUS})
+    app = make_app(remote, tmp_path / "console")
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            await client.post("/login", data={"token": TOKEN})
+            pools = await (await client.get("/pools")).text()
+            assert 'pool-1: <span class="bad">unavailable</span> (3 failures in a row)' in pools
+            csrf = pools.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            form = {"address": "203.0.113.11", "csrf": csrf}
+            preview = await (await client.post("/pools/egress/ban", data=form)).text()
+            assert "+  banned: [203.0.113.9, 203.0.113.11]" in preview
+            await client.post("/pools/egress/ban", data={**form, "action": "commit"})
+            assert git(remote.bare, "log", "-1", "--format=%s", "main") == "Ban 203.0.113.11 in egress"
+
+            edges = await (await client.get("/edges")).text()
+            assert 'dns-1: <span class="good">live</span>, pass_threshold, 0.12 s' in edges
+            refused = await client.post(
+                "/edges/example-org/mode", data={"host": "edge3.example.net", "mode": "unavailable", "csrf": csrf}
+            )
+            assert refused.status == 422
+            assert "the comment is required" in await refused.text()
+            mode = {"host": "edge3.example.net", "mode": "unavailable", "comment": "rack move", "csrf": csrf}
+            await client.post("/edges/example-org/mode", data={**mode, "action": "commit"})
+            text = git(remote.bare, "show", "main:desired-state/edges/example-org.yaml")
+            assert '    - {host: edge3.example.net, mode: unavailable, comment: "rack move"}' in text
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)

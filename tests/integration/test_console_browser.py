@@ -22,13 +22,15 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from reconciler.console.auth import hash_token
 from tests.conftest import EXAMPLE, require_tools
 from tests.integration.agents import AgentProcess, Remote, free_port, git, wait_for
+from tests.integration.test_console import EDGE_STATUS, POOL_STATUS, publish_status
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "browser-token"
-FILES = {
-    "desired-state/egress/partners.yaml": (EXAMPLE / "egress" / "partners.yaml").read_text(),
-    "desired-state/egress/platform.yaml": (EXAMPLE / "egress" / "platform.yaml").read_text(),
+FILES = {  # the whole example: the agents below (edge-a, edge-b) are selected by its allow-lists only
+    f"desired-state/{p.relative_to(EXAMPLE).as_posix()}": p.read_text()
+    for p in EXAMPLE.rglob("*")
+    if p.is_file() and p.suffix in (".yaml", ".conf", ".zone")
 }
 
 
@@ -50,6 +52,8 @@ class World:
         self.console: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # what a pool node and a DNS node would have published; the agents add their own folders beside them
+        publish_status(self.remote, self.root, {**POOL_STATUS, **EDGE_STATUS})
         for agent in self.agents:
             agent.start()
         for node in ("edge-a", "edge-b"):
@@ -167,3 +171,32 @@ def test_the_nodes_page_shows_both_agents(world: World, browser: WebDriver) -> N
         assert "EgressAllowList/partners" in section.text
         assert "stale" not in section.text
     _shot(browser, "nodes")
+
+
+def test_a_ban_and_an_edge_mode_from_their_pages(world: World, browser: WebDriver) -> None:
+    base = f"http://127.0.0.1:{world.port}"
+    browser.get(f"{base}/pools")
+    if browser.current_url.endswith("/login"):
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.ID, "login").click()
+        browser.get(f"{base}/pools")
+    member = browser.find_element(By.CSS_SELECTOR, 'tr.member[data-ip="203.0.113.11"]')
+    assert "unavailable (3 failures in a row)" in member.text
+    _shot(browser, "pools")
+    member.find_element(By.CSS_SELECTOR, "button.ban").click()
+    assert "+  banned: [203.0.113.9, 203.0.113.11]" in browser.find_element(By.ID, "diff").text
+    browser.find_element(By.ID, "commit").click()
+    assert browser.find_element(By.ID, "commit-id").text == git(world.remote.bare, "rev-parse", "main")
+
+    browser.get(f"{base}/edges")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr.edge[data-host="edge1.example.net"]')
+    assert "dns-1: live, pass_threshold" in row.text
+    _shot(browser, "edges")
+    row.find_element(By.CSS_SELECTOR, 'select[name="mode"] option[value="force"]').click()
+    comment = row.find_element(By.NAME, "comment")
+    comment.clear()
+    comment.send_keys("keep during the migration")
+    row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert 'mode: force, comment: "keep during the migration"' in browser.find_element(By.ID, "diff").text
+    browser.find_element(By.ID, "commit").click()
+    assert git(world.remote.bare, "log", "-1", "--format=%s", "main").startswith("edge1.example.net force")

@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from reconciler.console.auth import TokenBook, hash_token
-from reconciler.console.edits import EditError, Entry, add_entry, parse_entries, remove_entry
+from reconciler.console.edits import (
+    EditError,
+    Entry,
+    add_entry,
+    parse_entries,
+    remove_entry,
+    set_banned,
+    set_edge_mode,
+)
 from reconciler.console.nodes import nodes_from_files
 from reconciler.settings import GitIdentity
 from tests.conftest import EXAMPLE
@@ -121,3 +129,48 @@ def test_tokens_and_node_staleness(tmp_path: object) -> None:
         ("gw-2", True, "def"),
     ]
     assert nodes[0]["resources"][0]["name"] == "gateways"
+
+
+POOL = (EXAMPLE / "pools" / "egress-pool.yaml").read_text()
+EDGES = (EXAMPLE / "edges" / "example-org.yaml").read_text()
+BLOCK_BANNED = """kind: IPPool
+metadata: {name: p}
+spec:
+  strategy: s
+  banned:
+    - 203.0.113.1   # first
+    - 203.0.113.2
+  history: 10
+"""
+
+
+def test_bans_and_releases_touch_the_banned_list_only() -> None:
+    banned = set_banned(POOL, "egress", "203.0.113.99", True)
+    assert _changed(POOL, banned) == ["-  banned: [203.0.113.9]", "+  banned: [203.0.113.9, 203.0.113.99]"]
+    assert set_banned(banned, "egress", "203.0.113.99", False) == POOL
+    with pytest.raises(EditError) as twice:
+        set_banned(POOL, "egress", "203.0.113.9", True)
+    assert twice.value.status == 409
+    block = set_banned(BLOCK_BANNED, "p", "203.0.113.3", True)
+    assert _changed(BLOCK_BANNED, block) == ["+    - 203.0.113.3"]
+    released = set_banned(BLOCK_BANNED, "p", "203.0.113.1", False)
+    assert _changed(BLOCK_BANNED, released) == ["-    - 203.0.113.1   # first"]
+    fresh = set_banned("kind: IPPool\nmetadata: {name: q}\nspec:\n  strategy: s\n", "q", "2001:db8::5", True)
+    assert YAML(typ="safe").load(fresh)["spec"]["banned"] == ["2001:db8::5"]
+
+
+def test_an_edge_mode_needs_its_comment_and_changes_one_line() -> None:
+    with pytest.raises(EditError, match="the comment is required"):
+        set_edge_mode(EDGES, "example-org", "edge2.example.net", "unavailable", " ")
+    with pytest.raises(EditError) as unknown:
+        set_edge_mode(EDGES, "example-org", "edge9.example.net", "force", "x")
+    assert unknown.value.status == 404
+    down = set_edge_mode(EDGES, "example-org", "edge2.example.net", "unavailable", 'disk "sdb", again')
+    assert _changed(EDGES, down) == [
+        "-    - edge2.example.net",
+        '+    - {host: edge2.example.net, mode: unavailable, comment: "disk \\"sdb\\", again"}',
+    ]
+    edge = YAML(typ="safe").load(down)["spec"]["edges"][1]
+    assert edge == {"host": "edge2.example.net", "mode": "unavailable", "comment": 'disk "sdb", again'}
+    back = set_edge_mode(down, "example-org", "edge2.example.net", "available", "")
+    assert back == EDGES

@@ -117,6 +117,18 @@ def browser(world: World) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def _login(browser: WebDriver, base: str) -> None:
+    """A fresh session: no cookie, the login page, the token, and the allow-lists page it leads to."""
+    browser.get(f"{base}/healthz")
+    browser.delete_all_cookies()
+    browser.get(f"{base}/allowlists")
+    assert browser.current_url.endswith("/login")  # no session: the login page
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "login").click()
+    browser.find_element(By.ID, "search")  # waits for the page after the login
+    assert browser.current_url.endswith("/allowlists")
+
+
 def _shot(driver: WebDriver, name: str) -> None:
     folder = os.environ.get("RECONCILER_SCREENSHOTS")
     if folder:
@@ -125,11 +137,7 @@ def _shot(driver: WebDriver, name: str) -> None:
 
 def test_log_in_add_an_entry_with_the_form_and_see_the_commit(world: World, browser: WebDriver) -> None:
     base = f"http://127.0.0.1:{world.port}"
-    browser.get(f"{base}/allowlists")
-    assert browser.current_url.endswith("/login")  # no session: the login page
-    browser.find_element(By.ID, "token").send_keys(TOKEN)
-    browser.find_element(By.ID, "login").click()
-    assert browser.current_url.endswith("/allowlists")
+    _login(browser, base)
     protected = browser.find_element(By.CSS_SELECTOR, 'tr[data-destination="api.partner.example"]')
     assert "protected" in protected.text
     assert not protected.find_elements(By.CSS_SELECTOR, "button.remove")
@@ -159,11 +167,8 @@ def test_log_in_add_an_entry_with_the_form_and_see_the_commit(world: World, brow
 
 
 def test_the_nodes_page_shows_both_agents(world: World, browser: WebDriver) -> None:
+    _login(browser, f"http://127.0.0.1:{world.port}")
     browser.get(f"http://127.0.0.1:{world.port}/nodes")
-    if browser.current_url.endswith("/login"):
-        browser.find_element(By.ID, "token").send_keys(TOKEN)
-        browser.find_element(By.ID, "login").click()
-        browser.get(f"http://127.0.0.1:{world.port}/nodes")
     for node in ("edge-a", "edge-b"):
         section = browser.find_element(By.ID, f"node-{node}")
         assert world.revision[:12] in section.text
@@ -175,11 +180,8 @@ def test_the_nodes_page_shows_both_agents(world: World, browser: WebDriver) -> N
 
 def test_a_ban_and_an_edge_mode_from_their_pages(world: World, browser: WebDriver) -> None:
     base = f"http://127.0.0.1:{world.port}"
+    _login(browser, base)
     browser.get(f"{base}/pools")
-    if browser.current_url.endswith("/login"):
-        browser.find_element(By.ID, "token").send_keys(TOKEN)
-        browser.find_element(By.ID, "login").click()
-        browser.get(f"{base}/pools")
     member = browser.find_element(By.CSS_SELECTOR, 'tr.member[data-ip="203.0.113.11"]')
     assert "unavailable (3 failures in a row)" in member.text
     _shot(browser, "pools")
@@ -199,4 +201,6 @@ def test_a_ban_and_an_edge_mode_from_their_pages(world: World, browser: WebDrive
     row.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     assert 'mode: force, comment: "keep during the migration"' in browser.find_element(By.ID, "diff").text
     browser.find_element(By.ID, "commit").click()
+    committed = browser.find_element(By.ID, "commit-id").text  # waits for the page that says it is done
+    assert committed == git(world.remote.bare, "rev-parse", "main")
     assert git(world.remote.bare, "log", "-1", "--format=%s", "main").startswith("edge1.example.net force")

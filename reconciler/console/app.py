@@ -108,6 +108,7 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
         "commit": outcome.commit,
         "branch": outcome.branch,
         "pullRequest": request.url if request is not None else None,
+        "compareUrl": outcome.compare_url or None,
         "file": outcome.file,
     }
 

@@ -119,6 +119,18 @@ def unified(relpath: str, before: str, after: str) -> str:
     return "".join(lines)
 
 
+def compare_url(repository: str, branch: str, base: str) -> str:
+    """Where a person opens the pull request by hand when no forge is configured: the web page that compares
+    the branch with its base (GitHub's and Gitea's form; GitLab redirects it), for http(s) and scp-like
+    (git@host:owner/name) remotes; empty for others (file://, a path)."""
+    scp = re.fullmatch(r"[\w.-]+@([\w.-]+):(.+?)(\.git)?/?", repository)
+    web = re.fullmatch(r"https?://(?:[^@/]+@)?([^/]+)/(.+?)(\.git)?/?", repository)
+    found = scp or web
+    if found is None:
+        return ""
+    return f"https://{found.group(1)}/{found.group(2)}/compare/{base}...{branch}"
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "edit"
 
@@ -214,7 +226,13 @@ class Console:
         if branch is None:
             return Outcome(done.commit, done.branch, relpath, diff)
         if self.forge is None:
-            return Outcome(done.commit, done.branch, relpath, diff, compare_url="")
+            return Outcome(
+                done.commit,
+                done.branch,
+                relpath,
+                diff,
+                compare_url=compare_url(self.clone.url, branch, self.clone.branch),
+            )
         request = self.forge.open(
             branch, self.clone.branch, message, f"{message}\n\nFrom the console, by {author.name}."
         )

@@ -38,6 +38,7 @@ class ConsoleClone:
     def __init__(
         self, url: str, *, workdir: Path, branch: str, path: str, timeout: float, committer: GitIdentity
     ) -> None:
+        self.url = url
         self.branch = branch
         self.path = path.strip("/")
         self.timeout = timeout

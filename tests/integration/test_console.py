@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from reconciler.console.app import Access, ConsoleApp
 from reconciler.console.auth import TokenBook, hash_token
-from reconciler.console.service import Console
+from reconciler.console.service import Console, compare_url
+from reconciler.errors import ReconcilerError
 from reconciler.settings import GitIdentity
 from reconciler.system.clock import SystemClock
 from reconciler.system.console_git import ConsoleClone
@@ -399,3 +400,52 @@ def test_pool_bans_and_edge_modes_from_their_pages(tmp_path: Path) -> None:
             app.console.close()
 
     run(scenario)
+
+
+def test_who_may_edit_and_where(remote: Remote, tmp_path: Path) -> None:
+    """A trusted proxy's header names the user, an untrusted peer's does not; a page form without a session is
+    401; a path outside the tree is refused; without a forge, pull-request mode pushes the branch and gives the
+    compare page (for web remotes)."""
+    app = make_app(remote, tmp_path / "console", mode="pull-request")
+    app.access.trust_header = "X-Forwarded-User"
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            tip = head(remote)
+            untrusted = await client.post(
+                "/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.80"}, headers={"X-Forwarded-User": "eve"}
+            )
+            assert untrusted.status == 401
+            no_session = await client.post(
+                "/allowlists/partners/add", data={"kind": "ip", "destination": "203.0.113.81"}
+            )
+            assert no_session.status == 401
+            assert head(remote) == tip
+            app.access.trusted_proxies = ("127.0.0.0/8",)
+            proxied = await client.post(
+                "/api/v1/allowlists/partners/entries",
+                json={"ip": "203.0.113.80"},
+                headers={"X-Forwarded-User": "dave", "X-Forwarded-Email": "dave@example.org"},
+            )
+            assert proxied.status == 201, await proxied.text()
+            body = await proxied.json()
+            assert body["pullRequest"] is None
+            assert body["compareUrl"] is None  # a file:// remote has no web page
+            assert git(remote.bare, "log", "-1", "--format=%an <%ae>", body["branch"]) == "dave <dave@example.org>"
+            assert head(remote) == tip  # pull-request mode: main is untouched
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)
+    with pytest.raises(ReconcilerError, match="is not a file of the desired state"):
+        app.console.clone.inside("../outside.yaml")
+    with pytest.raises(ReconcilerError, match="is not a file of the desired state"):
+        app.console.clone.inside("--upload-pack=x")
+    assert compare_url("git@github.com:team/desired.git", "console/a/x", "main") == (
+        "https://github.com/team/desired/compare/main...console/a/x"
+    )
+    assert compare_url("https://token@gitea.example/team/desired.git", "b", "main") == (
+        "https://gitea.example/team/desired/compare/main...b"
+    )

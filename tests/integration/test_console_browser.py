@@ -117,22 +117,23 @@ def browser(world: World) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def _shot(driver: WebDriver, name: str) -> None:
+    folder = os.environ.get("RECONCILER_SCREENSHOTS")
+    if folder:
+        driver.save_screenshot(str(Path(folder) / f"console-{name}.png"))
+
+
 def _login(browser: WebDriver, base: str) -> None:
     """A fresh session: no cookie, the login page, the token, and the allow-lists page it leads to."""
     browser.get(f"{base}/healthz")
     browser.delete_all_cookies()
     browser.get(f"{base}/allowlists")
     assert browser.current_url.endswith("/login")  # no session: the login page
+    _shot(browser, "login")
     browser.find_element(By.ID, "token").send_keys(TOKEN)
     browser.find_element(By.ID, "login").click()
     browser.find_element(By.ID, "search")  # waits for the page after the login
     assert browser.current_url.endswith("/allowlists")
-
-
-def _shot(driver: WebDriver, name: str) -> None:
-    folder = os.environ.get("RECONCILER_SCREENSHOTS")
-    if folder:
-        driver.save_screenshot(str(Path(folder) / f"console-{name}.png"))
 
 
 def test_log_in_add_an_entry_with_the_form_and_see_the_commit(world: World, browser: WebDriver) -> None:

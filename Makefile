@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python bench/egress.py
 	$(BIN)/python bench/logscan.py
 	$(BIN)/python bench/edges.py
+	$(BIN)/python bench/status_fleet.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

@@ -29,7 +29,7 @@ from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import parse_duration
 from reconciler.render import nagios
 from reconciler.render.plan import RENDERERS, render_text
-from reconciler.render.status import render_edges_csv, render_status_text
+from reconciler.render.status import render_edges_csv, render_fleet_text, render_status_text
 from reconciler.settings import (
     DEFAULT_STATE_DIR,
     WEBHOOK_SECRET_ENV,
@@ -37,6 +37,7 @@ from reconciler.settings import (
     GitIdentity,
     check_status_message,
 )
+from reconciler.status.fleet import fleet_rows
 from reconciler.status.state_file import StateFileError, decode
 from reconciler.system.clock import SystemClock
 from reconciler.system.files import (
@@ -47,8 +48,9 @@ from reconciler.system.files import (
     write_atomic,
 )
 from reconciler.system.folder_source import FolderSource
-from reconciler.system.git import open_repository
+from reconciler.system.git import STATUS_LAYOUTS, open_repository
 from reconciler.system.resolver import nameserver
+from reconciler.system.status_fleet import fetch_fleet
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 
@@ -113,13 +115,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     _agent_flags(run)
 
-    status = commands.add_parser("status", help="the current status of this node, human readable")
+    status = commands.add_parser(
+        "status", help="the current status of this node; with --repo URL --all, of every node (the fleet view)"
+    )
     _state_dir_flag(status)
     status.add_argument(
         "--format",
         choices=["text", "json", "csv"],
         default="text",
         help="csv: one row per edge of every EdgeNetwork (network, edge, tier, live, mode, last, average, ...)",
+    )
+    status.add_argument("--all", action="store_true", help="every node's status, read from --repo")
+    status.add_argument("--repo", default=_env("repo", ""), help="with --all: the desired-state repository")
+    status.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
+    status.add_argument(
+        "--stale-after",
+        type=_duration,
+        default=_env("stale_after", "15m"),
+        help="with --all: a node whose last heartbeat is older is stale (default 15m: three heartbeats)",
     )
 
     check = commands.add_parser(
@@ -245,8 +258,27 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics")
     _option(parser, "interval", "30s", "git poll interval (a webhook fetches at once)", _duration)
     _option(parser, "resync-interval", "5m", "reconcile everything this often even without changes", _duration)
-    _option(parser, "status-branch", "reconciler-status", "branch this node's status is committed to")
+    _option(
+        parser,
+        "status-branch",
+        "reconciler-status",
+        "status branch: per node, this node commits to <status-branch>/<node>; shared, to this branch",
+    )
+    _option(
+        parser,
+        "status-layout",
+        "per-node",
+        "per-node: a branch of its own per node (never contended); shared: one branch for every node",
+        choices=STATUS_LAYOUTS,
+    )
     _option(parser, "status-interval", "10s", "at most one status commit per interval", _duration)
+    _option(
+        parser,
+        "status-heartbeat",
+        "5m",
+        "the status says when the node was last alive, refreshed this often (so stopped nodes show as stale)",
+        _duration,
+    )
     _option(
         parser,
         "status-message",
@@ -297,6 +329,8 @@ def _settings(args: argparse.Namespace) -> AgentSettings:
         resync_interval=args.resync_interval,
         status_branch=args.status_branch,
         status_interval=args.status_interval,
+        status_layout=args.status_layout,
+        status_heartbeat=args.status_heartbeat,
         status_message=args.status_message,
         author=GitIdentity(args.author_name, args.author_email),
         sign_status=args.sign_status,
@@ -388,7 +422,26 @@ def _apply(args: argparse.Namespace) -> int:
     return _exit_code(result)
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    """Every node's status from the remote, whatever the layout: node, revision, Ready, age, stale."""
+    if not args.repo:
+        print("reconciler: --all reads the nodes' status from --repo URL (or RECONCILER_REPO)", file=sys.stderr)
+        return EXIT_USAGE
+    stale_after = args.stale_after if isinstance(args.stale_after, timedelta) else _duration(args.stale_after)
+    with temporary_directory("reconciler-fleet-") as folder:
+        found = fetch_fleet(args.repo, Path(folder), status_branch=args.status_branch, timeout=60)
+    nodes = {name: (node.files, node.changed_at) for name, node in found.items()}
+    rows = fleet_rows(nodes, now=SystemClock().now(), stale_after=stale_after.total_seconds())
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(render_fleet_text(rows))
+    return EXIT_OK
+
+
 def _status(args: argparse.Namespace) -> int:
+    if args.all:
+        return _fleet(args)
     content = read_bytes_if_exists(args.state_dir / STATUS_FILE)
     if content is None:
         print(f"reconciler: no status in {args.state_dir} (has the agent run with this --state-dir?)", file=sys.stderr)

@@ -51,6 +51,8 @@ class AgentSettings:
     resync_interval: timedelta = timedelta(minutes=5)
     status_branch: str = "reconciler-status"
     status_interval: timedelta = timedelta(seconds=10)
+    status_layout: str = "per-node"  # per-node: a branch <status_branch>/<node> each; shared: one branch for all
+    status_heartbeat: timedelta = timedelta(minutes=5)  # the status says "alive at" this often, even unchanged
     status_message: str = "status: {node} at {revision}"
     author: GitIdentity = field(default_factory=GitIdentity)
     sign_status: bool = False
@@ -79,6 +81,8 @@ class AgentSettings:
             "resyncInterval": self.resync_interval.total_seconds(),
             "statusBranch": self.status_branch,
             "statusInterval": self.status_interval.total_seconds(),
+            "statusLayout": self.status_layout,
+            "statusHeartbeat": self.status_heartbeat.total_seconds(),
             "dryRun": self.dry_run,
             "force": self.force,
             "verifySignatures": self.verify_signatures,

@@ -29,7 +29,7 @@ import os
 import re
 import signal
 import threading
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -76,6 +76,10 @@ def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
 def _shape(error: str) -> str:
     """An error message without commit ids, which differ in every attempt of the same failure."""
     return re.sub(r"\b[0-9a-f]{40}\b", "<commit>", error)
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _digest(files: dict[str, bytes]) -> str:
@@ -261,12 +265,20 @@ class Agent:
         self.files.write_atomic(self.settings.state_dir / STATUS_FILE, snapshot)
         self._persisted = (state, snapshot)
 
+    def _heartbeat_at(self, now: float) -> float:
+        """The last tick of this node's heartbeat grid: every --status-heartbeat, shifted by an offset taken
+        from the node's name so that a fleet's heartbeats do not all fall in the same second. On a grid, a
+        restart within one period publishes the same heartbeat (no commit)."""
+        period = max(1.0, self.settings.status_heartbeat.total_seconds())
+        offset = int(hashlib.sha256(self.settings.node.encode()).hexdigest()[:8], 16) % int(period)
+        return (now - offset) // period * period + offset
+
     async def publish(self, *, final: bool = False) -> str | None:
         """Commit this node's status files to the status branch if they changed; the new commit or None."""
         if self.reconciler.saved.attempted_revision is None and self.reconciler.stall is None:
             return None  # nothing loaded yet: there is no status worth a commit
         async with self._publish_lock:
-            files = status_files(self.reconciler.status)
+            files = status_files(self.reconciler.status, heartbeat=_iso(self._heartbeat_at(self.clock.now())))
             digest = _digest(files)
             if digest == self._published and not final:
                 return None

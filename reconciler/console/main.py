@@ -65,7 +65,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--forge-url", default=_env("forge_url", ""), help="the forge's API, like https://api.github.com"
     )
     console.add_argument("--forge-project", default=_env("forge_project", ""), help="owner/name on the forge")
-    console.add_argument("--stale-after", default=_env("stale_after", "5m"), help="a node's status older is stale")
+    console.add_argument(
+        "--stale-after",
+        default=_env("stale_after", "15m"),
+        help="a node whose last heartbeat is older is stale (default 15m: three of the agents' heartbeats)",
+    )
     console.add_argument(
         "--legacy-api",
         metavar="LIST",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 EDGE_COLUMNS = ("network", "edge", "tier", "live", "mode", "last", "average", "comment", "error")
@@ -76,3 +76,20 @@ def render_edges_csv(document: Mapping[str, Any]) -> str:
             row["live"] = "true" if edge.get("live") else "false"
             writer.writerow([row.get(column, "") for column in EDGE_COLUMNS])
     return out.getvalue()
+
+
+def render_fleet_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One line per node: name, applied revision, Ready, age, and STALE when it is."""
+    if not rows:
+        return "no node has published a status"
+    width = max(len(str(row["node"])) for row in rows)
+    lines = []
+    for row in rows:
+        ready = next((c for c in row["conditions"] if c.get("type") == "Ready"), None)
+        state = f"Ready={ready['status']} {ready['reason']}" if ready else "Ready=?"
+        revision = (row["appliedRevision"] or "-")[:12]
+        stale = "  STALE" if row["stale"] else ""
+        lines.append(f"{row['node']:<{width}}  {revision:<12}  {state}  {row['ageSeconds']:.0f}s ago{stale}")
+    stale_count = sum(1 for row in rows if row["stale"])
+    lines.append(f"{len(rows)} node(s), {stale_count} stale")
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 """The status documents an agent publishes: ``status/<node>/agent.yaml`` and one file per resource.
 
-Nothing in them changes unless the world or the desired state changes (no "last seen" timestamps), so that
-publishing an unchanged status makes no commit.
+Nothing in them changes unless the world or the desired state changes, so that publishing an unchanged status
+makes no commit; the one exception is agent.yaml's ``heartbeat``, moved on every few minutes (``--status-heartbeat``)
+so that a fleet view can tell a node that stopped from one that has nothing new to say.
 """
 
 from __future__ import annotations
@@ -91,10 +92,12 @@ def status_prefix(node: str) -> str:
     return f"status/{node}/"
 
 
-def status_files(status: NodeStatus) -> dict[str, bytes]:
-    """Path -> YAML content of every status file of the node."""
+def status_files(status: NodeStatus, *, heartbeat: str | None = None) -> dict[str, bytes]:
+    """Path -> YAML content of every status file of the node; ``heartbeat`` (when the node last said it is
+    alive, refreshed every few minutes only) in agent.yaml."""
     prefix = status_prefix(status.node)
-    files = {f"{prefix}agent.yaml": _yaml(status.summary())}
+    summary = status.summary() | ({"heartbeat": heartbeat} if heartbeat is not None else {})
+    files = {f"{prefix}agent.yaml": _yaml(summary)}
     for resource in status.resources:
         document = {
             "apiVersion": STATUS_API_VERSION,

@@ -19,6 +19,7 @@ import git
 from reconciler.errors import SourceError
 from reconciler.settings import GitIdentity
 from reconciler.system.git import _git_detail, _token_config
+from reconciler.system.status_fleet import NodeFiles, fleet_in, refs_in
 
 REJECTED = ("rejected", "fetch first", "non-fast-forward", "failed to push", "stale info")
 
@@ -122,28 +123,15 @@ class ConsoleClone:
                 raise PushRejectedError(f"the remote's {branch} moved on: {detail}") from exc
             raise SourceError(f"cannot push to {branch}: {detail}") from exc
 
-    def status(self, branch: str) -> tuple[dict[str, bytes], dict[str, float]]:
-        """The files under ``status/`` at the tip of the remote's ``branch`` (after a refresh) and, per node, when
-        a commit last changed its folder (a Unix time). Nothing when the branch does not exist yet."""
-        ref = f"refs/remotes/origin/{branch}"
+    def status(self, branch: str) -> dict[str, NodeFiles]:
+        """Every node's status files on the remote (as of the last refresh), per-node branches and the shared one."""
+        shared, per_node = refs_in(
+            self.repo, shared=f"refs/remotes/origin/{branch}", nodes=f"refs/remotes/origin/{branch}"
+        )
         try:
-            commit = self.repo.commit(ref)
-        except (git.BadName, ValueError, git.GitCommandError):
-            return {}, {}
-        files: dict[str, bytes] = {}
-        try:
-            folder = commit.tree / "status"
-        except KeyError:
-            return {}, {}
-        for item in folder.traverse():
-            if isinstance(item, git.Blob):
-                files[str(item.path)] = item.data_stream.read()
-        nodes = {path.split("/")[1] for path in files if path.count("/") >= 2}
-        changed = {}
-        for node in sorted(nodes):
-            stamp = self.repo.git.log("-1", "--format=%ct", ref, "--", f"status/{node}/")
-            changed[node] = float(stamp or 0)
-        return files, changed
+            return fleet_in(self.repo, shared=shared, per_node=per_node)
+        except (git.GitError, ValueError) as exc:
+            raise SourceError(f"cannot read the status of the nodes: {_git_detail(exc)}") from exc
 
     def changes_since(self, revision: str) -> str:
         """What changed in the desired-state folder between ``revision`` and the branch's tip (``git diff

@@ -15,9 +15,11 @@ import contextlib
 import io
 import logging
 import os
+import random
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import git
@@ -227,8 +229,18 @@ class GitSource:
         return None
 
 
+STATUS_LAYOUTS = ("per-node", "shared")
+
+
+def status_ref(status_branch: str, node: str, layout: str) -> str:
+    """The branch a node publishes to: ``<status-branch>/<node>`` per node, ``<status-branch>`` when shared."""
+    return f"{status_branch}/{node}" if layout == "per-node" else status_branch
+
+
 class GitStatusPublisher:
-    """Status files committed to ``status_branch`` without a working tree, rebuilt on a rejected push."""
+    """Status files committed without a working tree to the node's own branch (``per-node``: no other node ever
+    pushes there, so a push is never rejected because of another) or to one branch every node shares
+    (``shared``: a rejected push is rebuilt on the new tip after a jittered, growing pause)."""
 
     def __init__(
         self,
@@ -236,27 +248,43 @@ class GitStatusPublisher:
         *,
         status_branch: str,
         identity: GitIdentity,
+        node: str,
+        layout: str = "per-node",
         sign: bool = False,
         attempts: int = 10,
+        sleep: Callable[[float], None] = time.sleep,
+        backoff: tuple[float, float] = (0.05, 5.0),
     ) -> None:
         self.bare = bare
         self.repo = bare.repo
         self.status_branch = status_branch
         self.identity = identity
+        self.node = node
+        self.layout = layout
+        self.ref = status_ref(status_branch, node, layout)
         self.sign = sign
         self.attempts = attempts
+        self.sleep = sleep
+        self.backoff = backoff
+        self.pushes = 0  # push attempts so far (the benchmark counts them)
 
     def _status_parent(self) -> git.Commit | None:
+        """The tip of the branch this node publishes to: only that ref is fetched."""
         try:
-            return self.bare.fetch_branch(self.status_branch)
+            return self.bare.fetch_branch(self.ref)
         except git.GitCommandError as exc:
             if "couldn't find remote ref" not in str(exc):
-                raise PublishError(f"cannot fetch {self.status_branch}: {_git_detail(exc)}") from exc
+                raise PublishError(f"cannot fetch {self.ref}: {_git_detail(exc)}") from exc
             return None  # the branch does not exist yet: the first push creates it
 
     def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
-        with self.bare.translated(PublishError, f"cannot publish to {self.status_branch}"):
+        with self.bare.translated(PublishError, f"cannot publish to {self.ref}"):
             return self._publish(files, prefix=prefix, message=message)
+
+    def _pause(self, attempt: int) -> None:
+        """Exponential with full jitter, so nodes that lost the same race do not meet again at once."""
+        first, cap = self.backoff
+        self.sleep(min(cap, first * 2**attempt) * random.uniform(0.5, 1.5))
 
     def _publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
         last_error = ""
@@ -272,19 +300,19 @@ class GitStatusPublisher:
             if parent is not None and tree.hexsha == parent.tree.hexsha:
                 return None
             commit = self._commit(tree.hexsha, parent, message)
+            self.pushes += 1
             try:
                 self.repo.git.push(
-                    "--quiet",
-                    "origin",
-                    f"{commit}:refs/heads/{self.status_branch}",
-                    kill_after_timeout=self.bare.timeout,
+                    "--quiet", "origin", f"{commit}:refs/heads/{self.ref}", kill_after_timeout=self.bare.timeout
                 )
             except git.GitCommandError as exc:
                 last_error = _git_detail(exc)
-                log.info("status push rejected attempt=%d reason=%s", attempt, last_error)
+                log.info("status push rejected ref=%s attempt=%d reason=%s", self.ref, attempt, last_error)
+                if attempt < self.attempts:
+                    self._pause(attempt)
                 continue
             return commit
-        raise PublishError(f"status push failed {self.attempts} times: {last_error}")
+        raise PublishError(f"status push to {self.ref} failed {self.attempts} times: {last_error}")
 
     def _commit(self, tree: str, parent: git.Commit | None, message: str) -> str:
         args = [tree, "-m", message]
@@ -312,7 +340,12 @@ def open_repository(settings: AgentSettings) -> tuple[GitSource, GitStatusPublis
     )
     source = GitSource(bare, branch=settings.branch, path=settings.path)
     publisher = GitStatusPublisher(
-        bare, status_branch=settings.status_branch, identity=settings.author, sign=settings.sign_status
+        bare,
+        status_branch=settings.status_branch,
+        identity=settings.author,
+        node=settings.node,
+        layout=settings.status_layout,
+        sign=settings.sign_status,
     )
     return source, publisher
 

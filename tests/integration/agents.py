@@ -72,10 +72,14 @@ class Remote:
         return git(self.work, "rev-parse", "HEAD")
 
     def status_file(self, path: str, branch: str = "reconciler-status") -> str | None:
-        try:
-            return git(self.bare, "show", f"{branch}:{path}")
-        except subprocess.CalledProcessError:
-            return None
+        """A status file (``status/<node>/...``) from the node's own branch, or from the shared one."""
+        node = path.split("/")[1] if path.startswith("status/") else ""
+        for ref in (f"{branch}/{node}", branch):
+            try:
+                return git(self.bare, "show", f"{ref}:{path}")
+            except subprocess.CalledProcessError:
+                continue
+        return None
 
     def status_log(self, branch: str = "reconciler-status") -> list[str]:
         try:
@@ -118,6 +122,12 @@ class AgentProcess:
         self.nameserver = nameserver
 
     def start(self) -> AgentProcess:
+        self.launch()
+        wait_for(self._answers, timeout=15, what=f"{self.node} to serve /healthz")
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (many agents at once: wait with ``ready``)."""
         command = [
             *(["ip", "netns", "exec", self.netns] if self.netns else []),
             sys.executable,
@@ -142,8 +152,9 @@ class AgentProcess:
             self.process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
             )
-        wait_for(self._answers, timeout=15, what=f"{self.node} to serve /healthz")
-        return self
+
+    def ready(self) -> bool:
+        return self._answers()
 
     def _answers(self) -> bool:
         assert self.process is not None

@@ -151,12 +151,16 @@ def test_the_agent_rides_out_a_remote_outage(
     assert agent.metrics().count("reconciler_git_fetch_backoff_seconds 0.0") == 1
 
 
-def test_two_agents_share_the_status_branch(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
-    """Two nodes publish to one branch for 60 s while commits keep coming: linear history, nothing lost."""
+@pytest.mark.parametrize("layout", ["shared", "per-node"])
+def test_two_agents_publish_while_commits_keep_coming(
+    remote: Remote, agents: Callable[..., AgentProcess], layout: str
+) -> None:
+    """Two nodes publish for 20 s while commits keep coming: linear histories, each commit one node's, nothing
+    lost; shared: one branch for both; per-node: each its own branch."""
     remote.commit(lists(a="203.0.113.1"))
-    first = agents(remote, "node-a", "--interval", "1s", "--status-interval", "1s")
-    second = agents(remote, "node-b", "--interval", "1s", "--status-interval", "1s")
-    deadline = time.monotonic() + 60
+    flags = ("--interval", "1s", "--status-interval", "1s", "--status-layout", layout)
+    first, second = agents(remote, "node-a", *flags), agents(remote, "node-b", *flags)
+    deadline = time.monotonic() + 20
     number = 0
     while time.monotonic() < deadline:
         number += 1
@@ -166,9 +170,11 @@ def test_two_agents_share_the_status_branch(remote: Remote, agents: Callable[...
         wait_for(functools.partial(_applied_is, agent, last), timeout=10, what=f"{agent.node} on the last revision")
         agent.signal(signal.SIGTERM)
         assert agent.wait(timeout=15) == 0
-    log = remote.status_log()
-    assert len(log) >= 20
-    assert git(remote.bare, "rev-list", "--merges", "reconciler-status") == ""
+    branches = ["reconciler-status"] if layout == "shared" else ["reconciler-status/node-a", "reconciler-status/node-b"]
+    log = [commit for branch in branches for commit in remote.status_log(branch)]
+    assert len(log) >= 8
+    for branch in branches:
+        assert git(remote.bare, "rev-list", "--merges", branch) == ""
     for node in ("node-a", "node-b"):
         text = remote.status_file(f"status/{node}/agent.yaml")
         assert text is not None
@@ -212,14 +218,14 @@ def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: 
         timeout=5,
         what="the converged status commit",
     )
-    commits = remote.status_log()
+    commits = remote.status_log("reconciler-status/gw-1")
     restarted.signal(signal.SIGTERM)
     assert restarted.wait(timeout=10) == 0
 
     again = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
     wait_for(lambda: again.applied() == revision, timeout=10, what="the third start")
     time.sleep(3)
-    assert remote.status_log() == commits, "an unchanged status was committed again"
+    assert remote.status_log("reconciler-status/gw-1") == commits, "an unchanged status was committed again"
 
 
 def test_unsigned_commits_are_not_applied(tmp_path: Path, remote: Remote, agents: Callable[..., AgentProcess]) -> None:

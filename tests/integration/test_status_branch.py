@@ -23,27 +23,61 @@ def opened() -> Iterator[list[BareRepository]]:
         repository.close()
 
 
-def _node(remote: Remote, tmp_path: Path, name: str, opened: list[BareRepository]) -> GitStatusPublisher:
+def _node(
+    remote: Remote,
+    tmp_path: Path,
+    name: str,
+    opened: list[BareRepository],
+    *,
+    layout: str = "shared",
+    sleeps: list[float] | None = None,
+) -> GitStatusPublisher:
     bare = BareRepository(remote.url, workdir=tmp_path / f"{name}.git", timeout=30)
     opened.append(bare)
     return GitStatusPublisher(
-        bare, status_branch="reconciler-status", identity=GitIdentity(f"agent {name}", f"{name}@example.invalid")
+        bare,
+        status_branch="reconciler-status",
+        identity=GitIdentity(f"agent {name}", f"{name}@example.invalid"),
+        node=name,
+        layout=layout,
+        sleep=(sleeps.append if sleeps is not None else lambda _: None),
     )
 
 
+@pytest.mark.parametrize(("layout", "branch"), [("shared", "reconciler-status"), ("per-node", "reconciler-status/a")])
 def test_the_branch_is_created_and_unchanged_content_makes_no_commit(
-    tmp_path: Path, opened: list[BareRepository]
+    tmp_path: Path, opened: list[BareRepository], layout: str, branch: str
 ) -> None:
     """The first publish creates the branch; the same files again make no commit; a change makes one."""
     remote = Remote(tmp_path)
-    node = _node(remote, tmp_path, "a", opened)
+    node = _node(remote, tmp_path, "a", opened, layout=layout)
     first = node.publish({"status/a/agent.yaml": b"ok: 1\n"}, prefix="status/a/", message="status a")
     assert first is not None
     assert node.publish({"status/a/agent.yaml": b"ok: 1\n"}, prefix="status/a/", message="status a") is None
     second = node.publish({"status/a/other.yaml": b"ok: 2\n"}, prefix="status/a/", message="status a")
-    assert remote.status_log() == [second, first]
-    assert git(remote.bare, "ls-tree", "-r", "--name-only", "reconciler-status").splitlines() == ["status/a/other.yaml"]
-    assert git(remote.bare, "log", "-1", "--format=%an <%ae>", "reconciler-status") == "agent a <a@example.invalid>"
+    assert remote.status_log(branch) == [second, first]
+    assert git(remote.bare, "ls-tree", "-r", "--name-only", branch).splitlines() == ["status/a/other.yaml"]
+    assert git(remote.bare, "log", "-1", "--format=%an <%ae>", branch) == "agent a <a@example.invalid>"
+    assert remote.status_file("status/a/other.yaml") == "ok: 2"
+
+
+def test_per_node_branches_never_contend(tmp_path: Path, opened: list[BareRepository]) -> None:
+    """Nodes publishing in turn each push once per change, to a branch of their own; nothing is rejected."""
+    remote = Remote(tmp_path)
+    nodes = [_node(remote, tmp_path, name, opened, layout="per-node") for name in ("a", "b", "c")]
+    for round_ in range(3):
+        for node in nodes:
+            assert node.publish(
+                {f"status/{node.node}/agent.yaml": f"v: {round_}\n".encode()},
+                prefix=f"status/{node.node}/",
+                message="s",
+            )
+    assert [node.pushes for node in nodes] == [3, 3, 3]
+    heads = git(remote.bare, "for-each-ref", "--format=%(refname)", "refs/heads/reconciler-status").splitlines()
+    assert heads == [f"refs/heads/reconciler-status/{name}" for name in ("a", "b", "c")]
+    assert git(remote.bare, "ls-tree", "-r", "--name-only", "reconciler-status/b").splitlines() == [
+        "status/b/agent.yaml"
+    ]
 
 
 def test_a_rejected_push_is_rebuilt_on_the_new_tip(
@@ -52,7 +86,8 @@ def test_a_rejected_push_is_rebuilt_on_the_new_tip(
     """Node a builds on a tip that node b has just moved: the push is rejected, a retries on b's commit, and
     both nodes' files are on the branch in a linear history."""
     remote = Remote(tmp_path)
-    a, b = _node(remote, tmp_path, "a", opened), _node(remote, tmp_path, "b", opened)
+    sleeps: list[float] = []
+    a, b = _node(remote, tmp_path, "a", opened, sleeps=sleeps), _node(remote, tmp_path, "b", opened)
     base = a.publish({"status/a/agent.yaml": b"v: 1\n"}, prefix="status/a/", message="a 1")
     stale = a.repo.commit(base)
     b.publish({"status/b/agent.yaml": b"v: 1\n"}, prefix="status/b/", message="b 1")
@@ -68,6 +103,8 @@ def test_a_rejected_push_is_rebuilt_on_the_new_tip(
     commit = a.publish({"status/a/agent.yaml": b"v: 2\n"}, prefix="status/a/", message="a 2")
 
     assert len(calls) == 2, "the first push must have been rejected and retried"
+    assert len(sleeps) == 1
+    assert 0.05 <= sleeps[0] <= 0.15  # the first pause: 0.05 * 2, jittered by half either way
     assert remote.status_log()[0] == commit
     assert git(remote.bare, "rev-list", "--merges", "reconciler-status") == ""
     assert remote.status_file("status/a/agent.yaml") == "v: 2"

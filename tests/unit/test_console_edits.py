@@ -21,8 +21,8 @@ from reconciler.console.edits import (
     set_banned,
     set_edge_mode,
 )
-from reconciler.console.nodes import nodes_from_files
 from reconciler.settings import GitIdentity
+from reconciler.status.fleet import fleet_rows
 from tests.conftest import EXAMPLE
 
 PARTNERS = (EXAMPLE / "egress" / "partners.yaml").read_text()
@@ -123,7 +123,11 @@ def test_tokens_and_node_staleness(tmp_path: object) -> None:
         "status/gw-1/EgressGateway/gateways.yaml": b"kind: EgressGateway\nname: gateways\nconditions: []\n",
         "status/gw-2/agent.yaml": b"lastAppliedRevision: def\n",
     }
-    nodes = nodes_from_files(files, {"gw-1": 1000.0, "gw-2": 500.0}, now=1100.0, stale_after=300.0)
+    by_node = {
+        "gw-1": ({k: v for k, v in files.items() if "/gw-1/" in k}, 1000.0),
+        "gw-2": ({k: v for k, v in files.items() if "/gw-2/" in k}, 500.0),
+    }
+    nodes = fleet_rows(by_node, now=1100.0, stale_after=300.0)
     assert [(n["node"], n["stale"], n["appliedRevision"]) for n in nodes] == [
         ("gw-1", False, "abc"),
         ("gw-2", True, "def"),

@@ -195,10 +195,27 @@ def test_unchanged_status_makes_no_commit_and_keeps_transition_times(tmp_path: P
     world.git.push(_files(a="203.0.113.1"))
     world.once()
     commits = list(world.git.status_commits)
-    world.clock.advance(3600)
+    world.clock.advance(60)
     world.restart()
     assert world.once() == "unchanged"
     assert world.git.status_commits == commits
+
+
+def test_the_heartbeat_moves_only_every_few_minutes(tmp_path: Path) -> None:
+    """An unchanged node commits again only when its heartbeat is due (--status-heartbeat, 5 minutes), and then
+    only agent.yaml's heartbeat changes: a fleet view can tell it from a node that stopped."""
+    world = World(tmp_path)
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    before = dict(world.git.status)
+    commits = len(world.git.status_commits)
+    for _ in range(10):  # five minutes in steps: the heartbeat moves once
+        world.clock.advance(30)
+        world.once()
+    assert len(world.git.status_commits) == commits + 1
+    changed = sorted(path for path in world.git.status if world.git.status[path] != before.get(path))
+    assert changed == ["status/gw-1/agent.yaml"]
+    assert b"heartbeat:" in world.git.status["status/gw-1/agent.yaml"]
 
 
 def test_removed_resources_are_forgotten(tmp_path: Path) -> None:

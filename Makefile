@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system-packages lint typecheck layers schema-check unit bench clean
+.PHONY: run test setup system-packages lint typecheck layers schema-check unit bench clean install
 
 # The agent, once, on the bundled example published as a local git repository, as node demo: it runs the
 # example's loopback proxy app, prints the plan and what runs (listeners, targets, health), and stops.
@@ -54,6 +54,17 @@ bench: setup
 	$(BIN)/python bench/logscan.py
 	$(BIN)/python bench/edges.py
 	$(BIN)/python bench/status_fleet.py
+
+# A virtualenv of its own in PREFIX (the systemd units expect /opt/reconciler), the command in PREFIX/bin, and
+# the deployment files in PREFIX/share/reconciler.
+PREFIX ?= /opt/reconciler
+install: system-packages
+	$(PYTHON) -m venv $(PREFIX)/venv
+	$(PREFIX)/venv/bin/python -m pip install -q --upgrade 'pip>=25.1'
+	$(PREFIX)/venv/bin/python -m pip install -q .
+	mkdir -p $(PREFIX)/bin $(PREFIX)/share/reconciler
+	ln -sf ../venv/bin/reconciler $(PREFIX)/bin/reconciler
+	cp -r runtime $(PREFIX)/share/reconciler/
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .pytest_cache .ruff_cache .hypothesis .coverage

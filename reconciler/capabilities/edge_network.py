@@ -104,6 +104,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         self.files_root: str | None = None
         self.networks: dict[str, _Network] = {}
         self.rotation_windows: dict[str, float] = {}  # network -> rotation.per, for the checks that read the state
+        self.live_wanted: dict[str, int] = {}  # network -> liveCount, beside the live set in the metrics
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EdgeNetworkCapability:
@@ -136,6 +137,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         spec = resource.spec
         state = self.networks.setdefault(resource.metadata.name, _Network())
         self.rotation_windows[resource.metadata.name] = spec.rotation.per.total_seconds()
+        self.live_wanted[resource.metadata.name] = spec.liveCount
         probe = ProbeSpec(
             url=spec.object.url,
             host=spec.object.host,
@@ -302,7 +304,9 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             await asyncio.to_thread(self.applier.after_change, resource.spec.output.afterChange)
 
     async def forget(self, name: str) -> None:
-        self.networks.pop(name, None)  # the zone files stay: removing a published zone is the operator's call
+        # the zone files stay: removing a published zone is the operator's call
+        self.networks.pop(name, None)
+        self.live_wanted.pop(name, None)
 
     async def close(self, deadline: float) -> None:
         closing = getattr(self.fetcher, "close", None)
@@ -442,6 +446,9 @@ class EdgeCollector(Collector):
         rotations = GaugeMetricFamily(
             "reconciler_edge_rotations", "Live-set changes within the rotation window.", labels=["network"]
         )
+        wanted = GaugeMetricFamily(
+            "reconciler_edge_live_wanted", "How many edges should be live (spec.liveCount).", labels=["network"]
+        )
         for network, state in sorted(self.capability.networks.items()):
             for edge, history in sorted(state.histories.items()):
                 if history.last is None:
@@ -451,7 +458,9 @@ class EdgeCollector(Collector):
                 live.add_metric([network, edge], 1.0 if edge in state.live else 0.0)
                 failed.add_metric([network, edge], 0.0 if history.last.ok else 1.0)
             rotations.add_metric([network], float(len(state.changes)))
-        yield from (last, mean, live, failed, rotations)
+            if network in self.capability.live_wanted:
+                wanted.add_metric([network], float(self.capability.live_wanted[network]))
+        yield from (last, mean, live, failed, rotations, wanted)
 
 
 def _iso(at: float) -> str:

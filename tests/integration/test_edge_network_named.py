@@ -153,6 +153,7 @@ async def _introspection(capability: EdgeNetworkCapability, tmp_path: Path, caps
     assert await _query(capability, "tier=pass_threshold&live=true") == {"127.0.0.40", "127.0.0.41"}
     metrics = generate_latest(_registry(capability)).decode()
     assert 'reconciler_edge_live{edge="127.0.0.40",network="edges"} 1.0' in metrics
+    assert 'reconciler_edge_live_wanted{network="edges"} 4.0' in metrics
     assert 'reconciler_edge_live{edge="127.0.0.49",network="edges"} 0.0' in metrics
     capsys.readouterr()
     latency = ["check", "edges-latency", "edges", "--state-dir", str(tmp_path)]

@@ -10,6 +10,9 @@ from prometheus_client.registry import Collector
 from reconciler.status.conditions import Condition
 
 
+ERROR_COMPONENTS = ("git", "validation", "signature", "source", "observer", "applier", "internal", "status")
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -45,6 +48,8 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter("reconciler_errors_total", "Errors by component.", ["component"], registry=self.registry)
+        for component in ERROR_COMPONENTS:  # at 0 from the start: a rate over "no errors yet" is 0, not absent
+            self.errors.labels(component)
         self.git_fetch = Counter(
             "reconciler_git_fetch_total",
             "Fetches of the desired-state branch, by result.",

@@ -9,7 +9,6 @@ from prometheus_client.registry import Collector
 
 from reconciler.status.conditions import Condition
 
-
 ERROR_COMPONENTS = ("git", "validation", "signature", "source", "observer", "applier", "internal", "status")
 
 

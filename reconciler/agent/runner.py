@@ -168,7 +168,18 @@ class Agent:
         return self.reconciler.ready
 
     def status_document(self) -> dict[str, Any]:
-        return {**self.reconciler.status.as_dict(), "statusPublish": self.publish_state()}
+        """The node's status, with a StatusPublished condition while publishing fails (it is shown here and in
+        `reconciler status`: the status branch cannot carry the news that it cannot be reached)."""
+        document = {**self.reconciler.status.as_dict(), "statusPublish": self.publish_state()}
+        if self._publish_error is not None:
+            failing = {
+                "type": "StatusPublished",
+                "status": "False",
+                "reason": "PublishFailing",
+                "message": f"{self._publish_failures} failure(s) in a row: {self._publish_error}",
+            }
+            document["conditions"] = [*document["conditions"], failing]
+        return document
 
     def publish_state(self) -> dict[str, Any]:
         """How publishing status to git goes: shown in /status (the status branch cannot say it cannot be
@@ -297,6 +308,7 @@ class Agent:
                 return None
             if self._publish_error is not None:
                 log.info("status publish works again after %d failure(s)", self._publish_failures)
+            self.metrics.condition.labels("Node", self.settings.node, "StatusPublished").set(1)
             self._publish_error, self._publish_failures = None, 0
             self._last_published_at = self.clock.now()
             self._published = digest
@@ -313,6 +325,7 @@ class Agent:
             log.warning("status publish failed error=%s", error)
         self._publish_error = error
         self._publish_failures += 1
+        self.metrics.condition.labels("Node", self.settings.node, "StatusPublished").set(0)
 
     # --- workers ---------------------------------------------------------------------------------------------
 

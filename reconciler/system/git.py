@@ -251,7 +251,7 @@ class GitStatusPublisher:
         node: str,
         layout: str = "per-node",
         sign: bool = False,
-        attempts: int = 10,
+        attempts: int | None = None,
         sleep: Callable[[float], None] = time.sleep,
         backoff: tuple[float, float] = (0.05, 5.0),
     ) -> None:
@@ -263,7 +263,9 @@ class GitStatusPublisher:
         self.layout = layout
         self.ref = status_ref(status_branch, node, layout)
         self.sign = sign
-        self.attempts = attempts
+        # per node, a rejection means the branch moved under us (another agent with this node's name) or the
+        # remote refuses: a rebuild or two, not a race to win; shared, nodes race and may need many rounds
+        self.attempts = attempts if attempts is not None else (3 if layout == "per-node" else 10)
         self.sleep = sleep
         self.backoff = backoff
         self.pushes = 0  # push attempts so far (the benchmark counts them)

@@ -125,7 +125,7 @@ def test_publish_failures_are_counted_shown_and_do_not_stop_a_bounded_shutdown(t
     hook = remote.bare / "hooks" / "pre-receive"
     hook.write_text(
         "#!/bin/sh\nwhile read old new ref; do\n"
-        '  if [ "$ref" = refs/heads/reconciler-status ]; then echo "status pushes are refused here" >&2; exit 1; fi\n'
+        '  case "$ref" in refs/heads/reconciler-status*) echo "status pushes are refused here" >&2; exit 1;; esac\n'
         "done\n"
     )
     hook.chmod(0o755)
@@ -144,6 +144,9 @@ def test_publish_failures_are_counted_shown_and_do_not_stop_a_bounded_shutdown(t
         publish = agent.status()["statusPublish"]
         assert publish["ok"] is False
         assert "status pushes are refused here" in publish["error"]
+        failing = [c for c in agent.status()["conditions"] if c["type"] == "StatusPublished"]
+        assert [(c["status"], c["reason"]) for c in failing] == [("False", "PublishFailing")]
+        assert 'reconciler_resource_condition{kind="Node",name="n1",type="StatusPublished"} 0.0' in agent.metrics()
         assert agent.log.read_text().count("status publish failed") == 1  # logged once per change of error
         assert _accepts(port)
         workers = _children(agent)

@@ -215,6 +215,7 @@ def _scrape_while_serving(
                 if all(_query(base, q)["data"]["result"] for _, _, q in _panels()):
                     break
                 time.sleep(0.5)
+            assert _query(base, "sum bye (reconciler_revision_info)")["status"] == "error"  # a broken query fails
             for row, title, query in _panels():
                 answer = _query(base, query)
                 assert answer["status"] == "success", (title, query, answer.get("error"))

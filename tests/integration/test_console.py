@@ -346,16 +346,22 @@ observations:
 }
 
 
-def publish_status(remote: Remote, root: Path, files: dict[str, str]) -> None:
-    """A status branch as agents would have written it."""
-    work = root / "status-work"
-    git(root, "init", "-q", "-b", "reconciler-status", str(work))
-    for path, text in files.items():
-        (work / path).parent.mkdir(parents=True, exist_ok=True)
-        (work / path).write_text(text)
-    git(work, "add", "-A")
-    git(work, "-c", "user.name=agent", "-c", "user.email=agent@example.invalid", "commit", "-q", "-m", "status")
-    git(work, "push", "-q", str(remote.bare), "HEAD:refs/heads/reconciler-status")
+def publish_status(remote: Remote, root: Path, files: dict[str, str], *, layout: str = "per-node") -> None:
+    """Status branches as agents would have written them: a branch per node (``reconciler-status/<node>``), or
+    one shared branch."""
+    nodes = sorted({path.split("/")[1] for path in files}) if layout == "per-node" else [""]
+    for node in nodes:
+        work = root / f"status-work-{node or 'shared'}"
+        git(root, "init", "-q", "-b", "status", str(work))
+        for path, text in files.items():
+            if node and path.split("/")[1] != node:
+                continue
+            (work / path).parent.mkdir(parents=True, exist_ok=True)
+            (work / path).write_text(text)
+        git(work, "add", "-A")
+        git(work, "-c", "user.name=agent", "-c", "user.email=agent@example.invalid", "commit", "-q", "-m", "status")
+        branch = f"reconciler-status/{node}" if node else "reconciler-status"
+        git(work, "push", "-q", str(remote.bare), f"HEAD:refs/heads/{branch}")
 
 
 def test_pool_bans_and_edge_modes_from_their_pages(tmp_path: Path) -> None:
@@ -368,7 +374,7 @@ def test_pool_bans_and_edge_modes_from_their_pages(tmp_path: Path) -> None:
         if p.is_file() and p.suffix in (".yaml", ".conf", ".zone")
     }
     remote.commit(files)
-    publish_status(remote, tmp_path, {**POOL_STATUS, **EDGE_STATUS})
+    publish_status(remote, tmp_path, {**POOL_STATUS, **EDGE_STATUS}, layout="shared")  # the browser test: per node
     app = make_app(remote, tmp_path / "console")
 
     async def scenario() -> None:

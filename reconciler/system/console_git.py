@@ -18,7 +18,7 @@ import git
 
 from reconciler.errors import SourceError
 from reconciler.settings import GitIdentity
-from reconciler.system.git import _git_detail, _token_config
+from reconciler.system.git import git_detail, token_config
 from reconciler.system.status_fleet import NodeFiles, fleet_in, refs_in
 
 REJECTED = ("rejected", "fetch first", "non-fast-forward", "failed to push", "stale info")
@@ -44,7 +44,7 @@ class ConsoleClone:
         self.path = path.strip("/")
         self.timeout = timeout
         self.committer = committer
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **_token_config()}
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **token_config()}
         try:
             if (workdir / ".git").is_dir():
                 self.repo = git.Repo(workdir)
@@ -56,7 +56,7 @@ class ConsoleClone:
                 config.set_value('remote "origin"', "fetch", "+refs/heads/*:refs/remotes/origin/*")
             self.repo.git.update_environment(**env)
         except (git.GitError, OSError) as exc:
-            raise SourceError(f"cannot prepare the console's clone in {workdir}: {_git_detail(exc)}") from exc
+            raise SourceError(f"cannot prepare the console's clone in {workdir}: {git_detail(exc)}") from exc
 
     @property
     def root(self) -> Path:
@@ -73,12 +73,12 @@ class ConsoleClone:
         """The working tree at the tip of the branch (or ``ref`` of the remote); the tip's commit."""
         ref = ref or self.branch
         try:
-            self.repo.git.fetch("--quiet", "--no-tags", "origin", kill_after_timeout=self.timeout)
+            self.repo.git.fetch("--quiet", "--no-tags", "--prune", "origin", kill_after_timeout=self.timeout)
             tip = self.repo.commit(f"refs/remotes/origin/{ref}").hexsha
             self.repo.git.checkout("--quiet", "--force", "--detach", tip)
             self.repo.git.clean("-fdxq")
         except (git.GitError, OSError, ValueError) as exc:
-            raise SourceError(f"cannot read {ref} of the desired-state repository: {_git_detail(exc)}") from exc
+            raise SourceError(f"cannot read {ref} of the desired-state repository: {git_detail(exc)}") from exc
         return str(tip)
 
     def inside(self, relpath: str) -> Path:
@@ -109,7 +109,7 @@ class ConsoleClone:
             self.repo.git.commit("--quiet", "--no-verify", "-F", str(message_file), env=env)
             return str(self.repo.head.commit.hexsha)
         except (git.GitError, OSError) as exc:
-            raise SourceError(f"cannot commit the edit: {_git_detail(exc)}") from exc
+            raise SourceError(f"cannot commit the edit: {git_detail(exc)}") from exc
 
     def push(self, branch: str) -> None:
         """Push the commit to ``branch`` of the remote, fast-forward only."""
@@ -118,7 +118,7 @@ class ConsoleClone:
         try:
             self.repo.git.push("--quiet", "origin", f"HEAD:refs/heads/{branch}", kill_after_timeout=self.timeout)
         except git.GitCommandError as exc:
-            detail = _git_detail(exc)
+            detail = git_detail(exc)
             if any(word in detail for word in REJECTED):
                 raise PushRejectedError(f"the remote's {branch} moved on: {detail}") from exc
             raise SourceError(f"cannot push to {branch}: {detail}") from exc
@@ -131,7 +131,7 @@ class ConsoleClone:
         try:
             return fleet_in(self.repo, shared=shared, per_node=per_node)
         except (git.GitError, ValueError) as exc:
-            raise SourceError(f"cannot read the status of the nodes: {_git_detail(exc)}") from exc
+            raise SourceError(f"cannot read the status of the nodes: {git_detail(exc)}") from exc
 
     def changes_since(self, revision: str) -> str:
         """What changed in the desired-state folder between ``revision`` and the branch's tip (``git diff

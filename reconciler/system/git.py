@@ -104,7 +104,7 @@ def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> 
         return _tree_files(commit, folder, revision, max_file_bytes, missing_ok=True)
 
 
-def _token_config() -> dict[str, str]:
+def token_config() -> dict[str, str]:
     """An HTTP token from the environment becomes a git config entry in the environment: never in argv."""
     token = os.environ.get(TOKEN_ENV)
     if not token:
@@ -137,7 +137,7 @@ class BareRepository:
             config.set_value('remote "origin"', "url", url)
             if allowed_signers is not None:
                 config.set_value("gpg.ssh", "allowedSignersFile", str(allowed_signers))
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **_token_config()}
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **token_config()}
         if gpg_home is not None:
             env["GNUPGHOME"] = str(gpg_home)
         self.repo.git.update_environment(**env)
@@ -167,7 +167,7 @@ class BareRepository:
             yield
         except (git.GitError, OSError, ValueError) as exc:
             self.repo.git.clear_cache()
-            raise error(f"{doing}: {_git_detail(exc)}") from exc
+            raise error(f"{doing}: {git_detail(exc)}") from exc
 
 
 class GitSource:
@@ -225,7 +225,7 @@ class GitSource:
         try:
             self.bare.repo.git.verify_commit(revision, kill_after_timeout=self.bare.timeout)
         except git.GitCommandError as exc:
-            return f"commit {revision[:12]} is not signed by an allowed key: {_git_detail(exc)}"
+            return f"commit {revision[:12]} is not signed by an allowed key: {git_detail(exc)}"
         return None
 
 
@@ -276,7 +276,7 @@ class GitStatusPublisher:
             return self.bare.fetch_branch(self.ref)
         except git.GitCommandError as exc:
             if "couldn't find remote ref" not in str(exc):
-                raise PublishError(f"cannot fetch {self.ref}: {_git_detail(exc)}") from exc
+                raise PublishError(f"cannot fetch {self.ref}: {git_detail(exc)}") from exc
             return None  # the branch does not exist yet: the first push creates it
 
     def publish(self, files: Mapping[str, bytes], *, prefix: str, message: str) -> str | None:
@@ -308,7 +308,7 @@ class GitStatusPublisher:
                     "--quiet", "origin", f"{commit}:refs/heads/{self.ref}", kill_after_timeout=self.bare.timeout
                 )
             except git.GitCommandError as exc:
-                last_error = _git_detail(exc)
+                last_error = git_detail(exc)
                 log.info("status push rejected ref=%s attempt=%d reason=%s", self.ref, attempt, last_error)
                 if attempt < self.attempts:
                     self._pause(attempt)
@@ -357,7 +357,7 @@ _NO_REPOSITORY = ("does not appear to be a git repository", "Repository not foun
 _TELLING = ("remote:", "error:", "fatal:", "!", "hint:")
 
 
-def _git_detail(exc: Exception) -> str:
+def git_detail(exc: Exception) -> str:
     """What git said that explains the failure (the remote's own words first, e.g. a hook's), on one line."""
     text = str(getattr(exc, "stderr", "") or str(exc)).replace("stderr:", "").strip(" '\n")
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -11,7 +11,7 @@ from pathlib import Path
 import git
 
 from reconciler.errors import SourceError
-from reconciler.system.git import _git_detail, _token_config
+from reconciler.system.git import git_detail, token_config
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def fetch_fleet(url: str, workdir: Path, *, status_branch: str, timeout: float) 
     try:
         repo = git.Repo.init(workdir, bare=True)
         with repo:
-            repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", **_token_config())
+            repo.git.update_environment(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="true", **token_config())
             heads = str(repo.git.ls_remote("--heads", url, kill_after_timeout=timeout))
             names = {line.split("\t", 1)[1] for line in heads.splitlines() if "\t" in line}
             # two namespaces: a branch and branches below its name cannot live side by side in one
@@ -84,4 +84,4 @@ def fetch_fleet(url: str, workdir: Path, *, status_branch: str, timeout: float) 
             shared, per_node = refs_in(repo, shared="refs/fleet-shared", nodes="refs/fleet-nodes")
             return fleet_in(repo, shared=shared, per_node=per_node)
     except (git.GitError, OSError, ValueError) as exc:
-        raise SourceError(f"cannot read the status of {url}: {_git_detail(exc)}") from exc
+        raise SourceError(f"cannot read the status of {url}: {git_detail(exc)}") from exc

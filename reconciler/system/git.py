@@ -18,6 +18,7 @@ import os
 import random
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -141,6 +142,7 @@ class BareRepository:
         if gpg_home is not None:
             env["GNUPGHOME"] = str(gpg_home)
         self.repo.git.update_environment(**env)
+        self.lock = threading.RLock()
 
     def close(self) -> None:
         """Stop GitPython's long-lived helpers (``git cat-file --batch``): left to the garbage collector, they
@@ -161,13 +163,18 @@ class BareRepository:
 
     @contextlib.contextmanager
     def translated(self, error: type[ReconcilerError], doing: str) -> Iterator[None]:
-        """GitPython's and the OS's errors become ours; helper processes that died (a SIGTERM sent to the whole
-        process group, say) are dropped so that the next call starts fresh ones."""
-        try:
-            yield
-        except (git.GitError, OSError, ValueError) as exc:
-            self.repo.git.clear_cache()
-            raise error(f"{doing}: {git_detail(exc)}") from exc
+        """One git operation at a time on this repository, with GitPython's and the OS's errors as ours.
+
+        The source (fetch, read a revision) and the status publisher run in different threads and share GitPython's
+        long-lived ``cat-file --batch`` helpers, whose protocol is not thread-safe: interleaved, a reader got
+        another's answer ("Non-hexadecimal digit found") or waited forever. Helper processes that died (a SIGTERM
+        sent to the whole process group, say) are dropped so that the next call starts fresh ones."""
+        with self.lock:
+            try:
+                yield
+            except (git.GitError, OSError, ValueError) as exc:
+                self.repo.git.clear_cache()
+                raise error(f"{doing}: {git_detail(exc)}") from exc
 
 
 class GitSource:
@@ -223,7 +230,8 @@ class GitSource:
 
     def verify(self, revision: str) -> str | None:
         try:
-            self.bare.repo.git.verify_commit(revision, kill_after_timeout=self.bare.timeout)
+            with self.bare.lock:
+                self.bare.repo.git.verify_commit(revision, kill_after_timeout=self.bare.timeout)
         except git.GitCommandError as exc:
             return f"commit {revision[:12]} is not signed by an allowed key: {git_detail(exc)}"
         return None

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reconciler.settings import GitIdentity
-from reconciler.system.git import BareRepository, GitStatusPublisher
+from reconciler.system.git import BareRepository, GitSource, GitStatusPublisher
 from tests.integration.agents import Remote, git
 
 pytestmark = pytest.mark.integration
@@ -109,3 +111,45 @@ def test_a_rejected_push_is_rebuilt_on_the_new_tip(
     assert git(remote.bare, "rev-list", "--merges", "reconciler-status") == ""
     assert remote.status_file("status/a/agent.yaml") == "v: 2"
     assert remote.status_file("status/b/agent.yaml") == "v: 1"
+
+
+def test_source_and_publisher_share_one_repository_safely(tmp_path: Path, opened: list[BareRepository]) -> None:
+    """The agent reads revisions and publishes status from two threads on one repository: GitPython's shared
+    cat-file helpers must not see both at once (interleaved, a read got another's answer or hung)."""
+    remote = Remote(tmp_path)
+    revision = remote.commit({"a.yaml": "kind: nothing\n" * 50})
+    bare = BareRepository(remote.url, workdir=tmp_path / "node.git", timeout=30)
+    opened.append(bare)
+    source = GitSource(bare, branch="main", path="")
+    publisher = GitStatusPublisher(
+        bare, status_branch="reconciler-status", identity=GitIdentity(), node="n", sleep=lambda _: None
+    )
+    source.fetch()
+    errors: list[BaseException] = []
+    deadline = time.monotonic() + 3
+
+    def read() -> None:
+        while time.monotonic() < deadline:
+            try:
+                assert source.tree_at(revision, max_file_bytes=1 << 20).files
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    def publish() -> None:
+        number = 0
+        while time.monotonic() < deadline:
+            number += 1
+            try:
+                publisher.publish({"status/n/agent.yaml": f"v: {number}\n".encode()}, prefix="status/n/", message="s")
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=read), threading.Thread(target=publish)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a git call hung"
+    assert errors == []

@@ -427,11 +427,10 @@ def _fleet(args: argparse.Namespace) -> int:
     if not args.repo:
         print("reconciler: --all reads the nodes' status from --repo URL (or RECONCILER_REPO)", file=sys.stderr)
         return EXIT_USAGE
-    stale_after = args.stale_after if isinstance(args.stale_after, timedelta) else _duration(args.stale_after)
     with temporary_directory("reconciler-fleet-") as folder:
         found = fetch_fleet(args.repo, Path(folder), status_branch=args.status_branch, timeout=60)
     nodes = {name: (node.files, node.changed_at) for name, node in found.items()}
-    rows = fleet_rows(nodes, now=SystemClock().now(), stale_after=stale_after.total_seconds())
+    rows = fleet_rows(nodes, now=SystemClock().now(), stale_after=args.stale_after.total_seconds())
     if args.format == "json":
         print(json.dumps(rows, indent=2))
         return EXIT_OK

@@ -91,10 +91,9 @@ class ConsoleClone:
     def read(self, relpath: str) -> str:
         return self.inside(relpath).read_text(encoding="utf-8")
 
-    def commit(self, relpath: str, content: str, message: str, author: GitIdentity) -> str:
-        """Write ``content`` to ``relpath`` and commit it on the detached tip; the new commit."""
+    def commit(self, relpath: str, message: str, author: GitIdentity) -> str:
+        """Commit ``relpath`` as it is in the working tree, on the detached tip; the new commit."""
         target = self.inside(relpath)
-        target.write_text(content, encoding="utf-8")
         env = {
             "GIT_AUTHOR_NAME": author.name,
             "GIT_AUTHOR_EMAIL": author.email,
@@ -162,7 +161,7 @@ class ConsoleClone:
             after = change(self.read(relpath))
             self.inside(relpath).write_text(after, encoding="utf-8")
             validate(base)
-            commit = self.commit(relpath, after, message, author)
+            commit = self.commit(relpath, message, author)
             try:
                 self.push(branch or self.branch)
             except PushRejectedError:

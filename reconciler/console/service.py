@@ -202,9 +202,9 @@ class Console:
         after = change(before)
         self.clone.inside(relpath).write_text(after, encoding="utf-8")
         try:
-            self._validate(self.clone.repo.head.commit.hexsha)
+            self._validate(self.clone.head())
         finally:
-            self.clone.refresh()
+            self.clone.discard()  # a preview leaves nothing behind (no fetch: the next request refreshes)
         return Preview(relpath, unified(relpath, before, after))
 
     def _commit(self, kind: str, name: str, change: Callable[[str], str], message: str, author: GitIdentity) -> Outcome:
@@ -220,9 +220,7 @@ class Console:
             user = slug(author.name)
             branch = f"console/{user}/{slug(message)}-{int(self.clock.now())}"
         done: Committed = self.clone.edit(relpath, remembering, self._validate, message, author, branch=branch)
-        after = self.clone.read(relpath)
-        diff = unified(relpath, before["text"], after)
-        self.clone.refresh()
+        diff = unified(relpath, before["text"], self.clone.read(relpath))
         if branch is None:
             return Outcome(done.commit, done.branch, relpath, diff)
         if self.forge is None:

@@ -81,6 +81,17 @@ class ConsoleClone:
             raise SourceError(f"cannot read {ref} of the desired-state repository: {git_detail(exc)}") from exc
         return str(tip)
 
+    def head(self) -> str:
+        return str(self.repo.head.commit.hexsha)
+
+    def discard(self) -> None:
+        """The working tree back to the checked-out commit (what a preview wrote is gone)."""
+        try:
+            self.repo.git.checkout("--quiet", "--force", "HEAD")
+            self.repo.git.clean("-fdxq")
+        except git.GitError as exc:
+            raise SourceError(f"cannot reset the console's working tree: {git_detail(exc)}") from exc
+
     def inside(self, relpath: str) -> Path:
         """``relpath`` under the desired-state folder; anything that leaves it is refused."""
         target = (self.folder / relpath).resolve()

@@ -37,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from common import agent_command, free_port, make_remote, wait_port
 
-NEEDED = ("haproxy", "iperf3", "wrk", "git")
+NEEDED = ("haproxy", "iperf3", "wrk", "git")  # and strace, for the system calls per connection
 
 
 HAPROXY_HEADER = """\
@@ -108,6 +108,51 @@ def memory_per_connection(port: int, pid: int, count: int) -> float:
             client.close()
 
 
+def context_switches(pid: int | None) -> int:
+    """Voluntary and involuntary context switches of every thread of ``pid`` and its descendants so far."""
+    if pid is None:
+        return 0
+    total = 0
+    for member in _family(pid):
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+    return total
+
+
+def _one_request(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n")
+        while client.recv(65536):
+            pass
+
+
+def syscalls_per_connection(port: int, pid: int, count: int) -> dict[str, float]:
+    """System calls the proxy (``pid`` and its descendants, every thread) makes per short connection: strace
+    -c attached while ``count`` one-request connections go through it one after another."""
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-c", "-qq", *(a for member in _family(pid) for a in ("-p", str(member)))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # attached to every thread
+    for _ in range(count):
+        _one_request(port)
+    time.sleep(0.5)
+    tracer.send_signal(signal.SIGINT)
+    _, summary = tracer.communicate(timeout=30)
+    calls: dict[str, float] = {}
+    for line in summary.splitlines():
+        fields = line.split()
+        # % time, seconds, usecs/call, calls, [errors,] syscall
+        if len(fields) >= 5 and fields[-1] != "total" and fields[3].isdigit():
+            calls[fields[-1]] = int(fields[3]) / count
+    return calls
+
+
 def iperf(port: int, streams: int, seconds: int) -> float:
     done = subprocess.run(
         ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(seconds), "-P", str(streams), "-J"],
@@ -143,7 +188,9 @@ IDLE_CONNECTIONS = 2000  # within HAProxy's maxconn 4000
 
 def measure(throughput_port: int, rate_port: int, pid: int | None, seconds: int) -> dict[str, float]:
     """One round on one path: the rates, and the CPU the proxy (``pid`` and its children) spent on them."""
+    switches = context_switches(pid)
     measured = {"1 stream Gbit/s": iperf(throughput_port, 1, seconds)}
+    measured["switches/GB, 1 stream"] = (context_switches(pid) - switches) / (measured["1 stream Gbit/s"] * seconds / 8)
     before = sum(cpu_seconds(pid))
     measured["4 streams Gbit/s"] = iperf(throughput_port, 4, seconds)
     measured["s/GB, 4 streams"] = (sum(cpu_seconds(pid)) - before) / (measured["4 streams Gbit/s"] * seconds / 8)
@@ -240,12 +287,12 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
     for name in ("direct", "reconciler", "pool proxy"):
         ratios = [results[name][key] / results["haproxy"][key] for key in RATES]
         print(f"  {name:<11}" + "".join(f"{ratio:>19.2f}x" for ratio in ratios))
-    print("  CPU of the proxy (user + system): us per connection, s per GB with 4 streams")
+    print("  CPU of the proxy (user + system): us per connection, s per GB with 4 streams; context switches per GB")
     for name in MEASURED:
         values = results[name]
         print(
             f"  {name:<11}{values['user us/connection']:>11.1f} + {values['system us/connection']:<7.1f}"
-            f"{values['s/GB, 4 streams']:>10.3f}"
+            f"{values['s/GB, 4 streams']:>10.3f}{values['switches/GB, 1 stream']:>12.0f}"
         )
     for name in ("reconciler", "pool proxy"):
         for key in RATES:
@@ -261,11 +308,27 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
     )
 
 
+def report_syscalls(counts: dict[str, dict[str, float]], connections: int) -> None:
+    """System calls per connection, each proxy beside HAProxy, most frequent first."""
+    names = sorted(
+        {call for by_call in counts.values() for call in by_call},
+        key=lambda c: -counts["haproxy"].get(c, 0) - counts["reconciler"].get(c, 0),
+    )
+    print(f"  system calls per connection ({connections} one-request connections, strace -c, every thread):")
+    print(f"  {'syscall':<20}" + "".join(f"{name:>12}" for name in counts))
+    for call in names:
+        print(f"  {call:<20}" + "".join(f"{counts[name].get(call, 0.0):>12.2f}" for name in counts))
+    print(f"  {'total':<20}" + "".join(f"{sum(counts[name].values()):>12.2f}" for name in counts))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="the agent's --proxy-workers")
+    parser.add_argument(
+        "--syscalls", type=int, default=2000, help="short connections traced with strace -c per proxy (0: skip)"
+    )
     args = parser.parse_args()
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing:
@@ -332,6 +395,11 @@ def main() -> None:
                 for key, value in measured.items():
                     rounds[name].setdefault(key, []).append(value)
         report(rounds, args)
+        if args.syscalls and shutil.which("strace"):
+            report_syscalls(
+                {name: syscalls_per_connection(paths[name][1], pid, args.syscalls) for name, pid in proxies.items()},
+                args.syscalls,
+            )
         idle = {name: memory_per_connection(paths[name][1], pid, IDLE_CONNECTIONS) for name, pid in proxies.items()}
         print(
             f"  memory per idle connection ({IDLE_CONNECTIONS} open, resident KiB): "

@@ -202,16 +202,18 @@ def test_sigterm_publishes_a_final_status_and_exits_0(remote: Remote, agents: Ca
 
 
 def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
-    """SIGKILL during a tick, then restart: the new revision is applied, and a converged restart commits nothing."""
+    """SIGKILL during a tick, then restart: the new revision is applied, and a converged restart commits nothing.
+    (The heartbeat is set to a day: its five-minute tick could otherwise fall inside the test and commit.)"""
     remote.commit(lists(a="203.0.113.1"))
-    agent = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    flags = ("--interval", "1s", "--status-interval", "1s", "--status-heartbeat", "24h")
+    agent = agents(remote, "gw-1", *flags, state="state")
     wait_for(agent.applied, timeout=10, what="first revision")
     revision = remote.commit(lists(a="203.0.113.1", b="203.0.113.2"))
     time.sleep(1.0)  # the next poll picks the revision up: the kill lands in or around its tick
     agent.signal(signal.SIGKILL)
     agent.wait(timeout=5)
 
-    restarted = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    restarted = agents(remote, "gw-1", *flags, state="state")
     wait_for(lambda: restarted.applied() == revision, timeout=10, what="convergence after SIGKILL")
     wait_for(
         lambda: f"lastAppliedRevision: {revision}" in (remote.status_file("status/gw-1/agent.yaml") or ""),
@@ -222,7 +224,7 @@ def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: 
     restarted.signal(signal.SIGTERM)
     assert restarted.wait(timeout=10) == 0
 
-    again = agents(remote, "gw-1", "--interval", "1s", "--status-interval", "1s", state="state")
+    again = agents(remote, "gw-1", *flags, state="state")
     wait_for(lambda: again.applied() == revision, timeout=10, what="the third start")
     time.sleep(3)
     assert remote.status_log("reconciler-status/gw-1") == commits, "an unchanged status was committed again"

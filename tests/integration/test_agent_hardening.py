@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.agents import AgentProcess, Remote, free_port, wait_for
+from tests.integration.agents import AgentProcess, Remote, free_port, free_ports, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -233,8 +233,8 @@ def test_a_gated_plan_is_approved_without_a_restart(tmp_path: Path) -> None:
     raises spec.safety.maxChangePercent lets it through."""
     secret = "approve-secret"
     remote = Remote(tmp_path)
-    port = free_port()
-    targets = [free_port() for _ in range(10)]
+    ports = free_ports(15)  # distinct: the proxy's port, ten targets, four more for later
+    port, targets, extra = ports[0], ports[1:11], ports[11:]
     first = remote.commit(_big(port, targets))
     agent = AgentProcess(
         remote, tmp_path / "state", node="n1", args=("--interval", "1s"), env={"RECONCILER_WEBHOOK_SECRET": secret}
@@ -257,7 +257,7 @@ def test_a_gated_plan_is_approved_without_a_restart(tmp_path: Path) -> None:
         wait_for(lambda: agent.applied() == cut, timeout=10, what="the approved plan")
         assert _node_condition(agent)[0] == "False"
 
-        ten = [free_port() for _ in range(4)] + targets[:6]
+        ten = extra + targets[:6]
         remote.commit(_big(port, ten))
         wait_for(lambda: agent.applied() is not None and len(_targets(agent)) == 10, timeout=15, what="ten again")
         remote.commit(_big(port, ten[:5]))

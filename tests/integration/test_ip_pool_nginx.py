@@ -17,7 +17,8 @@ from reconciler.health.consecutive import ConsecutiveState
 from reconciler.model import DesiredState, HealthStrategy, IPPool
 from reconciler.proxy.manager import ProxyManager
 from reconciler.system.clock import SystemClock
-from tests.integration.nginx_server import free_port, nginx
+from tests.integration.agents import free_ports
+from tests.integration.nginx_server import nginx
 
 FORMAT = '$remote_addr - [$time_local] "$request" $status $server_port $upstream_addr $request_time'
 MEMBERS = [f"127.0.0.{n}" for n in range(11, 17)]
@@ -70,8 +71,8 @@ async def _pass(capability: IPPoolCapability, pool: IPPool) -> dict[str, Any]:
 
 
 def test_a_pool_in_front_of_a_real_nginx(tmp_path: Path) -> None:
-    target, listen = free_port(), free_port()
-    ports = {ip: free_port() for ip in MEMBERS}
+    target, listen, *member_ports = free_ports(len(MEMBERS) + 2)  # distinct: a shared port mixes members up
+    ports = dict(zip(MEMBERS, member_ports, strict=True))
     log = tmp_path / "logs" / "pool.log"
     members_conf = tmp_path / "members.conf"
     members_conf.write_text(
@@ -91,41 +92,43 @@ def test_a_pool_in_front_of_a_real_nginx(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         capability = IPPoolCapability(ProxyManager(workers=0), SystemClock())
-        pool = _pool(members_conf, log, listen)
-        capability.use(DesiredState({"HealthStrategy": {"three-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
-        verdicts = await _pass(capability, pool)
-        assert sorted(verdicts) == MEMBERS
-        assert all(available for available, _ in verdicts.values())
+        try:
+            pool = _pool(members_conf, log, listen)
+            capability.use(DesiredState({"HealthStrategy": {"three-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+            verdicts = await _pass(capability, pool)
+            assert sorted(verdicts) == MEMBERS
+            assert all(available for available, _ in verdicts.values())
 
-        await _through(listen, 60)  # round-robin: ten each
-        verdicts = await _pass(capability, pool)
-        assert {ip for ip, (available, _) in verdicts.items() if not available} == set(FAILING)
-        assert "3 failures in a row" in verdicts["127.0.0.12"][1]
+            await _through(listen, 60)  # round-robin: ten each
+            verdicts = await _pass(capability, pool)
+            assert {ip for ip, (available, _) in verdicts.items() if not available} == set(FAILING)
+            assert "3 failures in a row" in verdicts["127.0.0.12"][1]
 
-        before = len(log.read_text().splitlines())
-        answers = await _through(listen, 1000)
-        assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
-        served = Counter(port_of[line.split()[8]] for line in log.read_text().splitlines()[before:])
-        assert set(served) == set(MEMBERS) - set(FAILING)  # nginx's own log: only available members
-        assert max(served.values()) - min(served.values()) <= 1
-        assert sum(served.values()) == 1000
+            before = len(log.read_text().splitlines())
+            answers = await _through(listen, 1000)
+            assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+            served = Counter(port_of[line.split()[8]] for line in log.read_text().splitlines()[before:])
+            assert set(served) == set(MEMBERS) - set(FAILING)  # nginx's own log: only available members
+            assert max(served.values()) - min(served.values()) <= 1
+            assert sum(served.values()) == 1000
 
-        await asyncio.sleep(2.2)  # the cool-down
-        verdicts = await _pass(capability, pool)
-        assert all(available for available, _ in verdicts.values())
-        assert capability.pools["egress"].health["127.0.0.12"].state == ConsecutiveState()  # a fresh count
+            await asyncio.sleep(2.2)  # the cool-down
+            verdicts = await _pass(capability, pool)
+            assert all(available for available, _ in verdicts.values())
+            assert capability.pools["egress"].health["127.0.0.12"].state == ConsecutiveState()  # a fresh count
 
-        with log.open("ab") as out:
-            out.write(b"garbage\n\x00\xff binary\n" + b"127.0.0.1 - [truncated\n")
-        banned = _pool(members_conf, log, listen, banned=("127.0.0.14",))
-        verdicts = await _pass(capability, banned)
-        assert verdicts["127.0.0.14"] == (False, "Banned: listed in spec.banned")
-        assert capability.pools["egress"].counts.unparsable == 3
-        answers = await _through(listen, 40)
-        reached = {m.decode() for a in answers for m in re.findall(rb"ok (\S+)", a)}
-        assert reached == set(MEMBERS) - {"127.0.0.12", "127.0.0.13", "127.0.0.14"}  # the others answer ok
-        assert "127.0.0.14" not in reached
-        await capability.close(asyncio.get_running_loop().time() + 5)
+            with log.open("ab") as out:
+                out.write(b"garbage\n\x00\xff binary\n" + b"127.0.0.1 - [truncated\n")
+            banned = _pool(members_conf, log, listen, banned=("127.0.0.14",))
+            verdicts = await _pass(capability, banned)
+            assert verdicts["127.0.0.14"] == (False, "Banned: listed in spec.banned")
+            assert capability.pools["egress"].counts.unparsable == 3
+            answers = await _through(listen, 40)
+            reached = {m.decode() for a in answers for m in re.findall(rb"ok (\S+)", a)}
+            assert reached == set(MEMBERS) - {"127.0.0.12", "127.0.0.13", "127.0.0.14"}  # the others answer ok
+            assert "127.0.0.14" not in reached
+        finally:  # a failed assertion must not leave the proxy's listener to the garbage collector
+            await capability.close(asyncio.get_running_loop().time() + 5)
 
     with nginx(tmp_path, http_block):
         asyncio.run(scenario())

@@ -24,7 +24,7 @@ from reconciler.proxy.engine import Relay, Side
 from reconciler.proxy.manager import ProxyManager
 from reconciler.proxy.workers import WorkerProcesses, worker_main
 from reconciler.testing import FakeResolver
-from tests.integration.agents import free_port
+from tests.integration.agents import free_port, free_ports
 
 pytestmark = pytest.mark.integration
 
@@ -191,7 +191,8 @@ def test_the_challenge_layout(run: Run) -> None:
 
     async def scenario() -> None:
         targets = {name: [await Echo(f"{name}{i}").start() for i in range(2)] for name in ("a", "b", "c")}
-        ports = {name: [free_port() for _ in range(4)] for name in targets}
+        distinct = iter(free_ports(4 * len(targets)))
+        ports = {name: [next(distinct) for _ in range(4)] for name in targets}
         apps = [
             {
                 "name": f"app-{name}",

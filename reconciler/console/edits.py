@@ -198,11 +198,6 @@ def _plain_or_quoted(value: str) -> str:
     return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else json.dumps(value)
 
 
-def _key_line(lines: Sequence[str], mapping: CommentedMap, key: str) -> int:
-    line, _ = mapping.lc.key(key)
-    return int(line)
-
-
 def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
     """``address`` added to (or taken from) the IPPool's ``spec.banned``."""
     document = find_document(text, "IPPool", pool)
@@ -224,7 +219,7 @@ def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
         first = next(iter(spec))
         line, column = spec.lc.key(first)
         return "".join([*lines[:line], f"{' ' * column}banned: [{_plain_or_quoted(address)}]\n", *lines[line:]])
-    line = _key_line(lines, spec, "banned")
+    line = int(spec.lc.key("banned")[0])
     flow = re.match(r"(\s*banned\s*:\s*)\[[^\]\n]*\](.*\n?)$", lines[line])
     if flow is not None:
         lines[line] = f"{flow.group(1)}[{', '.join(_plain_or_quoted(item) for item in wanted)}]{flow.group(2)}"

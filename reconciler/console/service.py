@@ -25,7 +25,7 @@ from reconciler.console.edits import (
     set_edge_mode,
 )
 from reconciler.errors import Problem, ReconcilerError, Severity
-from reconciler.loading.loader import LoadResult, load_tree
+from reconciler.loading.loader import DEFAULT_MAX_FILE_BYTES, LoadResult, load_tree
 from reconciler.model import EdgeNetwork, EgressAllowList, IPPool
 from reconciler.model.common import Resource
 from reconciler.settings import GitIdentity
@@ -33,8 +33,6 @@ from reconciler.system.clock import Clock
 from reconciler.system.console_git import Committed, ConsoleClone
 from reconciler.system.files import read_source_tree
 from reconciler.system.forge import Forge, PullRequest
-
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
 
 class RefusedEditError(ReconcilerError):
@@ -145,28 +143,23 @@ class Console:
 
     # --- reading ---------------------------------------------------------------------------------------------
 
-    def _load(self) -> tuple[LoadResult, str]:
-        tip = self.clone.refresh()
-        tree = read_source_tree(self.clone.folder, display_root="", max_file_bytes=DEFAULT_MAX_BYTES)
-        return load_tree(tree), tip
+    def _load(self) -> LoadResult:
+        """The desired state at the branch's tip."""
+        self.clone.refresh()
+        return load_tree(read_source_tree(self.clone.folder, display_root="", max_file_bytes=DEFAULT_MAX_FILE_BYTES))
 
     def _lists(self) -> list[AllowList]:
-        result, _ = self._load()
-        found = []
-        for resource in sorted(result.state.of_kind(EgressAllowList), key=lambda r: r.metadata.name):
-            ref = result.refs.get((EgressAllowList.KIND, resource.metadata.name))
-            if ref is None:
-                continue
-            entries = parse_entries(self.clone.read(ref.file), resource.metadata.name)
-            found.append(AllowList(resource.metadata.name, ref.file, entries))
-        return found
+        return [
+            AllowList(resource.metadata.name, file, parse_entries(self.clone.read(file), resource.metadata.name))
+            for resource, file in self._resources(EgressAllowList)
+        ]
 
     async def allow_lists(self) -> list[AllowList]:
         async with self.lock:
             return await asyncio.to_thread(self._lists)
 
     def _resources(self, kind: type[Resource]) -> list[tuple[Any, str]]:
-        result, _ = self._load()
+        result = self._load()
         found = []
         for resource in sorted(result.state.of_kind(kind), key=lambda r: r.metadata.name):
             ref = result.refs.get((kind.KIND, resource.metadata.name))
@@ -180,7 +173,7 @@ class Console:
             return await asyncio.to_thread(self._resources, kind)
 
     def _file_of(self, kind: str, name: str) -> str:
-        result, _ = self._load()
+        result = self._load()
         ref = result.refs.get((kind, name))
         if ref is None:
             raise EditError(f"no {kind} named {name} in the desired state", 404)

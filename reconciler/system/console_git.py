@@ -32,7 +32,6 @@ class PushRejectedError(SourceError):
 class Committed:
     commit: str
     branch: str
-    base: str  # the tip the edit was made on
 
 
 class ConsoleClone:
@@ -179,5 +178,5 @@ class ConsoleClone:
                 if attempt == attempts - 1:
                     raise
                 continue
-            return Committed(commit, branch or self.branch, base)
+            return Committed(commit, branch or self.branch)
         raise AssertionError("unreachable")

@@ -12,6 +12,7 @@ documentation ranges are deliberately not internal).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -237,6 +238,11 @@ def test_routes_allow_lists_dns_counters_and_removal(world: World) -> None:
     assert _metric(metrics, "203.0.113.10", "bytes", "OUTPUT") >= size
     assert _metric(metrics, "203.0.113.10", "bytes", "INPUT") >= size
     assert _metric(metrics, "203.0.113.10", "packets", "OUTPUT") > 0
+    code, body = world.gw.request("/egress")
+    assert code == 200
+    rows = {(row["ip"], row["type"]): row for row in json.loads(body)["destinations"]}
+    assert rows["203.0.113.10", "OUTPUT"]["bytes"] >= size
+    assert rows["203.0.113.30", "OUTPUT"]["hostname"] == "app.partner.test"
 
     # added in git: reachable; removed: unreachable, and its established connection is cut, not the others'
     world.commit(desired("203.0.113.20"))

@@ -9,9 +9,11 @@ All on loopback, in the same run:
   generators share, and it says where a difference comes from.
 - the resident memory the proxy grows by per open, idle connection (2000 of them, after the runs above, so
   allocator pools are warm in both).
-Printed as numbers and ratios to HAProxy. Issue targets: throughput >= 1.2 x HAProxy, rate >= 0.8 x HAProxy.
+Printed as numbers and ratios to HAProxy, every round as well as the medians. Issue targets: throughput >= 1.2 x
+HAProxy (1 and 4 streams), connection rate >= 0.9 x HAProxy. Then system calls per short connection (strace -c)
+and context switches per GB of one stream, ours beside HAProxy's.
 
-    .venv/bin/python bench/proxy.py [--seconds 5] [--rounds 3] [--workers 1]
+    .venv/bin/python bench/proxy.py [--seconds 5] [--rounds 3] [--workers auto] [--syscalls 2000]
 """
 
 from __future__ import annotations
@@ -240,7 +242,7 @@ def proxy_document(iperf_port: int, http_port: int, ports: tuple[int, int], pool
 
 
 def start_agent(
-    folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int], *, pools: tuple[int, int], workers: int
+    folder: Path, iperf_port: int, http_port: int, ports: tuple[int, int], *, pools: tuple[int, int], workers: str
 ) -> subprocess.Popen[bytes]:
     document = proxy_document(iperf_port, http_port, ports, pools)
     bare, _ = make_remote(folder, lambda work: (work / "proxy.yaml").write_text(document))
@@ -301,10 +303,10 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
     reconciler = results["reconciler"]
     reference = results["haproxy"]
     throughput_ok = min(reconciler[k] / reference[k] for k in ("1 stream Gbit/s", "4 streams Gbit/s")) >= 1.2
-    rate_ok = reconciler["connections/s"] / reference["connections/s"] >= 0.8
+    rate_ok = reconciler["connections/s"] / reference["connections/s"] >= 0.9
     print(
         f"  targets: throughput >= 1.2x {'met' if throughput_ok else 'MISSED'}; "
-        f"connection rate >= 0.8x {'met' if rate_ok else 'MISSED'}"
+        f"connection rate >= 0.9x {'met' if rate_ok else 'MISSED'}"
     )
 
 
@@ -317,6 +319,8 @@ def report_syscalls(counts: dict[str, dict[str, float]], connections: int) -> No
     print(f"  system calls per connection ({connections} one-request connections, strace -c, every thread):")
     print(f"  {'syscall':<20}" + "".join(f"{name:>12}" for name in counts))
     for call in names:
+        if all(by_call.get(call, 0.0) < 0.005 for by_call in counts.values()):
+            continue  # fewer than one in 200 connections anywhere: start-up and timers, not the data path
         print(f"  {call:<20}" + "".join(f"{counts[name].get(call, 0.0):>12.2f}" for name in counts))
     print(f"  {'total':<20}" + "".join(f"{sum(counts[name].values()):>12.2f}" for name in counts))
 
@@ -325,7 +329,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1, help="the agent's --proxy-workers")
+    parser.add_argument("--workers", default="auto", help="the agent's --proxy-workers (auto, 0, 1, 2, ...)")
     parser.add_argument(
         "--syscalls", type=int, default=2000, help="short connections traced with strace -c per proxy (0: skip)"
     )

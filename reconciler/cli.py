@@ -32,6 +32,7 @@ from reconciler.render.plan import RENDERERS, render_text
 from reconciler.render.status import render_edges_csv, render_fleet_text, render_status_text
 from reconciler.settings import (
     DEFAULT_STATE_DIR,
+    MAX_AUTO_WORKERS,
     WEBHOOK_SECRET_ENV,
     AgentSettings,
     GitIdentity,
@@ -199,6 +200,15 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _workers(text: str) -> int | None:
+    """A worker count, or None for ``auto``."""
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a count (auto, 0, 1, 2, ...)")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class _EnvError:
     """A value from the environment that does not convert: reported naming the variable, after parsing, if the
@@ -296,7 +306,14 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     _option(parser, "allowed-signers", "", "SSH allowed-signers file for --verify-signatures", _path)
     _option(parser, "gpg-home", "", "GnuPG home with the keys for --verify-signatures", _path)
     _option(parser, "shutdown-timeout", "8s", "how long a stop may take before everything is ended", _duration)
-    _option(parser, "proxy-workers", "1", "processes carrying proxied traffic (0: inside the agent's process)", _count)
+    _option(
+        parser,
+        "proxy-workers",
+        "auto",
+        "processes carrying TCPProxy traffic (auto: one per CPU this process may use, at most "
+        f"{MAX_AUTO_WORKERS}; IP pools: 1; 0: inside the agent's process)",
+        _workers,
+    )
     parser.add_argument(
         "--nameserver",
         dest="nameservers",

@@ -6,6 +6,7 @@ process list or in ``GET /config``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,12 @@ WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 
 
 STATUS_MESSAGE_PLACEHOLDERS = ("node", "revision")
+MAX_AUTO_WORKERS = 4  # --proxy-workers auto: one per CPU up to this (docs/decisions.md, "Where it runs")
+
+
+def auto_workers() -> int:
+    """One proxy worker per CPU this process may run on, at most ``MAX_AUTO_WORKERS``."""
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS))
 
 
 def check_status_message(template: str) -> str:
@@ -64,9 +71,19 @@ class AgentSettings:
     gpg_home: Path | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     shutdown_timeout: timedelta = timedelta(seconds=8)
-    proxy_workers: int = 1
+    proxy_workers: int | None = None  # None: auto (TCPProxy: auto_workers(); IP pools: 1)
     git_timeout: timedelta = timedelta(seconds=60)
     nameservers: tuple[str, ...] = ()  # IP or IP:PORT; empty: the system's resolver configuration
+
+    @property
+    def tcp_proxy_workers(self) -> int:
+        return auto_workers() if self.proxy_workers is None else self.proxy_workers
+
+    @property
+    def pool_proxy_workers(self) -> int:
+        """An IP pool's proxy: one process unless told otherwise, as its ``minReuseInterval`` is kept per process
+        (with more, a member could be handed out once per process within the interval)."""
+        return 1 if self.proxy_workers is None else self.proxy_workers
 
     def public(self) -> dict[str, object]:
         """The settings as shown by ``GET /config``: no secrets, and no credentials inside the repository URL."""
@@ -87,7 +104,7 @@ class AgentSettings:
             "force": self.force,
             "verifySignatures": self.verify_signatures,
             "webhook": self.webhook_secret is not None,
-            "proxyWorkers": self.proxy_workers,
+            "proxyWorkers": "auto" if self.proxy_workers is None else self.proxy_workers,
             "nameservers": list(self.nameservers),
         }
 

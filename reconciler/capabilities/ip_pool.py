@@ -118,7 +118,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         settings = context.settings
         manager = ProxyManager(
             drain=settings.shutdown_timeout.total_seconds() / 2,
-            workers=settings.proxy_workers,
+            workers=settings.pool_proxy_workers,
             resolver=context.resolver,
             connector=context.connector,
             clock=context.clock,

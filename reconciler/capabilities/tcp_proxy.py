@@ -122,7 +122,7 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
         return cls(
             ProxyManager(
                 drain=settings.shutdown_timeout.total_seconds() / 2,
-                workers=settings.proxy_workers,
+                workers=settings.tcp_proxy_workers,
                 resolver=context.resolver,
                 connector=context.connector,
                 clock=context.clock,

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from reconciler.cli import _parser
+from reconciler.settings import MAX_AUTO_WORKERS, AgentSettings
 from tests.conftest import CliResult
 
 SWITCHES = {"--sign-status", "--dry-run", "--once", "--force", "--verify-signatures"}
@@ -54,3 +55,22 @@ def test_a_bad_value_from_the_environment_names_the_variable(
     assert "reconciler: RECONCILER_INTERVAL=5: '5' has no unit" in result.err
     assert "reconciler: RECONCILER_PROXY_WORKERS=many: 'many' is not a count" in result.err
     assert "--interval" not in result.err
+
+
+def test_proxy_workers_default_to_one_per_cpu_for_apps_and_one_for_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: a TCPProxy worker per CPU the agent may use (at most MAX_AUTO_WORKERS); an IP pool keeps one process,
+    where its minReuseInterval holds; a count given applies to both."""
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2})
+    auto = AgentSettings(repo="x", node="n", proxy_workers=_run_parser().parse_args(["--repo", "x"]).proxy_workers)
+    assert (auto.proxy_workers, auto.tcp_proxy_workers, auto.pool_proxy_workers) == (None, 3, 1)
+    assert auto.public()["proxyWorkers"] == "auto"
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)))
+    assert auto.tcp_proxy_workers == MAX_AUTO_WORKERS
+    given = AgentSettings(
+        repo="x",
+        node="n",
+        proxy_workers=_run_parser().parse_args(["--repo", "x", "--proxy-workers", "2"]).proxy_workers,
+    )
+    assert (given.tcp_proxy_workers, given.pool_proxy_workers) == (2, 2)
+    with pytest.raises(SystemExit):
+        _run_parser().parse_args(["--repo", "x", "--proxy-workers", "-1"])

@@ -60,6 +60,7 @@ STATE_FILE = "state.json"
 STATUS_FILE = "status.json"
 EXIT_CLEAN, EXIT_UNCLEAN = 0, 3
 WATCHDOG_GRACE = 1.5  # seconds past --shutdown-timeout before the watchdog ends everything
+SCRAPE_TIMEOUT = 5.0  # seconds a capability may take to read its metrics before a scrape (Prometheus: 10 s)
 
 
 def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
@@ -203,7 +204,16 @@ class Agent:
     def current_plan(self) -> Plan:
         return self.reconciler.plan
 
-    def metrics_exposition(self) -> bytes:
+    async def metrics_exposition(self) -> bytes:
+        """What /metrics serves: each capability first reads what takes I/O (bounded, so a stuck read costs its
+        own counters, not the scrape), then every collector runs on the loop from memory."""
+        results = await asyncio.gather(
+            *(asyncio.wait_for(c.before_scrape(), SCRAPE_TIMEOUT) for c in self.capabilities.values()),
+            return_exceptions=True,
+        )
+        for kind, result in zip(self.capabilities, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("metrics not read before the scrape kind=%s error=%r", kind, result)
         return self.metrics.exposition()
 
     def trigger_sync(self, reason: str) -> None:

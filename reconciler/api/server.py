@@ -35,7 +35,7 @@ class AgentHandle(Protocol):
 
     def current_plan(self) -> Plan: ...
 
-    def metrics_exposition(self) -> bytes: ...
+    async def metrics_exposition(self) -> bytes: ...
 
     def trigger_sync(self, reason: str) -> None: ...
 
@@ -62,7 +62,7 @@ def build_app(agent: AgentHandle, routes: Sequence[web.RouteDef] = ()) -> web.Ap
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=agent.metrics_exposition(), content_type="text/plain", charset="utf-8")
+        return web.Response(body=await agent.metrics_exposition(), content_type="text/plain", charset="utf-8")
 
     async def status(_: web.Request) -> web.Response:
         return web.json_response(agent.status_document())

@@ -95,8 +95,11 @@ class Capability(ABC, Generic[R, F, V]):
         """Take back what ``saved`` returned in an earlier process (same ``state_version``), before ``start``."""
 
     def collectors(self) -> Sequence[Collector]:
-        """Prometheus collectors read at scrape time."""
+        """Prometheus collectors read at scrape time, on the event loop: they show what is in memory."""
         return ()
+
+    async def before_scrape(self) -> None:
+        """Read what the collectors show that takes I/O (in a thread), just before they are collected."""
 
     def routes(self) -> Sequence[web.RouteDef]:
         """Extra HTTP routes served on the agent's API."""

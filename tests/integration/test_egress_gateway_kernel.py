@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from reconciler.capabilities.egress_gateway import EgressGatewayCapability
+from reconciler.capabilities.egress_gateway import EgressCollector, EgressGatewayCapability
 from reconciler.render.firewall import COUNT_OUT, counting_set_name
-from reconciler.system.commands import NamespaceRunner, SubprocessRunner
+from reconciler.system.commands import CommandResult, CommandRunner, NamespaceRunner, SubprocessRunner
 from reconciler.testing import FakeClock, FakeResolver
 from tests.conftest import require_root
 from tests.integration.egress_kernel import allow_list, converge, desired, gateway, kernel_state, run_in
@@ -31,6 +35,39 @@ def namespace() -> Iterator[str]:
         yield name
     finally:
         subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+@dataclass
+class SlowLists:
+    """A runner whose ``ipset list`` answers late, as with 100,000 members."""
+
+    runner: CommandRunner
+    delay: float
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        if list(argv[:2]) == ["ipset", "list"]:
+            time.sleep(self.delay)
+        return self.runner.run(argv, **kwargs)
+
+
+async def _scrape_while_the_loop_runs(capability: EgressGatewayCapability) -> str:
+    """/metrics of the capability with ``ipset list`` answering late; fails unless the loop kept running."""
+    capability.runner = SlowLists(capability.runner, delay=0.3)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    running = asyncio.create_task(ticker())
+    await capability.before_scrape()
+    running.cancel()
+    assert ticks >= 10, ticks
+    registry = CollectorRegistry()
+    registry.register(EgressCollector(capability))
+    return generate_latest(registry).decode()
 
 
 def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespace: str) -> None:
@@ -71,6 +108,10 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         assert "203.0.113.20" in saved
         assert "203.0.113.30" not in saved
         assert "2001:db8::10" not in kernel_state(namespace)  # the IPv6 set went with its last member
+
+        # a scrape reads the counters in a thread: the event loop keeps running while the kernel is slow to answer
+        scraped = await _scrape_while_the_loop_runs(capability)
+        assert 'iptables_bytes_count{hostname="203.0.113.10",ip="203.0.113.10",type="OUTPUT"} 700.0' in scraped
 
         await capability.forget("gw")
         after = kernel_state(namespace)

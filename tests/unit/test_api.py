@@ -39,7 +39,7 @@ class Handle:
         change = Change("203.0.113.7", Action.ADD, after="203.0.113.7")
         return Plan("abc", "gw-1", (TargetPlan("EgressAllowList", "a", "set:a", 0, (change,)),))
 
-    def metrics_exposition(self) -> bytes:
+    async def metrics_exposition(self) -> bytes:
         return b"reconciler_up 1\n"
 
     def trigger_sync(self, reason: str) -> None:

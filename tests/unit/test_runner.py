@@ -93,11 +93,11 @@ def test_fetch_failures_back_off_and_recover(tmp_path: Path) -> None:
     async def scenario() -> None:
         task = asyncio.create_task(agent.run(), name="agent-under-test")
         await _until(lambda: agent.sync_backoff.failures >= 2, timeout=5)
-        assert b"reconciler_git_fetch_backoff_seconds 0.0" not in agent.metrics_exposition()
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" not in await agent.metrics_exposition()
         assert not agent.is_ready()
         git.fail_fetch = False
         await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=5)
-        assert b"reconciler_git_fetch_backoff_seconds 0.0" in agent.metrics_exposition()
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" in await agent.metrics_exposition()
         agent.stop()
         assert await asyncio.wait_for(task, 10) == 0
 
@@ -130,3 +130,15 @@ def test_a_hanging_observer_delays_no_other_resource(tmp_path: Path) -> None:
         assert time.monotonic() - started < 8
 
     asyncio.run(scenario())
+
+
+class _FailingScrape(RecordingCapability):
+    async def before_scrape(self) -> None:
+        raise OSError("kernel not readable")
+
+
+def test_a_capability_that_cannot_read_its_metrics_costs_only_its_own(tmp_path: Path) -> None:
+    """/metrics still answers, with the agent's own metrics, when one capability's read before the scrape fails."""
+    agent = _agent(tmp_path, FakeGit(), _FailingScrape("EgressAllowList"))
+    exposition = asyncio.run(agent.metrics_exposition())
+    assert b"reconciler_git_fetch_backoff_seconds" in exposition

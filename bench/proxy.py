@@ -7,6 +7,8 @@ All on loopback, in the same run:
 - the CPU time the proxy itself spent (user + system, from /proc: HAProxy's process, or the agent with its
   worker processes) per connection and per GB moved: steadier than the rates on a machine the load
   generators share, and it says where a difference comes from.
+- the CPU the whole machine spent per GB with 4 streams, and the share it sat idle: with both cores busy,
+  throughput goes as the inverse of that, so HAProxy's figure over ours is the most a path can reach here;
 - the resident memory the proxy grows by per open, idle connection (2000 of them, after the runs above, so
   allocator pools are warm in both).
 Printed as numbers and ratios to HAProxy, every round as well as the medians. Issue targets: throughput >= 1.2 x
@@ -110,6 +112,13 @@ def memory_per_connection(port: int, pid: int, count: int) -> float:
             client.close()
 
 
+def machine_jiffies() -> tuple[int, int]:
+    """Busy and idle (idle + iowait) clock ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, idle
+
+
 def context_switches(pid: int | None) -> int:
     """Voluntary and involuntary context switches of every thread of ``pid`` and its descendants so far."""
     if pid is None:
@@ -193,9 +202,13 @@ def measure(throughput_port: int, rate_port: int, pid: int | None, seconds: int)
     switches = context_switches(pid)
     measured = {"1 stream Gbit/s": iperf(throughput_port, 1, seconds)}
     measured["switches/GB, 1 stream"] = (context_switches(pid) - switches) / (measured["1 stream Gbit/s"] * seconds / 8)
-    before = sum(cpu_seconds(pid))
+    before, machine = sum(cpu_seconds(pid)), machine_jiffies()
     measured["4 streams Gbit/s"] = iperf(throughput_port, 4, seconds)
-    measured["s/GB, 4 streams"] = (sum(cpu_seconds(pid)) - before) / (measured["4 streams Gbit/s"] * seconds / 8)
+    gigabytes = measured["4 streams Gbit/s"] * seconds / 8
+    measured["s/GB, 4 streams"] = (sum(cpu_seconds(pid)) - before) / gigabytes
+    busy, idle = (after - earlier for after, earlier in zip(machine_jiffies(), machine, strict=True))
+    measured["machine s/GB, 4 streams"] = busy / CLOCK_TICKS / gigabytes
+    measured["idle, 4 streams"] = idle / (busy + idle)
     user, system = cpu_seconds(pid)
     measured["connections/s"], count = wrk(rate_port, seconds)
     after = cpu_seconds(pid)
@@ -295,6 +308,17 @@ def report(rounds: dict[str, dict[str, list[float]]], args: argparse.Namespace) 
         print(
             f"  {name:<11}{values['user us/connection']:>11.1f} + {values['system us/connection']:<7.1f}"
             f"{values['s/GB, 4 streams']:>10.3f}{values['switches/GB, 1 stream']:>12.0f}"
+        )
+    print(
+        "  the whole machine with 4 streams (every process, interrupts included): CPU s per GB, idle share; the"
+        " ratio to HAProxy that the CPU per GB allows with both cores busy"
+    )
+    reference_cost = results["haproxy"]["machine s/GB, 4 streams"]
+    for name, values in results.items():
+        cost = values["machine s/GB, 4 streams"]
+        print(
+            f"  {name:<11}{cost:>11.3f} s/GB{values['idle, 4 streams'] * 100:>7.1f} % idle"
+            f"{reference_cost / cost:>10.2f}x"
         )
     for name in ("reconciler", "pool proxy"):
         for key in RATES:

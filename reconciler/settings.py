@@ -6,10 +6,11 @@ process list or in ``GET /config``.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+
+from reconciler.system.cpus import usable_cpus
 
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -20,8 +21,9 @@ MAX_AUTO_WORKERS = 4  # --proxy-workers auto: one per CPU up to this (docs/decis
 
 
 def auto_workers() -> int:
-    """One proxy worker per CPU this process may run on, at most ``MAX_AUTO_WORKERS``."""
-    return max(1, min(len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS))
+    """One proxy worker per CPU this process can use (its CPUs, capped by a container's CPU limit), at most
+    ``MAX_AUTO_WORKERS``."""
+    return min(usable_cpus(), MAX_AUTO_WORKERS)
 
 
 def check_status_message(template: str) -> str:

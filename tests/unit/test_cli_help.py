@@ -61,11 +61,14 @@ def test_proxy_workers_default_to_one_per_cpu_for_apps_and_one_for_pools(monkeyp
     """auto: a TCPProxy worker per CPU the agent may use (at most MAX_AUTO_WORKERS); an IP pool keeps one process,
     where its minReuseInterval holds; a count given applies to both."""
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2})
+    monkeypatch.setattr("reconciler.system.cpus.cpu_quota", lambda *_: None)  # whatever cgroup the tests run in
     auto = AgentSettings(repo="x", node="n", proxy_workers=_run_parser().parse_args(["--repo", "x"]).proxy_workers)
     assert (auto.proxy_workers, auto.tcp_proxy_workers, auto.pool_proxy_workers) == (None, 3, 1)
     assert auto.public()["proxyWorkers"] == "auto"
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)))
     assert auto.tcp_proxy_workers == MAX_AUTO_WORKERS
+    monkeypatch.setattr("reconciler.system.cpus.cpu_quota", lambda *_: 1.5)  # a container limited to 1.5 CPUs
+    assert auto.tcp_proxy_workers == 2
     given = AgentSettings(
         repo="x",
         node="n",

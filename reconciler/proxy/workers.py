@@ -72,11 +72,11 @@ class _Control:
                 self.plane.engine.unwatch(self.conn.fileno())
 
 
-def worker_main(conn: Connection, drain: float, log_level: int) -> None:
-    """Entry point of a worker process."""
+def worker_main(conn: Connection, drain: float, log_level: int, index: int = 0) -> None:
+    """Entry point of a worker process; ``index`` names it in its log lines (every worker logs the same events)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s worker: %(message)s")
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s %(name)s worker {index}: %(message)s")
     # the worker has no Clock seam to be given: its engine's clock is the process's own monotonic time
     engine = Engine(time.monotonic)  # noqa: TID251
     plane = DataPlane(engine, drain=drain)
@@ -144,7 +144,7 @@ class WorkerProcesses:
         ours, theirs = self._context.Pipe()
         process = self._context.Process(
             target=worker_main,
-            args=(theirs, self.drain, logging.getLogger().getEffectiveLevel()),
+            args=(theirs, self.drain, logging.getLogger().getEffectiveLevel(), index),
             name=f"reconciler-proxy-{index}",
             daemon=True,
         )

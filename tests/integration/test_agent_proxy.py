@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.settings import auto_workers
 from tests.integration.agents import AgentProcess, Remote, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -169,3 +170,7 @@ def test_apps_from_git_reload_without_dropping_streams(
             'reconciler_proxy_target_active_connections{app="apps/stream",target="nonexistent.invalid:9"} 0.0',
         ):
             assert line in metrics
+        # every worker logs the same events: each line says which worker it comes from
+        log = agent.log.read_text()
+        for index in range(auto_workers()):
+            assert f"reconciler.proxy.app worker {index}: listening app=apps/stream address=127.0.0.1:{new_port}" in log

@@ -19,8 +19,12 @@ async def read_nodes(console: Console, status_branch: str, stale_after: float) -
         found = console.clone.status(status_branch)
         nodes = {name: (node.files, node.changed_at) for name, node in found.items()}
         rows = fleet_rows(nodes, now=console.clock.now(), stale_after=stale_after)
+        changes: dict[str, str] = {}  # a fleet is mostly on a few revisions: one diff each, not one per node
         for row in rows:
-            row["changesSinceApplied"] = console.clone.changes_since(row["appliedRevision"] or "")
+            revision = row["appliedRevision"] or ""
+            if revision not in changes:
+                changes[revision] = console.clone.changes_since(revision)
+            row["changesSinceApplied"] = changes[revision]
         return rows
 
     async with console.lock:

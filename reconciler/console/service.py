@@ -212,7 +212,10 @@ class Console:
         if self.mode == "pull-request":
             user = slug(author.name)
             branch = f"console/{user}/{slug(message)}-{int(self.clock.now())}"
-        done: Committed = self.clone.edit(relpath, remembering, self._validate, message, author, branch=branch)
+        # _file_of just fetched the tip: the edit starts there (a rejected push fetches again)
+        done: Committed = self.clone.edit(
+            relpath, remembering, self._validate, message, author, branch=branch, fresh=True
+        )
         diff = unified(relpath, before["text"], self.clone.read(relpath))
         if branch is None:
             return Outcome(done.commit, done.branch, relpath, diff)

@@ -163,11 +163,13 @@ class ConsoleClone:
         *,
         branch: str | None = None,
         attempts: int = 5,
+        fresh: bool = False,
     ) -> Committed:
         """Make ``change`` on the tip, ``validate`` the tree (given the tip), commit and push to ``branch`` (default
-        the console's branch); a push refused because the tip moved makes the edit again on the new tip."""
+        the console's branch); a push refused because the tip moved makes the edit again on the new tip.
+        ``fresh``: the caller has just refreshed, so the first attempt starts from the checked-out tip."""
         for attempt in range(attempts):
-            base = self.refresh()
+            base = self.head() if fresh and attempt == 0 else self.refresh()
             after = change(self.read(relpath))
             self.inside(relpath).write_text(after, encoding="utf-8")
             validate(base)

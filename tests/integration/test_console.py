@@ -135,6 +135,32 @@ def test_api_edits_are_single_commits_and_refusals_commit_nothing(remote: Remote
     run(scenario)
 
 
+def test_an_edit_fetches_the_remote_once(remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One fetch per edit when nobody races it (a rejected push fetches again: the racing test)."""
+    fetches: list[str | None] = []
+    refresh = ConsoleClone.refresh
+
+    def counting(clone: ConsoleClone, ref: str | None = None) -> str:
+        fetches.append(ref)
+        return refresh(clone, ref)
+
+    monkeypatch.setattr(ConsoleClone, "refresh", counting)
+    app = make_app(remote, tmp_path / "console")
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            added = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.8"}, headers=AUTH)
+            assert added.status == 201, await added.text()
+            assert "203.0.113.8" in git(remote.bare, "show", f"main:{FILE}")
+            assert len(fetches) == 1
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)
+
+
 def test_pages_need_a_login_and_the_forms_csrf_token(remote: Remote, tmp_path: Path) -> None:
     app = make_app(remote, tmp_path / "console")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from typing import TypeVar
 
 import pytest
 
@@ -125,4 +126,52 @@ def test_a_failing_handler_costs_its_connection_not_the_loop(caplog: pytest.LogC
     for _, ours, theirs in relays:
         ours.close()
         theirs.close()
+    engine.close()
+
+
+class CountingSocket(socket.socket):
+    """A TCP socket that counts the reads the relay makes on it."""
+
+    reads = 0
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self.reads += 1
+        return super().recv(size, flags)
+
+
+Ours = TypeVar("Ours", bound=socket.socket)
+
+
+def _tcp_pair(ours_type: type[Ours]) -> tuple[Ours, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        theirs = socket.create_connection(listener.getsockname())
+        accepted, _ = listener.accept()
+    ours = ours_type(accepted.family, accepted.type, accepted.proto, fileno=accepted.detach())
+    return ours, theirs
+
+
+def test_an_answer_that_ends_its_connection_is_relayed_with_one_read() -> None:
+    """The backend answers and closes, and one epoll event reports both: the read that takes the answer is short,
+    so the FIN already in is the next thing (TCP keeps order) and is passed on without a read that returns
+    nothing. The client gets the answer, then EOF."""
+    engine = Engine(time.monotonic)
+    client, user = _tcp_pair(socket.socket)
+    server, backend = _tcp_pair(CountingSocket)
+    owner = Owner()
+    relay = Relay(engine, owner, client)
+    relay.dial(server)
+    engine.run_ready(0)  # attached
+    backend.sendall(b"HTTP/1.0 200 OK\r\n\r\nok")
+    backend.shutdown(socket.SHUT_WR)
+    time.sleep(0.05)  # loopback: both in before the engine looks
+    engine.run_ready(0)
+    assert server.reads == 1
+    user.settimeout(2)
+    received = b""
+    while chunk := user.recv(100):
+        received += chunk
+    assert received == b"HTTP/1.0 200 OK\r\n\r\nok"  # and then EOF: the loop ended on b""
+    relay.close()
+    for sock in (user, backend):
+        sock.close()
     engine.close()

@@ -50,6 +50,8 @@ AGAIN = IN | MORE  # a yielded handler's next turn: read until EAGAIN, as it sto
 READABLE = IN | RDHUP | HUP | ERR
 ENDED = RDHUP | HUP | ERR
 FIN = RDHUP | HUP  # the peer's FIN was in when epoll looked: what it sent before is all queued already
+# ... and no error with it: after a reset the next read must raise, so the other side is reset too, not closed
+FIN_ONLY = frozenset({RDHUP, HUP, RDHUP | HUP})
 DONTWAIT = socket.MSG_DONTWAIT
 CHUNK = 65536
 PENDING_LIMIT = 256 * 1024  # client bytes buffered while the backend connects
@@ -283,7 +285,7 @@ class Side:
             if relay.closed:
                 return
         if mask & READABLE:
-            relay.pump(self, peer, bool(mask & (ENDED | MORE)), bool(mask & FIN))
+            relay.pump(self, peer, bool(mask & (ENDED | MORE)), mask & (FIN | ERR) in FIN_ONLY)
 
 
 class Relay:
@@ -342,7 +344,7 @@ class Relay:
         else:
             self._flush(client, server)
         if mask & READABLE and not self.closed:
-            self.pump(server, client, bool(mask & ENDED), bool(mask & FIN))
+            self.pump(server, client, bool(mask & ENDED), mask & (FIN | ERR) in FIN_ONLY)
 
     def refuse(self, answer: bytes, linger: float) -> None:
         """No backend will come: answer, end our side with FIN, drop what the client still sends."""

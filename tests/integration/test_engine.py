@@ -129,6 +129,13 @@ def test_a_failing_handler_costs_its_connection_not_the_loop(caplog: pytest.LogC
     engine.close()
 
 
+def _read_to_end(sock: socket.socket) -> bytes:
+    received = b""
+    while chunk := sock.recv(100):
+        received += chunk
+    return received
+
+
 class CountingSocket(socket.socket):
     """A TCP socket that counts the reads the relay makes on it."""
 
@@ -167,11 +174,30 @@ def test_an_answer_that_ends_its_connection_is_relayed_with_one_read() -> None:
     engine.run_ready(0)
     assert server.reads == 1
     user.settimeout(2)
-    received = b""
-    while chunk := user.recv(100):
-        received += chunk
-    assert received == b"HTTP/1.0 200 OK\r\n\r\nok"  # and then EOF: the loop ended on b""
+    assert _read_to_end(user) == b"HTTP/1.0 200 OK\r\n\r\nok"  # and then EOF, not a reset
     relay.close()
     for sock in (user, backend):
         sock.close()
+    engine.close()
+
+
+def test_a_backend_reset_after_its_answer_resets_the_client() -> None:
+    """A backend that answers and then resets (a crash, SO_LINGER 0) must not look like one that finished: the
+    client is reset too, not given a clean EOF, whatever epoll reported with the reset."""
+    engine = Engine(time.monotonic)
+    client, user = _tcp_pair(socket.socket)
+    server, backend = _tcp_pair(socket.socket)
+    relay = Relay(engine, Owner(), client)
+    relay.dial(server)
+    engine.run_ready(0)  # attached
+    backend.sendall(b"half an answ")
+    backend.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    backend.close()
+    time.sleep(0.05)
+    engine.run_ready(0)
+    assert relay.closed
+    user.settimeout(2)
+    with pytest.raises(ConnectionResetError):
+        _read_to_end(user)  # what the backend sent may come first; then the reset, not b""
+    user.close()
     engine.close()

@@ -34,13 +34,16 @@ APP_TARGET = "app:"
 def summary(app: ProxyAppFacts) -> dict[str, Any]:
     """What the status document shows of an app. Counters change with every connection; they belong in
     /metrics. Status (committed to git) keeps what only changes when the world does."""
-    return {
+    shown: dict[str, Any] = {
         "listen": list(app.listen),
         "targets": [
             {"address": t.address, "weight": t.weight, "health": t.health, "resolved": t.resolved, "reason": t.reason}
             for t in app.targets
         ],
     }
+    if app.listen_errors:  # ports it should listen on and cannot, with the kernel's reason
+        shown["listenErrors"] = dict(sorted(app.listen_errors.items()))
+    return shown
 
 
 def _without_targets(apps: Mapping[str, ProxyAppFacts]) -> tuple[str, str] | None:

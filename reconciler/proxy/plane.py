@@ -8,6 +8,7 @@ it could not listen on and its counters. Snapshots are plain frozen dataclasses 
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from reconciler.model.values import format_host_port
 from reconciler.proxy.app import ProxyApp
 from reconciler.proxy.backends import Backend
 from reconciler.proxy.engine import Engine
+from reconciler.system.ports import listen_hint
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,9 @@ class DataPlane:
                 try:
                     app.listen(host, port)
                 except OSError as exc:
-                    log.error("cannot listen app=%s address=%s:%d error=%s", key, host, port, exc)
-                    errors.setdefault(key, {})[format_host_port(host, port)] = exc.strerror or str(exc)
+                    why = (exc.strerror or str(exc)) + (listen_hint(port) if exc.errno == errno.EADDRINUSE else "")
+                    log.error("cannot listen app=%s address=%s:%d error=%s", key, host, port, why)
+                    errors.setdefault(key, {})[format_host_port(host, port)] = why
         return errors
 
     def stop(self) -> None:

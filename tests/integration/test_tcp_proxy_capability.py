@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import pytest
 
 from reconciler.capabilities.tcp_proxy import TCPProxyCapability
+from reconciler.errors import is_retryable
 from reconciler.model import TCPProxy
 from reconciler.planning.tcp_proxy import desired_apps
 from reconciler.proxy.manager import ProxyManager
@@ -160,5 +162,37 @@ def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_i
         assert message.startswith("app apps/web has no healthy target (down: 127.0.0.1:")
         assert "Connection refused" in message
         await manager.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_port_in_use_fails_the_apply_and_the_next_pass_binds_it_once_free() -> None:
+    """A listen port held by another program: the apply fails with the reason (retryable), the observation still
+    plans the missing listener, and once the port is free the same plan binds it."""
+
+    async def scenario() -> None:
+        manager = ProxyManager(drain=0.1, resolver=FakeResolver())
+        capability = TCPProxyCapability(manager)
+        blocker = socket.create_server(("127.0.0.1", 0))  # no SO_REUSEPORT: ours cannot share it
+        port, target = blocker.getsockname()[1], free_port()
+        proxy = _proxy([port], target)
+        try:
+            [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
+            with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}: Address already in use"):
+                await capability.apply(proxy, plan)
+            assert is_retryable(OSError())
+            observed = await capability.observe(proxy)
+            [why] = observed.summary["apps"]["apps/web"]["listenErrors"].values()  # in the status document too
+            assert why.startswith("Address already in use")
+            [again] = capability.plan(proxy, observed.facts, now=0)
+            assert [c.key for c in again.changes] == [f"listen 127.0.0.1:{port}"]
+            blocker.close()
+            await capability.apply(proxy, again)
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                pass
+            assert all(not p.changes for p in capability.plan(proxy, (await capability.observe(proxy)).facts, now=0))
+        finally:
+            blocker.close()
+            await manager.close()
 
     asyncio.run(scenario())

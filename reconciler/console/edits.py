@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+
+from reconciler.loading.yaml_reader import read_yaml
 
 DESTINATION_KEYS = ("domain", "ip", "cidr")
 ENTRY_KEYS = (*DESTINATION_KEYS, "ports", "protocol", "protected", "expires", "comment")
@@ -68,12 +69,31 @@ def find_document(text: str, kind: str, name: str) -> CommentedMap:
 
 
 def scalar(value: str | int | bool) -> str:
-    """One value as YAML writes it (quoted only when it must be)."""
+    """One value as YAML writes it (quoted only when it must be), read back the same."""
     out = io.StringIO()
     yaml = YAML()
     yaml.width = 4096
     yaml.dump(value, out)
-    return out.getvalue().removesuffix("\n...\n").strip()
+    text = out.getvalue().removesuffix("\n...\n").strip()
+    # ruamel's emitter leaves a NEL raw inside single quotes, where the agent's reader folds it into a space
+    if isinstance(value, str) and read_yaml(f"v: {text}")[0].data != {"v": value}:
+        return _double_quoted(value)
+    return text
+
+
+def _double_quoted(value: str) -> str:
+    """``value`` as a YAML double-quoted scalar with every line break and control character escaped, and the rest
+    as it is (not JSON's escapes: YAML refuses the surrogate pairs JSON writes for characters beyond U+FFFF)."""
+    out = []
+    for char in value:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif code < 0x20 or 0x7F <= code < 0xA0 or char in "\u2028\u2029\ufeff":
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def entry_lines(entry: Entry, indent: int) -> list[str]:
@@ -195,7 +215,7 @@ def parse_entries(text: str, name: str) -> list[dict[str, Any]]:
 def _plain_or_quoted(value: str) -> str:
     """A value inside a flow collection: plain when it is a simple name or IPv4 address, else double-quoted (a
     colon, as in IPv6 addresses, is not safe there)."""
-    return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else json.dumps(value)
+    return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else _double_quoted(value)
 
 
 def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
@@ -264,7 +284,7 @@ def set_edge_mode(text: str, network: str, host: str, mode: str, comment: str) -
         if mode == "available" and not comment.strip():
             written = f"{' ' * dash}- {_plain_or_quoted(host)}\n"
         else:
-            fields = f"host: {_plain_or_quoted(host)}, mode: {mode}, comment: {json.dumps(comment.strip())}"
+            fields = f"host: {_plain_or_quoted(host)}, mode: {mode}, comment: {_double_quoted(comment.strip())}"
             written = f"{' ' * dash}- {{{fields}}}\n"
         return "".join([*lines[:start], written, *lines[end:]])
     raise EditError(f"{host} is not an edge of EdgeNetwork {network}", 404)

@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/logscan.py
 	$(BIN)/python bench/edges.py
 	$(BIN)/python bench/status_fleet.py
+	$(BIN)/python bench/console_nodes.py
 
 # A virtualenv of its own in PREFIX (the systemd units expect /opt/reconciler), the command in PREFIX/bin, and
 # the deployment files in PREFIX/share/reconciler.

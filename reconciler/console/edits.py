@@ -20,6 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from reconciler.loading.yaml_reader import read_yaml
+from reconciler.model.values import parse_domain_pattern
 
 DESTINATION_KEYS = ("domain", "ip", "cidr")
 ENTRY_KEYS = (*DESTINATION_KEYS, "ports", "protocol", "protected", "expires", "comment")
@@ -162,11 +163,16 @@ def destination_of(item: Any) -> str:
 
 
 def same_destination(a: str, b: str) -> bool:
-    """Equal as written, or as addresses and networks (2001:DB8::1 is 2001:db8::1)."""
+    """Equal as written, as addresses and networks (2001:DB8::1 is 2001:db8::1), or as the names the agent
+    stores (``bücher.example`` is ``xn--bcher-kva.example``, which status and the API show)."""
     if a.lower().rstrip(".") == b.lower().rstrip("."):
         return True
     try:
         return ipaddress.ip_network(a, strict=False) == ipaddress.ip_network(b, strict=False)
+    except ValueError:
+        pass
+    try:
+        return parse_domain_pattern(a) == parse_domain_pattern(b)
     except ValueError:
         return False
 

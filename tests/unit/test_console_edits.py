@@ -190,3 +190,16 @@ def test_any_edge_mode_comment_round_trips(comment: str) -> None:
     down = set_edge_mode(EDGES, "example-org", "edge2.example.net", "unavailable", comment)
     [document] = [d for d in read_yaml(down) if d.data and d.data.get("kind") == "EdgeNetwork"]
     assert document.data["spec"]["edges"][1] == {"host": "edge2.example.net", "mode": "unavailable", "comment": comment}
+
+
+def test_a_unicode_name_and_its_a_label_are_one_destination() -> None:
+    """The agent stores bücher.example as xn--bcher-kva.example, and status and the API show that form: adding
+    either when the other is listed is a duplicate, and removing by the shown form finds the written one."""
+    added = add_entry(PARTNERS, "partners", Entry("domain", "bücher.example", comment="books"))
+    for again in ("xn--bcher-kva.example", "BÜCHER.example."):
+        with pytest.raises(EditError) as duplicate:
+            add_entry(added, "partners", Entry("domain", again))
+        assert duplicate.value.status == 409
+    assert remove_entry(added, "partners", "xn--bcher-kva.example") == PARTNERS
+    with pytest.raises(EditError):
+        remove_entry(added, "partners", "xn--bcher-kva.example.invalid")

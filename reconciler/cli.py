@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
-from reconciler.model.values import parse_duration
+from reconciler.model.values import NODE_NAME_PATTERN, parse_duration
 from reconciler.render import nagios
 from reconciler.render.plan import RENDERERS, render_text
 from reconciler.render.status import render_edges_csv, render_fleet_text, render_status_text
@@ -155,12 +156,20 @@ def _env(flag: str, default: str) -> str:
     return os.environ.get(f"RECONCILER_{flag.upper()}", default)
 
 
-def _node_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--node",
-        default=_env("node", socket.gethostname()),
-        help="this node's name, what spec.nodes selects; default: the hostname",
+def _node_name(text: str) -> str:
+    """A node name as spec.nodes lists them; it also names the node's status folder and branch."""
+    if len(text) <= 253 and re.fullmatch(NODE_NAME_PATTERN, text):
+        return text
+    hint = f" (did you mean {text.lower()!r}?)" if re.fullmatch(NODE_NAME_PATTERN, text.lower()) else ""
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a node name: lower-case letters, digits and '-' in dot-separated labels, as spec.nodes"
+        f" lists nodes{hint}"
     )
+
+
+def _node_flag(parser: argparse.ArgumentParser) -> None:
+    # host names are case-insensitive and node names lower-case: the host GW-1 is the node gw-1
+    _option(parser, "node", socket.gethostname().lower(), "this node's name, what spec.nodes selects", _node_name)
 
 
 def _state_dir_flag(parser: argparse.ArgumentParser) -> None:

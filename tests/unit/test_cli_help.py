@@ -77,3 +77,21 @@ def test_proxy_workers_default_to_one_per_cpu_for_apps_and_one_for_pools(monkeyp
     assert (given.tcp_proxy_workers, given.pool_proxy_workers) == (2, 2)
     with pytest.raises(SystemExit):
         _run_parser().parse_args(["--repo", "x", "--proxy-workers", "-1"])
+
+
+def test_node_names_are_checked_and_the_hostname_is_lower_cased(
+    cli: Callable[..., CliResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node name is what spec.nodes can list and what names its status folder and branch: 'a/b', '' or 'GW-1'
+    would publish where nobody reads, or not at all. The host GW-1.Example is the node gw-1.example."""
+    monkeypatch.setattr("socket.gethostname", lambda: "GW-1.Example")
+    assert _run_parser().parse_args(["--repo", "x"]).node == "gw-1.example"
+    for bad, hint in (("a/b", ""), ("../x", ""), ("", ""), ("GW-1", " (did you mean 'gw-1'?)"), ("-", "")):
+        result = cli("plan", "desired-state", f"--node={bad}")
+        assert result.code == 2, bad
+        assert f"{bad!r} is not a node name: lower-case letters, digits and '-' in dot-separated labels" in result.err
+        assert result.err.rstrip().endswith(f"as spec.nodes lists nodes{hint}")
+    monkeypatch.setenv("RECONCILER_NODE", "Bad_1")
+    result = cli("run", "--repo", "file:///nowhere")
+    assert result.code == 2
+    assert "reconciler: RECONCILER_NODE=Bad_1: 'Bad_1' is not a node name" in result.err

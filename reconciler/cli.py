@@ -404,6 +404,9 @@ def _run(args: argparse.Namespace) -> int:
         source.close()
     print(render_text(result.plan))
     _print_status(agent.status_document())
+    if agent.state_error is not None:
+        print(f"reconciler: {agent.state_error}", file=sys.stderr)
+        return EXIT_RUNTIME
     return _exit_code(result)
 
 

@@ -9,7 +9,7 @@ from prometheus_client.registry import Collector
 
 from reconciler.status.conditions import Condition
 
-ERROR_COMPONENTS = ("git", "validation", "signature", "source", "observer", "applier", "internal", "status")
+ERROR_COMPONENTS = ("git", "validation", "signature", "source", "observer", "applier", "internal", "status", "state")
 
 
 class Metrics:

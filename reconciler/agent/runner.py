@@ -160,6 +160,7 @@ class Agent:
         self._watchdog: threading.Timer | None = None
         self._publish_error: str | None = None
         self._publish_failures = 0
+        self.state_error: str | None = None  # why the state file cannot be written now (a full disk, say)
         self._last_published_at: float | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
@@ -180,6 +181,14 @@ class Agent:
                 "message": f"{self._publish_failures} failure(s) in a row: {self._publish_error}",
             }
             document["conditions"] = [*document["conditions"], failing]
+        if self.state_error is not None:
+            unsaved = {
+                "type": "StateSaved",
+                "status": "False",
+                "reason": "WriteFailing",
+                "message": f"{self.state_error}: what the node learns is kept in memory and written when it can be",
+            }
+            document["conditions"] = [*document["conditions"], unsaved]
         return document
 
     def publish_state(self) -> dict[str, Any]:
@@ -282,9 +291,25 @@ class Agent:
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         if self._persisted == (state, snapshot):
             return
-        self.files.write_atomic(self.settings.state_dir / STATE_FILE, state)
-        self.files.write_atomic(self.settings.state_dir / STATUS_FILE, snapshot)
+        try:
+            for name, content in ((STATE_FILE, state), (STATUS_FILE, snapshot)):
+                path = self.settings.state_dir / name
+                self.files.write_atomic(path, content)
+        except OSError as exc:  # the old files stay whole (atomic writes); the next persist tries again
+            self._state_failed(f"cannot write {path}: {exc.strerror or exc}")
+            return
+        if self.state_error is not None:
+            log.info("state file written again")
+            self.state_error = None
+        self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(1)
         self._persisted = (state, snapshot)
+
+    def _state_failed(self, error: str) -> None:
+        self.metrics.errors.labels("state").inc()
+        if error != self.state_error:  # once per change, not once per pass
+            log.error("state file not written error=%s", error)
+        self.state_error = error
+        self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(0)
 
     def _heartbeat_at(self, now: float) -> float:
         """The last tick of this node's heartbeat grid: every --status-heartbeat, shifted by an offset taken
@@ -514,6 +539,8 @@ class Agent:
             self._unclean("passes in flight were cut short")
         await self.reconciler.close()
         self.persist()
+        if self.state_error is not None:
+            self._unclean(f"the state file was not written: {self.state_error}")
         try:
             await asyncio.wait_for(self.publish(final=True), timeout=self._left(deadline))
         except TimeoutError:

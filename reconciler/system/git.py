@@ -132,17 +132,35 @@ class BareRepository:
     ) -> None:
         self.url = url
         self.timeout = timeout
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.repo = git.Repo.init(workdir, bare=True)
-        with self.repo.config_writer() as config:
-            config.set_value('remote "origin"', "url", url)
-            if allowed_signers is not None:
-                config.set_value("gpg.ssh", "allowedSignersFile", str(allowed_signers))
+        try:
+            self.repo = self._open(workdir, url, allowed_signers)
+        except (git.GitError, OSError, ValueError) as exc:
+            raise SourceError(f"cannot open the agent's repository {workdir}: {git_detail(exc)}") from exc
         env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "SSH_ASKPASS": "true", **token_config()}
         if gpg_home is not None:
             env["GNUPGHOME"] = str(gpg_home)
         self.repo.git.update_environment(**env)
         self.lock = threading.RLock()
+
+    @staticmethod
+    def _open(workdir: Path, url: str, allowed_signers: Path | None) -> git.Repo:
+        """The repository in ``workdir``, made on first use. An existing one is opened without a write, and its
+        configuration is written only when it changes: an agent must start on a full disk and serve what it has."""
+        if (workdir / "HEAD").is_file():
+            repo = git.Repo(workdir)
+        else:
+            workdir.mkdir(parents=True, exist_ok=True)
+            repo = git.Repo.init(workdir, bare=True)
+        wanted = {('remote "origin"', "url"): url}
+        if allowed_signers is not None:
+            wanted[("gpg.ssh", "allowedSignersFile")] = str(allowed_signers)
+        with repo.config_reader() as reader:
+            changed = {key: value for key, value in wanted.items() if reader.get_value(*key, default="") != value}
+        if changed:
+            with repo.config_writer() as config:
+                for (section, option), value in changed.items():
+                    config.set_value(section, option, value)
+        return repo
 
     def close(self) -> None:
         """Stop GitPython's long-lived helpers (``git cat-file --batch``): left to the garbage collector, they

@@ -474,13 +474,20 @@ def _status(args: argparse.Namespace) -> int:
     if content is None:
         print(f"reconciler: no status in {args.state_dir} (has the agent run with this --state-dir?)", file=sys.stderr)
         return EXIT_USAGE
-    document = json.loads(content)
-    if args.format == "json":
-        print(json.dumps(document, indent=2))
-    elif args.format == "csv":
-        print(render_edges_csv(document), end="")
-    else:
-        _print_status(document)
+    try:
+        document = json.loads(content)
+        if args.format == "json":
+            shown = json.dumps(document, indent=2) + "\n"
+        elif args.format == "csv":
+            shown = render_edges_csv(document)
+        else:
+            shown = render_status_text(document) + "\n"
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not JSON, or not a status document
+        path = args.state_dir / STATUS_FILE
+        why = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+        print(f"reconciler: {path} cannot be read ({why}); the agent writes it again at its next pass", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(shown, end="")
     return EXIT_OK
 
 

@@ -72,3 +72,26 @@ def test_a_repository_or_branch_that_does_not_exist_is_an_input_error(tmp_path: 
     assert branch.returncode == 2
     assert f"reconciler: branch nope does not exist in {remote.url}" in branch.stderr
     assert "Traceback" not in missing.stderr + branch.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"\xff\xfe", "Expecting value"),
+        (b'{"node": "gw-1"', "Expecting ',' delimiter"),
+        (b"[1, 2]", "AttributeError"),
+        (b'{"node": "gw-1"}', "KeyError: 'lastAppliedRevision'"),
+    ],
+    ids=["not-utf8", "cut-short", "a-list", "missing-fields"],
+)
+def test_a_status_snapshot_that_cannot_be_read_is_one_line(tmp_path: Path, content: bytes, why: str) -> None:
+    """A status.json damaged by hand or by a disk: `reconciler status` says which file and why, exit 3."""
+    (tmp_path / "status.json").write_bytes(content)
+    # text needs a whole status document; json and csv show any JSON (csv: the edges it has, maybe none)
+    formats = ("text", "json", "csv") if why.startswith("Expecting") else ("text",)
+    for output in formats:
+        done = _run("status", "--state-dir", str(tmp_path), "--format", output)
+        assert done.returncode == 3, done.stderr
+        assert done.stderr.startswith(f"reconciler: {tmp_path / 'status.json'} cannot be read (")
+        assert why in done.stderr
+        assert "Traceback" not in done.stderr

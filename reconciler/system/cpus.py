@@ -2,7 +2,7 @@
 
 A container with a CPU limit (``docker run --cpus 2``, a Kubernetes ``limits.cpu``) still sees every CPU of the
 machine in its affinity mask; the limit is a CFS quota on its cgroup. Starting one proxy worker per visible CPU
-there would put eight processes in a two-CPU budget, all throttled together. So the quota counts too, the
+there would put up to four processes in a two-CPU budget, all throttled together. So the quota counts too, the
 tightest one on the path from the process's cgroup to the root (a systemd slice's ``CPUQuota`` limits what is
 below it), rounded up: 1.5 CPUs give two workers, each able to use what the other leaves.
 

@@ -169,6 +169,10 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
     starts: dict[tuple[str, int], tuple[int, int]] = {}
     locator = Locator(contents, options.yaml_limits)
     documents = 0
+    problems += [  # what CI and the agent both see: a folder and a git revision are read by the same rule
+        Problem(shown, 0, 0, f"not read: {why}; put the file itself in the folder", severity=Severity.WARNING)
+        for shown, why in tree.unread
+    ]
     for file in tree.files:
         contents[file.path] = file.content
         key = (file.relpath, hashlib.sha256(file.content).digest())

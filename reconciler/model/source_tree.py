@@ -28,6 +28,9 @@ class SourceTree:
     root: str
     files: tuple[SourceFile, ...]
     other_paths: frozenset[str] = field(default_factory=frozenset)
+    # YAML files that were not read, as shown to the user, and why: a symbolic link leading out of the tree (a
+    # desired-state repository may not read the machine, nor another folder of the repository), or not a file
+    unread: tuple[tuple[str, str], ...] = ()
 
 
 def is_skipped(relpath: str) -> bool:

@@ -18,6 +18,13 @@ def _read_limited(path: Path, limit: int) -> bytes:
         return handle.read(limit + 1)
 
 
+def _link_text(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "a place"
+
+
 def read_source_tree(root: Path, *, display_root: str | None = None, max_file_bytes: int) -> SourceTree:
     """Every desired-state YAML file under ``root`` (sorted, so runs are reproducible) and the other files' paths.
 
@@ -29,19 +36,29 @@ def read_source_tree(root: Path, *, display_root: str | None = None, max_file_by
     resolved_root = root.resolve()
     files: list[SourceFile] = []
     others: set[str] = set()
+    unread: list[tuple[str, str]] = []
     for folder, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             full = Path(folder) / name
             relpath = full.relative_to(root).as_posix()
-            if not full.resolve().is_relative_to(resolved_root) or not full.is_file():
+            display = f"{shown.rstrip('/')}/{relpath}" if shown not in ("", ".") else relpath
+            wanted = is_desired_state_file(relpath)
+            if not full.resolve().is_relative_to(resolved_root):
+                if wanted:
+                    unread.append((display, f"a symbolic link to {_link_text(full)}, outside the folder"))
                 continue
-            if is_desired_state_file(relpath):
-                display = f"{shown.rstrip('/')}/{relpath}" if shown not in ("", ".") else relpath
+            if not full.is_file():
+                if wanted:
+                    dangling = full.is_symlink() and not full.exists()
+                    why = f"a symbolic link to {_link_text(full)}, which does not exist" if dangling else ""
+                    unread.append((display, why or "not a regular file"))
+                continue
+            if wanted:
                 files.append(SourceFile(display, relpath, _read_limited(full, max_file_bytes)))
             elif not is_skipped(relpath):
                 others.add(relpath)
-    return SourceTree(shown, tuple(files), frozenset(others))
+    return SourceTree(shown, tuple(files), frozenset(others), tuple(unread))
 
 
 def read_source_files(paths: list[Path], *, max_file_bytes: int) -> SourceTree:

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import os
+import posixpath
 import random
 import shutil
 import tempfile
@@ -59,17 +60,47 @@ def _tree_files(
             raise PathNotFoundError(f"path {folder} in revision {label} is a file, not a folder")
     files: list[SourceFile] = []
     others: set[str] = set()
+    unread: list[tuple[str, str]] = []
     for item in root.traverse():
         if not isinstance(item, git.Blob):
             continue
         path = Path(item.path).as_posix()
         relpath = Path(path).relative_to(folder).as_posix() if folder not in ("", ".") else path
-        if is_desired_state_file(relpath):
-            files.append(SourceFile(f"{label}:{path}", relpath, item.data_stream.read(max_file_bytes + 1)))
-        elif not is_skipped(relpath):
-            others.add(relpath)
+        if is_skipped(relpath):
+            continue
+        blob = _link_target(commit, item, folder) if item.mode == git.Blob.link_mode else item
+        if not is_desired_state_file(relpath):
+            if not isinstance(blob, str):  # as on disk: a link out of the folder is no file of the tree
+                others.add(relpath)
+            continue
+        if isinstance(blob, str):
+            unread.append((f"{label}:{path}", blob))
+            continue
+        files.append(SourceFile(f"{label}:{path}", relpath, blob.data_stream.read(max_file_bytes + 1)))
     files.sort(key=lambda f: f.relpath)
-    return SourceTree(f"{label}:{folder}", tuple(files), frozenset(others))
+    return SourceTree(f"{label}:{folder}", tuple(files), frozenset(others), tuple(unread))
+
+
+def _link_target(commit: git.Commit, link: git.Blob, folder: str) -> git.Blob | str:
+    """The file a symbolic link in ``commit`` leads to, as a checkout of the folder would read it, or why it is
+    not read: a link leading out of the desired-state folder (or nowhere) is not followed."""
+    inside = "" if folder in ("", ".") else folder.rstrip("/") + "/"
+    item: git.Blob = link
+    for _ in range(8):  # the kernel's own limit on links in a row is higher; a chain this long is a loop
+        target = item.data_stream.read().decode("utf-8", "replace")
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(item.path), target))
+        if target.startswith("/") or path.startswith("../") or not path.startswith(inside):
+            return f"a symbolic link to {target}, outside the folder"
+        try:
+            found = commit.tree / path
+        except KeyError:
+            return f"a symbolic link to {target}, which does not exist"
+        if not isinstance(found, git.Blob):
+            return "not a regular file"
+        if found.mode != git.Blob.link_mode:
+            return found
+        item = found
+    return "a loop of symbolic links"
 
 
 def _write_files(commit: git.Commit, folder: str, target: Path) -> None:
@@ -81,9 +112,12 @@ def _write_files(commit: git.Commit, folder: str, target: Path) -> None:
         relpath = path.relative_to(folder).as_posix() if folder not in ("", ".") else path.as_posix()
         if is_desired_state_file(relpath) or is_skipped(relpath):
             continue
+        blob = _link_target(commit, item, folder) if item.mode == git.Blob.link_mode else item
+        if isinstance(blob, str):  # a link out of the folder is not followed here either
+            continue
         destination = target / relpath
         destination.parent.mkdir(parents=True, exist_ok=True)
-        destination.write_bytes(item.data_stream.read())
+        destination.write_bytes(blob.data_stream.read())
 
 
 def read_tree_at_revision(path: Path, revision: str, *, max_file_bytes: int) -> SourceTree:

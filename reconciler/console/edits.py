@@ -8,12 +8,13 @@ tree with the loader before anything is committed.
 
 from __future__ import annotations
 
+import functools
 import io
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -23,6 +24,7 @@ from reconciler.loading.yaml_reader import read_yaml
 from reconciler.model.values import parse_domain_pattern
 
 DESTINATION_KEYS = ("domain", "ip", "cidr")
+P = ParamSpec("P")
 ENTRY_KEYS = (*DESTINATION_KEYS, "ports", "protocol", "protected", "expires", "comment")
 
 
@@ -177,6 +179,20 @@ def same_destination(a: str, b: str) -> bool:
         return False
 
 
+def keeps_line_endings(edit: Callable[Concatenate[str, P], str]) -> Callable[Concatenate[str, P], str]:
+    """An edit of a file written with CRLF line endings keeps them: the lines it writes get CRLF too (the edit
+    itself works on LF text). A file that mixes both is edited as it is."""
+
+    @functools.wraps(edit)
+    def edited(text: str, /, *args: P.args, **kwargs: P.kwargs) -> str:
+        if "\r\n" not in text or text.count("\r\n") != text.count("\n"):
+            return edit(text, *args, **kwargs)
+        return edit(text.replace("\r\n", "\n"), *args, **kwargs).replace("\n", "\r\n")
+
+    return edited
+
+
+@keeps_line_endings
 def add_entry(text: str, name: str, entry: Entry) -> str:
     entries = _entries(text, name)
     if any(same_destination(destination_of(item), entry.destination) for item in entries):
@@ -196,6 +212,7 @@ def add_entry(text: str, name: str, entry: Entry) -> str:
     return "".join([*lines[:key_line], head, *entry_lines(entry, key_indent + 2), *lines[key_line + 1 :]])
 
 
+@keeps_line_endings
 def remove_entry(text: str, name: str, destination: str) -> str:
     entries = _entries(text, name)
     for index, item in enumerate(entries):
@@ -224,6 +241,7 @@ def _plain_or_quoted(value: str) -> str:
     return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else _double_quoted(value)
 
 
+@keeps_line_endings
 def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
     """``address`` added to (or taken from) the IPPool's ``spec.banned``."""
     document = find_document(text, "IPPool", pool)
@@ -267,6 +285,7 @@ def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
 EDGE_MODES = ("available", "force", "blindforce", "unavailable")
 
 
+@keeps_line_endings
 def set_edge_mode(text: str, network: str, host: str, mode: str, comment: str) -> str:
     """The edge's ``mode`` with its ``comment`` (required for every mode but available)."""
     if mode not in EDGE_MODES:

@@ -193,7 +193,7 @@ class Console:
         relpath = self._file_of(kind, name)
         before = self.clone.read(relpath)
         after = change(before)
-        self.clone.inside(relpath).write_text(after, encoding="utf-8")
+        self.clone.inside(relpath).write_text(after, encoding="utf-8", newline="")
         try:
             self._validate(self.clone.head())
         finally:

@@ -99,7 +99,9 @@ class ConsoleClone:
         return target
 
     def read(self, relpath: str) -> str:
-        return self.inside(relpath).read_text(encoding="utf-8")
+        # newline="": CRLF files are read and written back as they are, not converted (every line in the diff)
+        with self.inside(relpath).open(encoding="utf-8", newline="") as handle:
+            return handle.read()
 
     def commit(self, relpath: str, message: str, author: GitIdentity) -> str:
         """Commit ``relpath`` as it is in the working tree, on the detached tip; the new commit."""
@@ -171,7 +173,7 @@ class ConsoleClone:
         for attempt in range(attempts):
             base = self.head() if fresh and attempt == 0 else self.refresh()
             after = change(self.read(relpath))
-            self.inside(relpath).write_text(after, encoding="utf-8")
+            self.inside(relpath).write_text(after, encoding="utf-8", newline="")
             validate(base)
             commit = self.commit(relpath, message, author)
             try:

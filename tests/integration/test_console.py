@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,30 @@ def test_an_edit_fetches_the_remote_once(remote: Remote, tmp_path: Path, monkeyp
             assert added.status == 201, await added.text()
             assert "203.0.113.8" in git(remote.bare, "show", f"main:{FILE}")
             assert len(fetches) == 1
+        finally:
+            await client.close()
+            app.console.close()
+
+    run(scenario)
+
+
+def test_a_file_with_crlf_line_endings_gets_a_diff_of_the_new_lines_only(tmp_path: Path) -> None:
+    """A list committed from Windows: the console's commit adds its lines with CRLF and changes no other line."""
+    remote = Remote(tmp_path)
+    remote.commit({FILE: PARTNERS.replace("\n", "\r\n")})
+    app = make_app(remote, tmp_path / "console")
+
+    async def scenario() -> None:
+        client = await client_for(app)
+        try:
+            before = head(remote)
+            added = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.8"}, headers=AUTH)
+            assert added.status == 201, await added.text()
+            stat = git(remote.bare, "diff", "--numstat", before, "main")
+            assert stat.split("\t")[:2] == ["1", "0"]  # one line added, none changed
+            shown = subprocess.run(["git", "show", f"main:{FILE}"], cwd=remote.bare, capture_output=True, check=True)
+            assert b"    - ip: 203.0.113.8\r\n" in shown.stdout  # bytes: text mode would turn CRLF into LF
+            assert shown.stdout.count(b"\r\n") == shown.stdout.count(b"\n")
         finally:
             await client.close()
             app.console.close()

@@ -203,3 +203,23 @@ def test_a_unicode_name_and_its_a_label_are_one_destination() -> None:
     assert remove_entry(added, "partners", "xn--bcher-kva.example") == PARTNERS
     with pytest.raises(EditError):
         remove_entry(added, "partners", "xn--bcher-kva.example.invalid")
+
+
+def test_files_with_crlf_line_endings_keep_them() -> None:
+    """A file committed from Windows (CRLF): the lines an edit writes end the same way, so the diff shows only
+    them, and taking the edit back gives the file as it was."""
+    crlf = PARTNERS.replace("\n", "\r\n")
+    added = add_entry(crlf, "partners", Entry("ip", "203.0.113.50", comment="windows"))
+    assert added.count("\r\n") == added.count("\n")
+    assert len(added.splitlines()) == len(crlf.splitlines()) + 2
+    assert remove_entry(added, "partners", "203.0.113.50") == crlf
+    edges = EDGES.replace("\n", "\r\n")
+    down = set_edge_mode(edges, "example-org", "edge2.example.net", "unavailable", "rack move")
+    assert down.count("\r\n") == down.count("\n")
+    assert set_edge_mode(down, "example-org", "edge2.example.net", "available", "") == edges
+    pool = BLOCK_BANNED.replace("\n", "\r\n")
+    banned = set_banned(pool, "p", "203.0.113.3", True)
+    assert banned.count("\r\n") == banned.count("\n")
+    assert _changed(pool, banned) == ["+    - 203.0.113.3"]  # (_changed compares lines without their ends)
+    mixed = PARTNERS.replace("\n", "\r\n", 1)  # both endings: edited as it is, nothing else rewritten
+    assert add_entry(mixed, "partners", Entry("ip", "203.0.113.50")).startswith(mixed.split("\n", 2)[0])

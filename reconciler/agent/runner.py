@@ -170,25 +170,22 @@ class Agent:
         return self.reconciler.ready
 
     def status_document(self) -> dict[str, Any]:
-        """The node's status, with a StatusPublished condition while publishing fails (it is shown here and in
-        `reconciler status`: the status branch cannot carry the news that it cannot be reached)."""
+        """The node's status, with a False condition for each of the node's own troubles: StatusPublished while
+        publishing fails (the status branch cannot carry the news that it cannot be reached) and StateSaved while
+        the state file cannot be written. Shown here and in `reconciler status`."""
         document = {**self.reconciler.status.as_dict(), "statusPublish": self.publish_state()}
-        if self._publish_error is not None:
-            failing = {
-                "type": "StatusPublished",
-                "status": "False",
-                "reason": "PublishFailing",
-                "message": f"{self._publish_failures} failure(s) in a row: {self._publish_error}",
-            }
-            document["conditions"] = [*document["conditions"], failing]
-        if self.state_error is not None:
-            unsaved = {
-                "type": "StateSaved",
-                "status": "False",
-                "reason": "WriteFailing",
-                "message": f"{self.state_error}: what the node learns is kept in memory and written when it can be",
-            }
-            document["conditions"] = [*document["conditions"], unsaved]
+        troubles = [
+            ("StatusPublished", "PublishFailing", self._publish_error, f"{self._publish_failures} failure(s) in a row"),
+            ("StateSaved", "WriteFailing", self.state_error, "kept in memory until it can be written"),
+        ]
+        document["conditions"] = [
+            *document["conditions"],
+            *(
+                {"type": kind, "status": "False", "reason": reason, "message": f"{detail}: {error}"}
+                for kind, reason, error, detail in troubles
+                if error is not None
+            ),
+        ]
         return document
 
     def publish_state(self) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from reconciler.status.conditions import Condition
@@ -92,8 +94,30 @@ class Metrics:
                 self.condition.remove(kind, name, condition_type)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return self.render(self.collect())
+
+    def collect(self) -> list[Metric]:
+        """Every collector's samples, as they are now (on the loop: collectors read the agent's state)."""
+        return list(self.registry.collect())
+
+    @staticmethod
+    def render(families: list[Metric]) -> bytes:
+        """The text format of collected samples: no shared state, so it may run in a thread (at 100,000
+        egress destinations it takes ~1.5 s)."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(_Collected(families))
+        return generate_latest(registry)
 
     def register(self, collector: Collector) -> None:
         """A capability's collector, read at scrape time."""
         self.registry.register(collector)
+
+
+class _Collected(Collector):
+    """Samples already collected, served as a collector of their own."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)

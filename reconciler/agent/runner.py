@@ -212,7 +212,8 @@ class Agent:
 
     async def metrics_exposition(self) -> bytes:
         """What /metrics serves: each capability first reads what takes I/O (bounded, so a stuck read costs its
-        own counters, not the scrape), then every collector runs on the loop from memory."""
+        own counters, not the scrape), then every collector runs on the loop from memory, and the text is made in
+        a thread (the loop goes on meanwhile)."""
         results = await asyncio.gather(
             *(asyncio.wait_for(c.before_scrape(), SCRAPE_TIMEOUT) for c in self.capabilities.values()),
             return_exceptions=True,
@@ -220,7 +221,7 @@ class Agent:
         for kind, result in zip(self.capabilities, results, strict=True):
             if isinstance(result, BaseException):
                 log.warning("metrics not read before the scrape kind=%s error=%r", kind, result)
-        return self.metrics.exposition()
+        return await asyncio.to_thread(Metrics.render, self.metrics.collect())
 
     def trigger_sync(self, reason: str) -> None:
         log.info("sync requested reason=%s", reason)

@@ -136,7 +136,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         self.resolve_failures = 0
         self.refused_answers = 0
         self.details: dict[str, dict[str, Any]] = {}
-        self.scraped: list[tuple[str, str, str, int, int]] = []  # counters read for the scrape in progress
+        self.scraped = _destination_metrics([])  # the counters of the scrape in progress, as samples
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EgressGatewayCapability:
@@ -329,9 +329,11 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
 
     async def before_scrape(self) -> None:
         try:
-            self.scraped = await self._read_counters()
+            rows = await self._read_counters()
         except ReconcilerError:  # a kernel that cannot be read shows no counters this scrape
-            self.scraped = []
+            rows = []
+        # the samples are made in a thread too: 400,000 of them (100,000 addresses) take ~0.6 s
+        self.scraped = await asyncio.to_thread(_destination_metrics, rows)
 
     def collectors(self) -> Sequence[Collector]:
         return (EgressCollector(self),)
@@ -348,6 +350,17 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         return (web.get("/egress", egress),)
 
 
+def _destination_metrics(rows: list[tuple[str, str, str, int, int]]) -> list[Metric]:
+    """The old tool's names, which dashboards query: counters whose names end in _count, not _total."""
+    size = Metric("iptables_bytes_count", "Bytes to (OUTPUT) and from (INPUT) a destination.", "counter")
+    packets = Metric("iptables_packets_count", "Packets to (OUTPUT) and from (INPUT) a destination.", "counter")
+    for network, label, host, count, total in rows:
+        labels = {"ip": _bare(network), "type": label, "hostname": host}
+        size.add_sample("iptables_bytes_count", labels, total)
+        packets.add_sample("iptables_packets_count", labels, count)
+    return [size, packets]
+
+
 def _bare(network: str) -> str:
     """A host without its /32 or /128 (the old tool's label values); a network as it is."""
     return network.removesuffix("/32").removesuffix("/128")
@@ -361,13 +374,7 @@ class EgressCollector(Collector):
         self.capability = capability
 
     def collect(self) -> Iterator[Metric]:
-        # The old tool's names, which dashboards query: counters whose names end in _count, not _total.
-        size = Metric("iptables_bytes_count", "Bytes to (OUTPUT) and from (INPUT) a destination.", "counter")
-        packets = Metric("iptables_packets_count", "Packets to (OUTPUT) and from (INPUT) a destination.", "counter")
-        for network, label, host, count, total in self.capability.scraped:
-            labels = {"ip": _bare(network), "type": label, "hostname": host}
-            size.add_sample("iptables_bytes_count", labels, total)
-            packets.add_sample("iptables_packets_count", labels, count)
+        yield from self.capability.scraped
         members = GaugeMetricFamily(
             "reconciler_egress_set_members", "Members of each of our sets in the kernel.", labels=["set"]
         )
@@ -379,4 +386,4 @@ class EgressCollector(Collector):
             "reconciler_egress_refused_answers", "DNS answers dropped as internal addresses (rebinding)."
         )
         refused.add_metric([], self.capability.refused_answers)
-        yield from (size, packets, members, failures, refused)
+        yield from (members, failures, refused)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
@@ -142,3 +147,51 @@ def test_a_capability_that_cannot_read_its_metrics_costs_only_its_own(tmp_path: 
     agent = _agent(tmp_path, FakeGit(), _FailingScrape("EgressAllowList"))
     exposition = asyncio.run(agent.metrics_exposition())
     assert b"reconciler_git_fetch_backoff_seconds" in exposition
+
+
+class _ManySamples(RecordingCapability):
+    """A capability with 100,000 samples, as an egress gateway with 50,000 destinations has."""
+
+    def collectors(self) -> Sequence[Collector]:
+        family = CounterMetricFamily("many_samples", "One per destination.", labels=["ip"])
+        for number in range(100_000):
+            family.add_metric([f"198.51.{number // 256 % 256}.{number % 256}/{number // 65536}"], float(number))
+        return (_Fixed([family]),)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def test_a_big_scrape_is_written_out_while_the_loop_goes_on(tmp_path: Path) -> None:
+    """The text of 100,000 samples takes the better part of a second: it is made in a thread, so the agent's loop
+    (health checks, the API, passes) keeps turning meanwhile; on the loop it made no turn at all."""
+    agent = _agent(tmp_path, FakeGit(), _ManySamples("EgressAllowList"))
+
+    async def scenario() -> tuple[bytes, int]:
+        turns = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal turns
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                turns += 1
+
+        ticking = asyncio.create_task(ticker())
+        await asyncio.sleep(0.02)
+        before = turns
+        exposition = await agent.metrics_exposition()
+        counted = turns - before
+        done.set()
+        await ticking
+        return exposition, counted
+
+    exposition, turns = asyncio.run(scenario())
+    assert exposition.count(b"\nmany_samples_total{") == 100_000
+    assert b"reconciler_git_fetch_backoff_seconds" in exposition
+    assert turns >= 5

@@ -42,21 +42,20 @@ def _ancestors(mount: Path, cgroup: str) -> list[Path]:
     return found
 
 
-def _v2_limit(folder: Path) -> float | None:
-    text = _read(folder / "cpu.max")
-    if text is None:
-        return None
-    quota, _, period = text.partition(" ")
-    if quota == "max" or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+def _ratio(quota: str | None, period: str | None) -> float | None:
+    """CPUs' worth of time a quota gives per period; None for no quota ("max" in v2, -1 in v1) or unreadable."""
+    if quota is None or period is None or not quota.isdigit() or not period.isdigit() or int(period) == 0:
         return None
     return int(quota) / int(period)
+
+
+def _v2_limit(folder: Path) -> float | None:
+    quota, _, period = (_read(folder / "cpu.max") or "").partition(" ")
+    return _ratio(quota, period)
 
 
 def _v1_limit(folder: Path) -> float | None:
-    quota, period = _read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us")
-    if quota is None or period is None or not quota.isdigit() or not period.isdigit() or int(period) == 0:
-        return None  # "-1" (no quota) is not a digit string
-    return int(quota) / int(period)
+    return _ratio(_read(folder / "cpu.cfs_quota_us"), _read(folder / "cpu.cfs_period_us"))
 
 
 def cpu_quota(root: Path = CGROUP_ROOT, self_cgroup: Path = SELF_CGROUP) -> float | None:

@@ -40,10 +40,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @dataclass
 class Access:
+    """Who may do what. ``trust_header`` (from ``trusted_proxies`` only) names the user; their e-mail is the
+    tokens file's for that user name, else ``trust_email_header``'s value when that is set, else
+    ``<user>@console.invalid``. ``public_read``: pages and read calls need no user."""
+
     tokens: TokenBook
     trust_header: str | None = None
     trusted_proxies: tuple[str, ...] = ()
     sessions: Sessions = field(default_factory=Sessions)
+    trust_email_header: str | None = None
+    public_read: bool = False
+
+
+READER = Session(GitIdentity("(not logged in)", "read only"), "")  # a page view under --public-read
+_NEW_SESSION = web.RequestKey("new_session", str)
+JSON = "application/json"
 
 
 TEMPLATES = jinja2.Environment(
@@ -131,23 +142,43 @@ class ConsoleApp:
 
     # --- who is asking ---------------------------------------------------------------------------------------
 
-    def api_user(self, request: web.Request) -> GitIdentity | None:
+    def bearer_user(self, request: web.Request) -> GitIdentity | None:
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
             return self.access.tokens.user(header.removeprefix("Bearer ").strip())
-        return self._proxied_user(request)
-
-    def _proxied_user(self, request: web.Request) -> GitIdentity | None:
-        name = self.access.trust_header and request.headers.get(self.access.trust_header)
-        if name and trusted(request.remote, self.access.trusted_proxies):
-            email = request.headers.get("X-Forwarded-Email") or f"{name}@console.invalid"
-            return GitIdentity(name, email)
         return None
 
+    def api_user(self, request: web.Request) -> GitIdentity | None:
+        """A bearer token's user, else the trusted proxy's (its cross-site requests are refused by the JSON-only
+        rule: a page elsewhere cannot send ``application/json`` without a preflight, which is never answered)."""
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            return self.bearer_user(request)
+        return self._proxied_user(request)
+
+    def reader(self, request: web.Request) -> bool:
+        """Whether the request may read: any user (token, proxy or page session), or anyone under --public-read."""
+        if self.access.public_read or self.api_user(request) is not None:
+            return True
+        return self.access.sessions.get(request.cookies.get(SESSION_COOKIE)) is not None
+
+    def _proxied_user(self, request: web.Request) -> GitIdentity | None:
+        name = self.access.trust_header and request.headers.get(self.access.trust_header, "").strip()
+        if not name or not trusted(request.remote, self.access.trusted_proxies):
+            return None
+        known = self.access.tokens.identity_of(name)
+        if known is not None:
+            return known
+        given = self.access.trust_email_header and request.headers.get(self.access.trust_email_header, "").strip()
+        return GitIdentity(name, given or f"{name}@console.invalid")
+
     def _session(self, request: web.Request) -> Session | None:
-        session = self.access.sessions.get(request.cookies.get(SESSION_COOKIE))
-        if session is None and (user := self._proxied_user(request)) is not None:
-            _, session = self.access.sessions.start(user)
+        cookie = request.cookies.get(SESSION_COOKIE)
+        user = self._proxied_user(request)
+        if user is None:
+            return self.access.sessions.get(cookie)
+        key, session = self.access.sessions.for_proxied(user, cookie)
+        if key != cookie:
+            request[_NEW_SESSION] = key  # the answer sets the cookie (see _session_cookie)
         return session
 
     # --- pages -----------------------------------------------------------------------------------------------
@@ -162,7 +193,7 @@ class ConsoleApp:
             return render("login.html", status=401, error="That token is not known.")
         key, _ = self.access.sessions.start(user)
         redirect = web.HTTPSeeOther("/allowlists")
-        redirect.set_cookie(SESSION_COOKIE, key, httponly=True, samesite="Strict")
+        _set_cookie(redirect, key)
         raise redirect
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -174,6 +205,8 @@ class ConsoleApp:
     def _page_user(self, request: web.Request) -> Session:
         session = self._session(request)
         if session is None:
+            if self.access.public_read:
+                return READER
             raise web.HTTPSeeOther("/login")
         return session
 
@@ -272,7 +305,16 @@ class ConsoleApp:
             )
         return user
 
+    def require_reader(self, request: web.Request) -> None:
+        if not self.reader(request):
+            raise web.HTTPUnauthorized(
+                text='{"error": "a bearer token is needed to read (or run the console with --public-read)"}',
+                content_type=JSON,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
     async def api_lists(self, request: web.Request) -> web.Response:
+        self.require_reader(request)
         lists = await self.console.allow_lists()
         return web.json_response(
             [{"name": a.name, "file": a.file, "entries": [entry_json(e) for e in a.entries]} for a in lists]
@@ -280,6 +322,8 @@ class ConsoleApp:
 
     async def api_add(self, request: web.Request) -> web.Response:
         user = self._require(request)
+        if request.content_type != JSON:  # a form or text/plain post is what a page elsewhere can send unasked
+            return web.json_response({"error": f"send the entry as {JSON}"}, status=415)
         try:
             body = await request.json()
         except ValueError:
@@ -303,6 +347,7 @@ class ConsoleApp:
         return web.json_response(_outcome_json(outcome), status=status)
 
     async def api_nodes(self, request: web.Request) -> web.Response:
+        self.require_reader(request)
         return web.json_response(await read_nodes(self.console, self.status_branch, self.stale_after))
 
     async def home(self, request: web.Request) -> web.StreamResponse:
@@ -312,7 +357,7 @@ class ConsoleApp:
         return web.Response(text="ok")
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[_errors])
+        app = web.Application(middlewares=[_errors, _session_cookie])
         app.add_routes(
             [
                 web.get("/", self.home),
@@ -340,6 +385,24 @@ class ConsoleApp:
 
 def secrets_equal(given: str, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given, expected)
+
+
+def _set_cookie(response: web.StreamResponse, key: str) -> None:
+    response.set_cookie(SESSION_COOKIE, key, httponly=True, samesite="Strict", path="/")
+
+
+@web.middleware
+async def _session_cookie(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A session started for a trusted proxy's user is named in a cookie, so the forms' CSRF token is theirs."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if _NEW_SESSION in request:
+            _set_cookie(exc, request[_NEW_SESSION])
+        raise
+    if _NEW_SESSION in request:
+        _set_cookie(response, request[_NEW_SESSION])
+    return response
 
 
 @web.middleware

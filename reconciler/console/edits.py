@@ -2,8 +2,13 @@
 
 ruamel.yaml reads the file to find where things are (documents, the list, each item's line and column); the edit
 itself is made on the text, so every line it does not touch stays byte for byte (comments, quoting, the order
-of keys, blank lines). The result is parsed again before it is returned, and the caller validates the whole
-tree with the loader before anything is committed.
+of keys, blank lines).
+
+What a person typed is data, never text: each value is first validated by the model's own pydantic type (a date
+is a date, a port a port), then written by :func:`scalar` or :func:`flow_sequence` only, which emit one YAML
+scalar or flow sequence that reads back as the same value, and refuse bidirectional control characters. Each
+edit also says what the resource must be afterwards (``expected_*``); the caller reads the edited tree back
+with the agent's own loader and refuses the edit unless exactly that changed.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Concatenate, ParamSpec
 
+from pydantic import TypeAdapter, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from reconciler.loading.yaml_reader import read_yaml
-from reconciler.model.values import parse_domain_pattern
+from reconciler.loading.yaml_reader import YamlError, read_yaml
+from reconciler.model import EdgeNetwork, EgressAllowList, IPPool
+from reconciler.model.edge_network import Edge
+from reconciler.model.egress_allow_list import AllowEntry
+from reconciler.model.values import IPAddressValue, parse_domain_pattern
 
 DESTINATION_KEYS = ("domain", "ip", "cidr")
 P = ParamSpec("P")
@@ -71,17 +81,50 @@ def find_document(text: str, kind: str, name: str) -> CommentedMap:
     raise EditError(f"no {kind} named {name} in this file", 404)
 
 
-def scalar(value: str | int | bool) -> str:
-    """One value as YAML writes it (quoted only when it must be), read back the same."""
+# Trojan Source (CVE-2021-42574): these reorder how text is shown, so a reviewer reads something else than what
+# is stored; the embedding, override and isolate controls and the invisible direction marks.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_FLOW_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+
+
+def refuse_bidi_controls(value: str, what: str = "a value") -> None:
+    found = sorted({f"U+{ord(c):04X}" for c in value if c in BIDI_CONTROLS})
+    if found:
+        raise EditError(
+            f"{what} holds bidirectional control characters ({', '.join(found)}), which make text read "
+            "differently from what is stored: remove them",
+            422,
+        )
+
+
+def scalar(value: str | int | bool | date, *, in_flow: bool = False) -> str:
+    """One value as one YAML scalar, read back as the same value by the agent's reader: the only way a value
+    reaches the text. ``in_flow``: inside ``[...]`` or ``{...}``, where a comma or a bracket ends a plain scalar."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()  # digits and dashes: read back as the same date
+    refuse_bidi_controls(value)
+    if in_flow:
+        return value if _FLOW_PLAIN.fullmatch(value) and _reads_back(value, value) else _double_quoted(value)
     out = io.StringIO()
     yaml = YAML()
     yaml.width = 4096
     yaml.dump(value, out)
     text = out.getvalue().removesuffix("\n...\n").strip()
     # ruamel's emitter leaves a NEL raw inside single quotes, where the agent's reader folds it into a space
-    if isinstance(value, str) and read_yaml(f"v: {text}")[0].data != {"v": value}:
+    if "\n" in text or not _reads_back(text, value):
         return _double_quoted(value)
     return text
+
+
+def _reads_back(text: str, value: object) -> bool:
+    try:
+        return bool(read_yaml(f"v: {text}")[0].data == {"v": value})
+    except YamlError:  # what the reader refuses is not written that way
+        return False
 
 
 def _double_quoted(value: str) -> str:
@@ -99,17 +142,54 @@ def _double_quoted(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
+def flow_sequence(values: Sequence[str | int]) -> str:
+    """A list of values as one YAML flow sequence (``[a, b]``)."""
+    return "[" + ", ".join(scalar(v, in_flow=True) for v in values) + "]"
+
+
+def _invalid(what: str, exc: ValidationError) -> EditError:
+    reasons = "; ".join(
+        (".".join(str(p) for p in error["loc"]) + ": " if error["loc"] else "")
+        + error["msg"].removeprefix("Value error, ")
+        for error in exc.errors()
+    )
+    return EditError(f"{what}: {reasons}", 422)
+
+
+def allow_entry(entry: Entry) -> AllowEntry:
+    """The entry as the agent will read it, validated by the model's own types before anything is written."""
+    data: dict[str, Any] = {entry.kind: entry.destination}
+    if entry.ports:
+        data["ports"] = [_port(p) for p in entry.ports]
+    if entry.protocol:
+        data["protocol"] = entry.protocol
+    if entry.protected:
+        data["protected"] = True
+    if entry.expires:
+        data["expires"] = entry.expires
+    if entry.comment:
+        data["comment"] = entry.comment
+    for key, value in data.items():
+        if isinstance(value, str):
+            refuse_bidi_controls(value, key)
+    try:
+        return AllowEntry.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(f"the entry for {entry.destination}", exc) from None
+
+
 def entry_lines(entry: Entry, indent: int) -> list[str]:
-    """The entry as block YAML, ``- `` at column ``indent``."""
+    """The entry as block YAML, ``- `` at column ``indent``; refused (422) unless every field is valid."""
+    model = allow_entry(entry)
     fields: list[tuple[str, str]] = [(entry.kind, scalar(entry.destination))]
     if entry.ports:
-        fields.append(("ports", "[" + ", ".join(scalar(_port(p)) for p in entry.ports) + "]"))
+        fields.append(("ports", flow_sequence([_port(p) for p in entry.ports])))
     if entry.protocol:
-        fields.append(("protocol", scalar(entry.protocol)))
+        fields.append(("protocol", scalar(model.protocol)))
     if entry.protected:
-        fields.append(("protected", "true"))
-    if entry.expires:
-        fields.append(("expires", entry.expires))
+        fields.append(("protected", scalar(True)))
+    if model.expires is not None:
+        fields.append(("expires", scalar(model.expires)))
     if entry.comment:
         fields.append(("comment", scalar(entry.comment)))
     pad = " " * indent
@@ -117,7 +197,7 @@ def entry_lines(entry: Entry, indent: int) -> list[str]:
 
 
 def _port(text: str) -> str | int:
-    return int(text) if text.isdigit() else text
+    return int(text) if text.isdigit() and text.isascii() else text
 
 
 def _indent(line: str) -> int:
@@ -235,12 +315,6 @@ def parse_entries(text: str, name: str) -> list[dict[str, Any]]:
     return [dict(item) for item in _entries(text, name) if isinstance(item, Mapping)]
 
 
-def _plain_or_quoted(value: str) -> str:
-    """A value inside a flow collection: plain when it is a simple name or IPv4 address, else double-quoted (a
-    colon, as in IPv6 addresses, is not safe there)."""
-    return value if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/-]*", value) else _double_quoted(value)
-
-
 @keeps_line_endings
 def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
     """``address`` added to (or taken from) the IPPool's ``spec.banned``."""
@@ -251,6 +325,8 @@ def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
+    if banned:
+        ban_address(address)
     current = spec.get("banned")
     items = [str(item) for item in current] if isinstance(current, CommentedSeq) else []
     listed = [item for item in items if same_destination(item, address)]
@@ -262,18 +338,18 @@ def set_banned(text: str, pool: str, address: str, banned: bool) -> str:
     if current is None:  # a new key, first in spec, with the indentation of spec's keys
         first = next(iter(spec))
         line, column = spec.lc.key(first)
-        return "".join([*lines[:line], f"{' ' * column}banned: [{_plain_or_quoted(address)}]\n", *lines[line:]])
+        return "".join([*lines[:line], f"{' ' * column}banned: [{scalar(address, in_flow=True)}]\n", *lines[line:]])
     line = int(spec.lc.key("banned")[0])
     flow = re.match(r"(\s*banned\s*:\s*)\[[^\]\n]*\](.*\n?)$", lines[line])
     if flow is not None:
-        lines[line] = f"{flow.group(1)}[{', '.join(_plain_or_quoted(item) for item in wanted)}]{flow.group(2)}"
+        lines[line] = f"{flow.group(1)}{flow_sequence(wanted)}{flow.group(2)}"
         return "".join(lines)
     if not isinstance(current, CommentedSeq) or not current:
         raise EditError(f"IPPool {pool} writes spec.banned in a way the console cannot edit: edit it by hand", 422)
     if banned:
         start, dash = _item_start(lines, current, len(current) - 1)
         at = _block_end(lines, start, dash)
-        return "".join([*lines[:at], f"{' ' * dash}- {address}\n", *lines[at:]])
+        return "".join([*lines[:at], f"{' ' * dash}- {scalar(address)}\n", *lines[at:]])
     index = items.index(listed[0])
     start, dash = _item_start(lines, current, index)
     end = _block_end(lines, start, dash)
@@ -292,6 +368,11 @@ def set_edge_mode(text: str, network: str, host: str, mode: str, comment: str) -
         raise EditError(f"mode must be one of {', '.join(EDGE_MODES)}", 422)
     if mode != "available" and not comment.strip():
         raise EditError(f"say why {host} is {mode}: the comment is required", 422)
+    refuse_bidi_controls(comment, "the comment")
+    try:
+        Edge(host=host, mode=mode, comment=comment.strip())
+    except ValidationError as exc:
+        raise _invalid(f"the mode of {host}", exc) from None
     document = find_document(text, "EdgeNetwork", network)
     spec = document.get("spec")
     edges = spec.get("edges") if isinstance(spec, CommentedMap) else None
@@ -307,9 +388,62 @@ def set_edge_mode(text: str, network: str, host: str, mode: str, comment: str) -
         start, dash = _item_start(lines, edges, index)
         end = _block_end(lines, start, dash)
         if mode == "available" and not comment.strip():
-            written = f"{' ' * dash}- {_plain_or_quoted(host)}\n"
+            written = f"{' ' * dash}- {scalar(host, in_flow=True)}\n"
         else:
-            fields = f"host: {_plain_or_quoted(host)}, mode: {mode}, comment: {_double_quoted(comment.strip())}"
+            written_comment = scalar(comment.strip(), in_flow=True)
+            fields = f"host: {scalar(host, in_flow=True)}, mode: {mode}, comment: {written_comment}"
             written = f"{' ' * dash}- {{{fields}}}\n"
         return "".join([*lines[:start], written, *lines[end:]])
     raise EditError(f"{host} is not an edge of EdgeNetwork {network}", 404)
+
+
+_ADDRESS: TypeAdapter[Any] = TypeAdapter(IPAddressValue)
+
+
+def ban_address(address: str) -> None:
+    refuse_bidi_controls(address, "the address")
+    try:
+        _ADDRESS.validate_python(address)
+    except ValidationError as exc:
+        raise _invalid(f"{address!r} cannot be banned", exc) from None
+
+
+# --- what each edit must leave: the resource as the agent's loader must read it afterwards ------------------------
+
+
+def _with_spec(resource: Any, **changes: Any) -> Any:
+    return resource.model_copy(update={"spec": resource.spec.model_copy(update=changes)})
+
+
+def _entry_destination(entry: AllowEntry) -> str:
+    return entry.destination.partition(":")[2]
+
+
+def expected_added(resource: EgressAllowList, entry: Entry) -> EgressAllowList:
+    result: EgressAllowList = _with_spec(resource, entries=(*resource.spec.entries, allow_entry(entry)))
+    return result
+
+
+def expected_removed(resource: EgressAllowList, destination: str) -> EgressAllowList:
+    entries = list(resource.spec.entries)
+    index = next(i for i, e in enumerate(entries) if same_destination(_entry_destination(e), destination))
+    result: EgressAllowList = _with_spec(resource, entries=(*entries[:index], *entries[index + 1 :]))
+    return result
+
+
+def expected_banned(resource: IPPool, address: str, banned: bool) -> IPPool:
+    listed = resource.spec.banned
+    if banned:
+        wanted = (*listed, _ADDRESS.validate_python(address))
+    else:
+        wanted = tuple(a for a in listed if not same_destination(str(a), address))
+    result: IPPool = _with_spec(resource, banned=wanted)
+    return result
+
+
+def expected_mode(resource: EdgeNetwork, host: str, mode: str, comment: str) -> EdgeNetwork:
+    comment = comment.strip()
+    written: str | Edge = host if mode == "available" and not comment else Edge(host=host, mode=mode, comment=comment)
+    edges = tuple(written if (e.host if isinstance(e, Edge) else e) == host else e for e in resource.spec.edges)
+    result: EdgeNetwork = _with_spec(resource, edges=edges)
+    return result

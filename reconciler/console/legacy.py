@@ -7,8 +7,10 @@ the same validated commit as the console's own API, on the allow-list LIST. Off 
 - ``GET /api?del=X``: X removed; ``{"result": "deleted", ...}``; a protected entry answers 409;
 - ``GET /show-all``: ``[{"entry": X, "nonDeletable": bool, "comment": ...}]`` for every entry of LIST.
 
-Errors answer ``{"result": "error", "error": "..."}`` with the same status codes as the console's API. An edit
-needs authentication like any other (a bearer token or the trusted proxy's header): the old tool had none.
+Errors answer ``{"result": "error", "error": "..."}`` with the same status codes as the console's API. The old
+tool had no authentication. Its edits are GETs, which any page can make a browser send (an ``<img>`` tag), so
+they take a bearer token only, never the trusted proxy's header or a session cookie; ``/show-all`` needs a user
+like every read (unless ``--public-read``).
 """
 
 from __future__ import annotations
@@ -55,9 +57,9 @@ def legacy_routes(console_app: ConsoleApp, list_name: str) -> Sequence[web.Route
         added, deleted = request.query.get("add"), request.query.get("del")
         if (added is None) == (deleted is None):
             return _error("give add=X or del=X", 400)
-        user = console_app.api_user(request)
-        if user is None:
-            return _error("a bearer token is needed", 401)
+        user = console_app.bearer_user(request)
+        if user is None:  # an edit on a GET: a cross-site <img> sends the proxy's header and cookies, not a token
+            return _error("a bearer token is needed (Authorization: Bearer ...)", 401)
         target = (added or deleted or "").strip()
         try:
             if added is not None:
@@ -77,7 +79,9 @@ def legacy_routes(console_app: ConsoleApp, list_name: str) -> Sequence[web.Route
         }
         return web.json_response(answer)
 
-    async def show_all(_: web.Request) -> web.Response:
+    async def show_all(request: web.Request) -> web.Response:
+        if not console_app.reader(request):
+            return _error("a bearer token is needed to read", 401)
         lists = {found.name: found for found in await console.allow_lists()}
         found = lists.get(list_name)
         if found is None:

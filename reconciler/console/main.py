@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from reconciler.console.app import Access, ConsoleApp
-from reconciler.console.auth import TokenBook
+from reconciler.console.auth import Sessions, TokenBook
 from reconciler.console.service import Console
 from reconciler.errors import ReconcilerError, SettingsError
 from reconciler.model.values import host_and_port, parse_duration
@@ -60,6 +60,29 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=[p for p in _env("trusted_proxy", "").split(",") if p],
         help="address or network of a reverse proxy whose --trust-header is believed (repeatable)",
     )
+    console.add_argument(
+        "--trust-email-header",
+        default=_env("trust_email_header", "") or None,
+        help="header the trusted proxy sets to the user's e-mail (default: the tokens file's, or USER@console.invalid)",
+    )
+    console.add_argument(
+        "--public-read",
+        action="store_true",
+        default=_env("public_read", "") in ("1", "true", "yes"),
+        help="pages and read calls need no user (edits always do)",
+    )
+    console.add_argument(
+        "--session-idle", default=_env("session_idle", "1h"), help="a page session ends unused this long (1h)"
+    )
+    console.add_argument(
+        "--session-lifetime", default=_env("session_lifetime", "12h"), help="and this long after login (12h)"
+    )
+    console.add_argument(
+        "--max-sessions",
+        type=int,
+        default=int(_env("max_sessions", "10000")),
+        help="page sessions kept at once; the least recently used ends first (10000)",
+    )
     console.add_argument("--forge", choices=KINDS, default=_env("forge", "") or None, help="who opens pull requests")
     console.add_argument(
         "--forge-url", default=_env("forge_url", ""), help="the forge's API, like https://api.github.com"
@@ -99,7 +122,22 @@ def build(args: argparse.Namespace) -> ConsoleApp:
         committer=GitIdentity("reconciler console", "console@reconciler.invalid"),
     )
     console = Console(clone, mode=args.mode, forge=_forge(args), clock=SystemClock())
-    access = Access(TokenBook.read(args.tokens), args.trust_header, tuple(args.trusted_proxy))
+    if args.max_sessions < 1:
+        raise SettingsError("--max-sessions must be at least 1")
+    sessions = Sessions(
+        idle=parse_duration(args.session_idle).total_seconds(),
+        lifetime=parse_duration(args.session_lifetime).total_seconds(),
+        limit=args.max_sessions,
+        clock=SystemClock().monotonic,
+    )
+    access = Access(
+        TokenBook.read(args.tokens),
+        args.trust_header,
+        tuple(args.trusted_proxy),
+        sessions,
+        trust_email_header=args.trust_email_header,
+        public_read=args.public_read,
+    )
     stale = parse_duration(args.stale_after).total_seconds()
     return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale, legacy_list=args.legacy_api)
 

@@ -19,7 +19,14 @@ from reconciler.console.edits import (
     EditError,
     Entry,
     add_entry,
+    allow_entry,
+    ban_address,
+    expected_added,
+    expected_banned,
+    expected_mode,
+    expected_removed,
     parse_entries,
+    refuse_bidi_controls,
     remove_entry,
     set_banned,
     set_edge_mode,
@@ -28,6 +35,7 @@ from reconciler.errors import Problem, ReconcilerError, Severity
 from reconciler.loading.loader import DEFAULT_MAX_FILE_BYTES, LoadResult, load_tree
 from reconciler.model import EdgeNetwork, EgressAllowList, IPPool
 from reconciler.model.common import Resource
+from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.settings import GitIdentity
 from reconciler.system.clock import Clock
 from reconciler.system.console_git import Committed, ConsoleClone
@@ -61,36 +69,90 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Edit:
-    """One change to one resource's file, and the commit message that says what it does."""
+    """One change to one resource's file, the commit message that says what it does, and what the resource must
+    be afterwards (``expect``, given the resource before)."""
 
     kind: str
     name: str
     change: Callable[[str], str]
     message: str
+    expect: Callable[[Any], Resource]
+
+    def apply(self, tree: SourceTree, relpath: str, text: str) -> str:
+        """The edited text, read back in ``tree`` with the agent's own loader: refused (422) unless the tree's
+        resources are the same as before but for the one this edit is about, which must be exactly what it says."""
+        after = self.change(text)
+        was, found = _with_file(tree, relpath, text), _with_file(tree, relpath, after)
+        known = {(p.file, p.message) for p in was.errors}
+        if new := [p for p in found.errors if (p.file, p.message) not in known]:
+            raise RefusedEditError(new)  # the loader's own words, located
+        before_resources, after_resources = _by_key(was), _by_key(found)
+        key = (self.kind, self.name)
+        if after_resources.keys() != before_resources.keys() or found.documents != was.documents:
+            raise EditError(f"refused: the edit would add or remove a document in {relpath}, not only {key[1]}", 422)
+        for other, resource in after_resources.items():
+            wanted = self.expect(before_resources[other]) if other == key else before_resources[other]
+            if resource.model_dump() != wanted.model_dump():
+                what = f"{other[0]} {other[1]}" + ("" if other == key else ", which it is not about")
+                raise EditError(f"refused: the edit would change {what} in more than the value given", 422)
+        return after
+
+
+def _with_file(tree: SourceTree, relpath: str, text: str) -> LoadResult:
+    files = tuple(f for f in tree.files if f.relpath != relpath)
+    edited = SourceFile(relpath, relpath, text.encode("utf-8"))
+    return load_tree(replace(tree, files=(*files, edited)))
+
+
+def _by_key(result: LoadResult) -> dict[tuple[str, str], Resource]:
+    return {(r.KIND, r.metadata.name): r for r in result.state}
 
 
 def add_edit(name: str, entry: Entry) -> Edit:
+    allow_entry(entry)  # a bad value is refused before any git work
     message = f"Allow {entry.destination} in {name}" + (" (protected)" if entry.protected else "")
-    return Edit(EgressAllowList.KIND, name, lambda text: add_entry(text, name, entry), message)
+    return Edit(
+        EgressAllowList.KIND,
+        name,
+        lambda text: add_entry(text, name, entry),
+        message,
+        lambda before: expected_added(before, entry),
+    )
 
 
 def remove_edit(name: str, destination: str) -> Edit:
+    refuse_bidi_controls(destination, "the destination")
     return Edit(
         EgressAllowList.KIND,
         name,
         lambda text: remove_entry(text, name, destination),
         f"Remove {destination} from {name}",
+        lambda before: expected_removed(before, destination),
     )
 
 
 def ban_edit(pool: str, address: str, banned: bool) -> Edit:
+    if banned:
+        ban_address(address)
     message = f"Ban {address} in {pool}" if banned else f"Release {address} in {pool}"
-    return Edit(IPPool.KIND, pool, lambda text: set_banned(text, pool, address, banned), message)
+    return Edit(
+        IPPool.KIND,
+        pool,
+        lambda text: set_banned(text, pool, address, banned),
+        message,
+        lambda before: expected_banned(before, address, banned),
+    )
 
 
 def mode_edit(network: str, host: str, mode: str, comment: str) -> Edit:
     message = f"{host} {mode} in {network}" + (f": {comment}" if comment else "")
-    return Edit(EdgeNetwork.KIND, network, lambda text: set_edge_mode(text, network, host, mode, comment), message)
+    return Edit(
+        EdgeNetwork.KIND,
+        network,
+        lambda text: set_edge_mode(text, network, host, mode, comment),
+        message,
+        lambda before: expected_mode(before, host, mode, comment),
+    )
 
 
 @dataclass(frozen=True)
@@ -146,7 +208,10 @@ class Console:
     def _load(self) -> LoadResult:
         """The desired state at the branch's tip."""
         self.clone.refresh()
-        return load_tree(read_source_tree(self.clone.folder, display_root="", max_file_bytes=DEFAULT_MAX_FILE_BYTES))
+        return load_tree(self._tree())
+
+    def _tree(self) -> SourceTree:
+        return read_source_tree(self.clone.folder, display_root="", max_file_bytes=DEFAULT_MAX_FILE_BYTES)
 
     def _lists(self) -> list[AllowList]:
         return [
@@ -189,10 +254,10 @@ class Console:
             folder = str(self.clone.folder).rstrip("/") + "/"
             raise RefusedEditError([replace(p, file=p.file.removeprefix(folder)) for p in errors])
 
-    def _preview(self, kind: str, name: str, change: Callable[[str], str]) -> Preview:
-        relpath = self._file_of(kind, name)
+    def _preview(self, edit: Edit) -> Preview:
+        relpath = self._file_of(edit.kind, edit.name)
         before = self.clone.read(relpath)
-        after = change(before)
+        after = edit.apply(self._tree(), relpath, before)
         self.clone.inside(relpath).write_text(after, encoding="utf-8", newline="")
         try:
             self._validate(self.clone.head())
@@ -200,13 +265,13 @@ class Console:
             self.clone.discard()  # a preview leaves nothing behind (no fetch: the next request refreshes)
         return Preview(relpath, unified(relpath, before, after))
 
-    def _commit(self, kind: str, name: str, change: Callable[[str], str], message: str, author: GitIdentity) -> Outcome:
-        relpath = self._file_of(kind, name)
+    def _commit(self, edit: Edit, author: GitIdentity) -> Outcome:
+        relpath, message = self._file_of(edit.kind, edit.name), edit.message
         before: dict[str, str] = {}
 
         def remembering(text: str) -> str:
             before["text"] = text
-            return change(text)
+            return edit.apply(self._tree(), relpath, text)
 
         branch = None
         if self.mode == "pull-request":
@@ -234,11 +299,11 @@ class Console:
 
     async def preview(self, edit: Edit) -> Preview:
         async with self.lock:
-            return await asyncio.to_thread(self._preview, edit.kind, edit.name, edit.change)
+            return await asyncio.to_thread(self._preview, edit)
 
     async def commit(self, edit: Edit, author: GitIdentity) -> Outcome:
         async with self.lock:
-            return await asyncio.to_thread(self._commit, edit.kind, edit.name, edit.change, edit.message, author)
+            return await asyncio.to_thread(self._commit, edit, author)
 
     async def add(self, name: str, entry: Entry, author: GitIdentity) -> Outcome:
         return await self.commit(add_edit(name, entry), author)

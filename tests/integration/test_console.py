@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from reconciler.console.app import Access, ConsoleApp
 from reconciler.console.auth import TokenBook, hash_token
-from reconciler.console.service import Console, compare_url
+from reconciler.console.edits import Entry
+from reconciler.console.service import Console, add_edit, compare_url
 from reconciler.errors import ReconcilerError
 from reconciler.settings import GitIdentity
 from reconciler.system.clock import SystemClock
@@ -76,7 +77,7 @@ def test_api_edits_are_single_commits_and_refusals_commit_nothing(remote: Remote
     async def scenario() -> None:
         client = await client_for(app)
         try:
-            lists = await (await client.get("/api/v1/allowlists")).json()
+            lists = await (await client.get("/api/v1/allowlists", headers=AUTH)).json()
             partners = next(found for found in lists if found["name"] == "partners")
             assert partners["file"] == "egress/partners.yaml"
             assert {"destination": "198.51.100.0/28", "protected": True}.items() <= partners["entries"][3].items()
@@ -127,7 +128,7 @@ def test_api_edits_are_single_commits_and_refusals_commit_nothing(remote: Remote
             removed = await client.delete("/api/v1/allowlists/partners/entries/203.0.113.7", headers=AUTH)
             assert removed.status == 200
             assert "203.0.113.7" not in git(remote.bare, "show", f"main:{FILE}")
-            nodes = await client.get("/api/v1/nodes")
+            nodes = await client.get("/api/v1/nodes", headers=AUTH)
             assert await nodes.json() == []  # no agent has published yet
         finally:
             await client.close()
@@ -235,11 +236,7 @@ def test_two_consoles_editing_at_once_both_land(remote: Remote, tmp_path: Path) 
         calls.append(base)
         if len(calls) == 1:  # between A's validation and its push, B commits and pushes
             second.console._commit(
-                "EgressAllowList",
-                "partners",
-                lambda text: text.replace("nightly settlement files", "nightly settlement files (B)"),
-                "B edits",
-                GitIdentity("bob", "bob@example.org"),
+                add_edit("partners", Entry("ip", "203.0.113.61", comment="B's")), GitIdentity("bob", "bob@example.org")
             )
 
     first.console._validate = validate_then_lose_the_race  # type: ignore[method-assign]
@@ -255,7 +252,7 @@ def test_two_consoles_editing_at_once_both_land(remote: Remote, tmp_path: Path) 
             assert authors == ["alice", "bob", "operator"]  # linear: A rebuilt on B's tip
             text = git(remote.bare, "show", f"main:{FILE}")
             assert "203.0.113.60" in text
-            assert "(B)" in text
+            assert "203.0.113.61" in text
             assert len(calls) == 2
         finally:
             await client.close()
@@ -356,7 +353,7 @@ def test_the_old_tools_calls_map_onto_the_same_commits(remote: Remote, tmp_path:
             assert (body["result"], body["entry"], body["commit"]) == ("added", "legacy.example.com", head(remote))
             text = git(remote.bare, "show", f"main:{FILE}")
             assert text.endswith("    - domain: legacy.example.com\n      protected: true")
-            shown = await (await client.get("/show-all")).json()
+            shown = await (await client.get("/show-all", headers=AUTH)).json()
             assert {"entry": "legacy.example.com", "nonDeletable": True, "comment": ""} in shown
             assert {"entry": "203.0.113.7", "nonDeletable": False, "comment": "partner's fixed webhook sender"} in shown
             refused = await client.get("/api?del=legacy.example.com", headers=AUTH)
@@ -489,7 +486,17 @@ def test_who_may_edit_and_where(remote: Remote, tmp_path: Path) -> None:
             body = await proxied.json()
             assert body["pullRequest"] is None
             assert body["compareUrl"] is None  # a file:// remote has no web page
-            assert git(remote.bare, "log", "-1", "--format=%an <%ae>", body["branch"]) == "dave <dave@example.org>"
+            # a client-sent X-Forwarded-Email is not believed unless --trust-email-header names it
+            assert git(remote.bare, "log", "-1", "--format=%an <%ae>", body["branch"]) == "dave <dave@console.invalid>"
+            app.access.trust_email_header = "X-Forwarded-Email"
+            proxied = await client.post(
+                "/api/v1/allowlists/partners/entries",
+                json={"ip": "203.0.113.82"},
+                headers={"X-Forwarded-User": "dave", "X-Forwarded-Email": "dave@example.org"},
+            )
+            assert proxied.status == 201, await proxied.text()
+            branch = (await proxied.json())["branch"]
+            assert git(remote.bare, "log", "-1", "--format=%an <%ae>", branch) == "dave <dave@example.org>"
             assert head(remote) == tip  # pull-request mode: main is untouched
         finally:
             await client.close()

@@ -475,7 +475,10 @@ class Agent:
         host, port = host_and_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
         routes = [route for capability in self.capabilities.values() for route in capability.routes()]
         try:
-            http = await server.start(self, host, port, routes=routes)
+            # the soft descriptor limit raised to the hard one, a quarter of it for the API at most: a flood of
+            # idle connections never takes what git, files, logs, health checks and proxied clients need
+            limits = server.Limits(connections=server.descriptor_budget())
+            http = await server.start(self, host, port, routes=routes, limits=limits)
         except OSError as exc:
             why = os.strerror(exc.errno) if exc.errno else str(exc)
             raise SettingsError(f"--listen {listen}: cannot listen there: {why}") from None

@@ -61,6 +61,11 @@ class FakeFileSystem:
     def ensure_directory(self, path: Path) -> None:
         return None
 
+    def keep_aside(self, path: Path, stamp: str, keep: int) -> Path | None:
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        self.files[aside] = self.files.pop(path)
+        return aside
+
 
 @dataclass
 class FakeCommandRunner:

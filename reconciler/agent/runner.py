@@ -29,6 +29,7 @@ import os
 import re
 import signal
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,15 +64,38 @@ WATCHDOG_GRACE = 1.5  # seconds past --shutdown-timeout before the watchdog ends
 SCRAPE_TIMEOUT = 5.0  # seconds a capability may take to read its metrics before a scrape (Prometheus: 10 s)
 
 
-def load_saved_state(settings: AgentSettings, files: FileSystem) -> SavedState:
-    content = files.read_bytes(settings.state_dir / STATE_FILE)
+PREVIOUS_STATE_FILE = "state.json.1"  # the state file as it was before the last write
+DAMAGED_KEPT = 3
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    saved: SavedState
+    content: bytes | None  # the good file's bytes, as read
+    damaged: str | None = None  # why the state file could not be used, and what was done instead
+
+
+def load_saved_state(settings: AgentSettings, files: FileSystem, now: float) -> LoadedState:
+    """The state file; a damaged one is kept aside (never overwritten) and the previous good one used."""
+    path = settings.state_dir / STATE_FILE
+    content = files.read_bytes(path)
     if content is None:
-        return SavedState()
+        return LoadedState(SavedState(), None)
     try:
-        return decode(content)
+        return LoadedState(decode(content), content)
     except StateFileError as exc:
-        log.warning("state file ignored path=%s reason=%s", settings.state_dir / STATE_FILE, exc)
-        return SavedState()
+        why = f"{path} ({len(content)} bytes) is damaged: {exc}"
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = files.keep_aside(path, stamp, DAMAGED_KEPT)
+    kept = f"kept as {aside.name}" if aside is not None else "left where it is"
+    previous = files.read_bytes(settings.state_dir / PREVIOUS_STATE_FILE)
+    try:
+        restored = decode(previous) if previous is not None else None
+    except StateFileError:
+        restored = None
+    done = f"restored from {PREVIOUS_STATE_FILE}" if restored is not None else "started without saved state"
+    log.error("state file damaged path=%s reason=%s %s; %s", path, why.split(": ", 1)[-1], kept, done)
+    return LoadedState(restored or SavedState(), previous if restored is not None else None, f"{why}; {kept}; {done}")
 
 
 def _shape(error: str) -> str:
@@ -114,7 +138,13 @@ class Agent:
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         self.webhook_secret = settings.webhook_secret
-        saved = load_saved_state(settings, self.files)
+        loaded = load_saved_state(settings, self.files, self.clock.now())
+        saved = loaded.saved
+        self.state_damaged = loaded.damaged  # shown as StateRestored=False until the next good write
+        self._previous_state = loaded.content
+        if loaded.damaged is not None:
+            self.metrics.errors.labels("state").inc()
+            self.metrics.condition.labels("Node", settings.node, "StateRestored").set(0)
         context: CapabilityContext | None = None
         if capabilities is None:
             context = CapabilityContext(
@@ -177,6 +207,7 @@ class Agent:
         troubles = [
             ("StatusPublished", "PublishFailing", self._publish_error, f"{self._publish_failures} failure(s) in a row"),
             ("StateSaved", "WriteFailing", self.state_error, "kept in memory until it can be written"),
+            ("StateRestored", "Damaged", self.state_damaged, "until the next write of the state file"),
         ]
         document["conditions"] = [
             *document["conditions"],
@@ -289,8 +320,10 @@ class Agent:
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         if self._persisted == (state, snapshot):
             return
-        try:
-            for name, content in ((STATE_FILE, state), (STATUS_FILE, snapshot)):
+        previous = self._persisted[0] if self._persisted is not None else self._previous_state
+        written = [] if previous is None or previous == state else [(PREVIOUS_STATE_FILE, previous)]
+        try:  # the previous good file first: one damaged write loses at most one interval
+            for name, content in (*written, (STATE_FILE, state), (STATUS_FILE, snapshot)):
                 path = self.settings.state_dir / name
                 self.files.write_atomic(path, content)
         except OSError as exc:  # the old files stay whole (atomic writes); the next persist tries again
@@ -300,6 +333,9 @@ class Agent:
             log.info("state file written again")
             self.state_error = None
         self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(1)
+        if self.state_damaged is not None:  # this write's snapshot still says so; the next one will not
+            self.state_damaged = None
+            self.metrics.condition.labels("Node", self.settings.node, "StateRestored").set(1)
         self._persisted = (state, snapshot)
 
     def _state_failed(self, error: str) -> None:

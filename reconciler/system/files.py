@@ -125,6 +125,10 @@ class FileSystem(Protocol):
 
     def ensure_directory(self, path: Path) -> None: ...
 
+    def keep_aside(self, path: Path, stamp: str, keep: int) -> Path | None:
+        """Rename ``path`` to ``<path>.damaged-<stamp>`` (the newest ``keep`` such files stay); the new name."""
+        ...
+
 
 class LocalFileSystem:
     def read_bytes(self, path: Path) -> bytes | None:
@@ -136,6 +140,17 @@ class LocalFileSystem:
     def ensure_directory(self, path: Path) -> None:
         ensure_directory(path)
 
+    def keep_aside(self, path: Path, stamp: str, keep: int) -> Path | None:
+        aside = path.with_name(f"{path.name}.damaged-{stamp}")
+        try:
+            path.rename(aside)
+        except OSError:
+            return None
+        kept = sorted(path.parent.glob(f"{path.name}.damaged-*"))
+        for old in kept[: max(0, len(kept) - keep)]:
+            old.unlink(missing_ok=True)
+        return aside
+
 
 class ReadOnlyFileSystem(LocalFileSystem):
     """Reads another process's state (``reconciler plan --state-dir``) and writes nothing."""
@@ -144,4 +159,7 @@ class ReadOnlyFileSystem(LocalFileSystem):
         return None
 
     def ensure_directory(self, path: Path) -> None:
+        return None
+
+    def keep_aside(self, path: Path, stamp: str, keep: int) -> Path | None:
         return None

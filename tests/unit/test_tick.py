@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from reconciler.capabilities.base import ConfigurationOnly
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
+from reconciler.system.files import LocalFileSystem
 from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability
 from tests.conftest import allow_list
 
@@ -368,3 +370,48 @@ def test_capabilities_are_given_the_desired_state_with_its_files(tmp_path: Path)
     (used,) = world.capability.used
     assert used.files_root == str(tmp_path / "files-of-revision")
     assert [r.metadata.name for r in used] == ["a"]
+
+
+def test_a_damaged_state_file_is_kept_aside_shown_and_the_previous_one_used(tmp_path: Path) -> None:
+    """On the real file system: every write keeps the previous good file as state.json.1; a truncated state.json
+    is moved aside (not overwritten), the previous one restored, StateRestored=False shown in /status and the
+    metrics until the next write; only the newest three damaged files stay."""
+    world = World(tmp_path)
+    world.files = LocalFileSystem()  # type: ignore[assignment]
+    world.restart()
+    first = world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    second = world.git.push(_files(a="203.0.113.2"))
+    world.once()
+    folder = world.settings.state_dir
+    assert first in json.loads((folder / "state.json.1").read_text())["lastAppliedRevision"]
+    content = (folder / "state.json").read_bytes()
+    assert second.encode() in content
+    (folder / "state.json").write_bytes(content[: len(content) // 2])  # cut short, as by a crash or a bad disk
+
+    world.git.fail_fetch = True
+    clock_start = world.clock.now()
+    agent = world.restart()
+    kept = sorted(p.name for p in folder.glob("state.json.damaged-*"))
+    assert len(kept) == 1
+    assert (folder / kept[0]).read_bytes() == content[: len(content) // 2]  # the damaged file, whole
+    assert agent.reconciler.saved.applied_revision == first  # from state.json.1
+    restored = next(c for c in agent.status_document()["conditions"] if c["type"] == "StateRestored")
+    assert restored["status"] == "False"
+    assert "damaged" in restored["message"]
+    assert "restored from state.json.1" in restored["message"]
+    assert 'condition{kind="Node",name="gw-1",type="StateRestored"} 0.0' in _metrics(agent)
+    agent.persist()
+    assert not any(c["type"] == "StateRestored" for c in agent.status_document()["conditions"])
+    assert 'type="StateRestored"} 1.0' in _metrics(agent)
+
+    for step in range(4):  # more damage: only the newest three kept
+        (folder / "state.json").write_bytes(b"{")
+        world.clock.advance(1 + step)
+        world.restart()
+    assert len(list(folder.glob("state.json.damaged-*"))) == 3
+    assert world.clock.now() > clock_start
+
+
+def _metrics(agent: Agent) -> str:
+    return asyncio.run(agent.metrics_exposition()).decode()

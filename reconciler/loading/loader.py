@@ -132,7 +132,7 @@ def _read_documents(
     documents with content there were."""
     if len(file.content) > options.max_file_bytes:
         message = (
-            f"the file is {len(file.content)} bytes, over the limit of {options.max_file_bytes}: "
+            f"the file is {max(file.size, len(file.content))} bytes, over the limit of {options.max_file_bytes}: "
             "split it into several files"
         )
         return [], [Problem(file.path, 1, 1, message)], 0

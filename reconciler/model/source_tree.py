@@ -19,6 +19,7 @@ class SourceFile:
     path: str
     relpath: str
     content: bytes
+    size: int = -1  # the file's real size when ``content`` was cut at the loader's limit (-1: len(content))
 
 
 @dataclass(frozen=True, slots=True)

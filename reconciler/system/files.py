@@ -12,10 +12,11 @@ from reconciler.errors import SourceError
 from reconciler.model.source_tree import SourceFile, SourceTree, is_desired_state_file, is_skipped
 
 
-def _read_limited(path: Path, limit: int) -> bytes:
-    """At most ``limit`` + 1 bytes: enough for the loader to tell that a file is too big without reading it all."""
+def _read_limited(path: Path, limit: int) -> tuple[bytes, int]:
+    """At most ``limit`` + 1 bytes (enough for the loader to tell that a file is too big without reading it
+    all), and the file's real size, for the message that says so."""
     with path.open("rb") as handle:
-        return handle.read(limit + 1)
+        return handle.read(limit + 1), os.fstat(handle.fileno()).st_size
 
 
 def _link_text(path: Path) -> str:
@@ -55,7 +56,7 @@ def read_source_tree(root: Path, *, display_root: str | None = None, max_file_by
                     unread.append((display, why or "not a regular file"))
                 continue
             if wanted:
-                files.append(SourceFile(display, relpath, _read_limited(full, max_file_bytes)))
+                files.append(SourceFile(display, relpath, *_read_limited(full, max_file_bytes)))
             elif not is_skipped(relpath):
                 others.add(relpath)
     return SourceTree(shown, tuple(files), frozenset(others), tuple(unread))
@@ -63,7 +64,7 @@ def read_source_tree(root: Path, *, display_root: str | None = None, max_file_by
 
 def read_source_files(paths: list[Path], *, max_file_bytes: int) -> SourceTree:
     """Given YAML files (a pre-commit hook's list) as one partial tree; each shown as given."""
-    files = tuple(SourceFile(str(path), path.as_posix(), _read_limited(path, max_file_bytes)) for path in paths)
+    files = tuple(SourceFile(str(path), path.as_posix(), *_read_limited(path, max_file_bytes)) for path in paths)
     return SourceTree(", ".join(str(p) for p in paths), files)
 
 

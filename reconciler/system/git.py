@@ -76,7 +76,7 @@ def _tree_files(
         if isinstance(blob, str):
             unread.append((f"{label}:{path}", blob))
             continue
-        files.append(SourceFile(f"{label}:{path}", relpath, blob.data_stream.read(max_file_bytes + 1)))
+        files.append(SourceFile(f"{label}:{path}", relpath, blob.data_stream.read(max_file_bytes + 1), blob.size))
     files.sort(key=lambda f: f.relpath)
     return SourceTree(f"{label}:{folder}", tuple(files), frozenset(others), tuple(unread))
 

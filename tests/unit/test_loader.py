@@ -213,3 +213,10 @@ def test_a_duplicate_key_does_not_hide_the_other_documents_of_the_file() -> None
     assert any("duplicate key 'resolveInterval'" in m for m in messages)
     assert any("10.0.0.1 is an internal address" in m for m in messages)
     assert [r.metadata.name for r in result.state.of_kind(EgressAllowList)] == ["three", "two"]  # not "one"
+
+
+def test_a_file_over_the_limit_is_reported_with_its_real_size(tmp_path: Path) -> None:
+    """Only limit + 1 bytes are read, but the message gives the file's size (it said "1025 bytes" for any)."""
+    (tmp_path / "big.yaml").write_bytes(b"# " + b"x" * 5000 + b"\n")
+    result = load_tree(read_source_tree(tmp_path, max_file_bytes=1024), LoadOptions(max_file_bytes=1024))
+    assert [p.message.split(":")[0] for p in result.errors] == ["the file is 5003 bytes, over the limit of 1024"]

@@ -49,6 +49,7 @@ class ProbeFacts:
     ok: bool
     seconds: float
     error: str = ""
+    local: bool = False  # the check could not be made for a reason of this machine's: no evidence about the target
 
 
 # --- proxy apps -----------------------------------------------------------------------------------------------

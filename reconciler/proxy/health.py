@@ -48,6 +48,7 @@ class HealthChecker:
         self.connector = connector
         self.clock = clock
         self.states: dict[str, RiseFallState] = {}
+        self.local_failures = 0  # checks not made for this machine's own reasons (EMFILE, ENOBUFS, ...)
         self.rng = rng or random.Random()
 
     def update(self, backends: list[Backend], settings: CheckSettings) -> None:
@@ -84,6 +85,9 @@ class HealthChecker:
                 resolve_endpoint(self.resolver, backend.address), max(self.settings.timeout, 0.001)
             )
         except (OSError, TimeoutError) as exc:
+            if isinstance(exc, OSError) and exc.errno in tcp_check.LOCAL_ERRNOS:
+                self._local_failure(backend, str(exc))
+                return
             if backend.resolved is not None or not backend.reason:
                 log.warning("target unresolvable app=%s target=%s error=%s", self.name, backend.address, exc)
             backend.resolved = None
@@ -92,7 +96,16 @@ class HealthChecker:
             return
         backend.resolved = (endpoint.host, endpoint.port)
         facts = await tcp_check.check(self.connector, self.clock, endpoint.host, endpoint.port, self.settings)
+        if facts.local:
+            self._local_failure(backend, facts.error)
+            return
         self._record(backend, ok=facts.ok, error=facts.error)
+
+    def _local_failure(self, backend: Backend, error: str) -> None:
+        """A check this machine could not make (out of descriptors, say) is no evidence about the target: its
+        state stays as it was, and the agent's own problem is logged and counted."""
+        self.local_failures += 1
+        log.error("health check not made app=%s target=%s error=%s", self.name, backend.address, error)
 
     def _record(self, backend: Backend, *, ok: bool, error: str) -> None:
         before = self.states.get(backend.address)

@@ -4,6 +4,9 @@ Resolver seam, rise/fall, and survival of a failing round."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import resource
 
 import pytest
 
@@ -104,5 +107,48 @@ def test_a_failing_round_does_not_stop_the_checker(monkeypatch: pytest.MonkeyPat
         assert calls >= 3
         assert backend.up is False
         assert checker.states[backend.address].failures >= 1
+
+    asyncio.run(scenario())
+
+
+def test_a_check_this_machine_cannot_make_does_not_count_against_the_target() -> None:
+    """Out of descriptors (EMFILE, as under a flood of connections), a real check fails on this machine: the
+    target stays up and the failure is counted as the agent's own; with descriptors back, checks go on."""
+
+    async def scenario() -> None:
+        server, port = await _banner_server(b"")
+        backend = Backend(f"127.0.0.1:{port}", resolved=None)
+        checker = HealthChecker(
+            "demo",
+            [backend],
+            CheckSettings(interval=0.1, timeout=1, rise=1, fall=1),
+            resolver=FakeResolver({}),
+            connector=TcpConnector(),
+            clock=SystemClock(),
+        )
+        await checker.round()
+        assert backend.up
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        held: list[int] = []
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(os.open("/dev/null", os.O_RDONLY))
+            for _ in range(3):  # fall is 1: one counted failure would take it down
+                await checker.round()
+            assert backend.up, backend.reason
+            assert checker.local_failures == 3
+            facts = await check(TcpConnector(), SystemClock(), "127.0.0.1", port, CheckSettings(timeout=1))
+            assert (facts.ok, facts.local) == (False, True)
+            assert "on this machine" in facts.error
+        finally:
+            for fd in held:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        await checker.round()
+        assert backend.up
+        assert checker.local_failures == 3
+        server.close()
 
     asyncio.run(scenario())

@@ -118,6 +118,7 @@ class LogTail:
     def _start(self, *, rotated: bool = False) -> Iterator[bytes]:
         opened = _open(self.path)
         if opened is None:
+            self.from_end = False  # a file that appears later was written after the start: all of it is new
             return
         fd, inode = opened
         size = os.fstat(fd).st_size

@@ -137,3 +137,12 @@ def test_copytruncate_noticed_when_the_file_grew_past_the_old_offset_again(tmp_p
     assert tail.rotations == 1
     writer.close()
     tail.close()
+
+
+def test_a_log_that_appears_after_the_start_is_read_from_its_beginning(tmp_path: Path) -> None:
+    """from_end skips what was written before the agent started; a file that did not exist then is all new."""
+    path = tmp_path / "access.log"
+    tail = LogTail(path, from_end=True)
+    assert _lines(tail) == []
+    path.write_bytes(b"first\nsecond\n")
+    assert _lines(tail) == [b"first", b"second"]

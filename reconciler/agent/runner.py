@@ -322,8 +322,8 @@ class Agent:
             return
         previous = self._persisted[0] if self._persisted is not None else self._previous_state
         written = [] if previous is None or previous == state else [(PREVIOUS_STATE_FILE, previous)]
-        try:  # the previous good file first: one damaged write loses at most one interval
-            for name, content in (*written, (STATE_FILE, state), (STATUS_FILE, snapshot)):
+        try:  # and the previous good file beside it: one damaged write loses at most one interval
+            for name, content in ((STATE_FILE, state), (STATUS_FILE, snapshot), *written):
                 path = self.settings.state_dir / name
                 self.files.write_atomic(path, content)
         except OSError as exc:  # the old files stay whole (atomic writes); the next persist tries again

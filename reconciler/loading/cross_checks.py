@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -236,6 +237,40 @@ def check_entry_sense(placed: Sequence[Placed], locator: Locator, today: date | 
                     f"{entry.domain} cannot be reached on the public internet ({why})",
                     severity=Severity.WARNING,
                 )
+
+
+def _scripts(label: str) -> list[str]:
+    """The scripts of a label's letters, by their Unicode names (LATIN, CYRILLIC, GREEK, ...)."""
+    return sorted({unicodedata.name(c, "UNKNOWN").split(" ")[0] for c in label if c.isalpha()})
+
+
+def _unicode_name(domain: str) -> str:
+    try:
+        return domain.encode("ascii").decode("idna")
+    except UnicodeError:
+        return domain
+
+
+def check_confusable_domains(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
+    """A warning for a domain with a label that mixes scripts (a Cyrillic letter among Latin ones): it can be
+    made to look like another name, a listed or protected one, in review and in status."""
+    for item in _of_kind(placed, EgressAllowList):
+        assert isinstance(item.resource, EgressAllowList)
+        for index, entry in enumerate(item.resource.spec.entries):
+            if entry.domain is None or "xn--" not in str(entry.domain):
+                continue
+            shown = _unicode_name(str(entry.domain))
+            for label in shown.split("."):
+                scripts = _scripts(label)
+                if len(scripts) > 1:
+                    yield locator.problem(
+                        item.ref,
+                        ("spec", "entries", index, "domain"),
+                        f"{shown} ({entry.domain}) mixes {' and '.join(s.title() for s in scripts)} letters in "
+                        f"'{label}': it can be made to look like another name; check it is the one meant",
+                        severity=Severity.WARNING,
+                    )
+                    break
 
 
 _ONE_PER_NODE: tuple[tuple[type[Resource], str, str], ...] = (

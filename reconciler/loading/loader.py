@@ -199,6 +199,7 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
     problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges, partial))
     problems.extend(cross_checks.check_duplicate_entries(unique, locator))
     problems.extend(cross_checks.check_entry_sense(unique, locator, options.today))
+    problems.extend(cross_checks.check_confusable_domains(unique, locator))
     problems.extend(cross_checks.check_route_conflicts(unique, locator))
     state = _state(unique, starts)
     log.debug(

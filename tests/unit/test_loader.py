@@ -220,3 +220,20 @@ def test_a_file_over_the_limit_is_reported_with_its_real_size(tmp_path: Path) ->
     (tmp_path / "big.yaml").write_bytes(b"# " + b"x" * 5000 + b"\n")
     result = load_tree(read_source_tree(tmp_path, max_file_bytes=1024), LoadOptions(max_file_bytes=1024))
     assert [p.message.split(":")[0] for p in result.errors] == ["the file is 5003 bytes, over the limit of 1024"]
+
+
+def test_a_domain_that_mixes_scripts_is_warned_about() -> None:
+    """A Cyrillic letter in a Latin name (a homoglyph of a listed or protected domain) is a warning, located; a
+    name in one script is not."""
+    text = (
+        "apiVersion: reconciler/v1\nkind: EgressAllowList\nmetadata: {name: a}\nspec:\n  entries:\n"
+        "    - {domain: paypal.example, protected: true}\n"
+        "    - domain: p\u0430ypal.example\n"
+        "    - domain: b\u00fccher.example\n"
+        "    - domain: \u043f\u0440\u0438\u043c\u0435\u0440.example\n"
+    )
+    result = load_tree(SourceTree("", (SourceFile("a.yaml", "a.yaml", text.encode()),)))
+    warnings = [(p.line, p.message) for p in result.warnings if "mixes" in p.message]
+    assert len(warnings) == 1
+    assert warnings[0][0] == 7
+    assert "mixes Cyrillic and Latin letters in 'p\u0430ypal'" in warnings[0][1]

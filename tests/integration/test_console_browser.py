@@ -5,14 +5,18 @@ RECONCILER_SCREENSHOTS=DIR set, each page is saved there (the README's screensho
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -205,3 +209,102 @@ def test_a_ban_and_an_edge_mode_from_their_pages(world: World, browser: WebDrive
     committed = browser.find_element(By.ID, "commit-id").text  # waits for the page that says it is done
     assert committed == git(world.remote.bare, "rev-parse", "main")
     assert git(world.remote.bare, "log", "-1", "--format=%s", "main").startswith("edge1.example.net force")
+
+
+class HeaderProxy:
+    """A reverse proxy that has authenticated "frank": every request is passed to the console with
+    X-Forwarded-User (as nginx's auth_request or oauth2-proxy would), cookies and redirects both ways."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream, self.port = upstream, free_port()
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._start())
+        self.ready.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        self.client = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+        async def forward(request: web.Request) -> web.Response:
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("cookie", "content-type")}
+            async with self.client.request(
+                request.method,
+                f"http://127.0.0.1:{self.upstream}{request.path_qs}",
+                data=await request.read(),
+                headers={**headers, "X-Forwarded-User": "frank"},
+                allow_redirects=False,
+            ) as answer:
+                passed = {k: v for k, v in answer.headers.items() if k.lower() in ("location", "set-cookie")}
+                return web.Response(
+                    status=answer.status, body=await answer.read(), headers=passed, content_type=answer.content_type
+                )
+
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", forward)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    def stop(self) -> None:
+        async def down() -> None:
+            await self.runner.cleanup()
+            await self.client.close()
+
+        asyncio.run_coroutine_threadsafe(down(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def test_a_trusted_proxy_user_edits_from_the_page(world: World, browser: WebDriver) -> None:
+    """Behind a proxy that names the user: no login page, the form's CSRF token is the user's session's (bound to
+    them with a cookie), and the edit is committed as them."""
+    port = free_port()
+    command = [
+        *(sys.executable, "-m", "reconciler", "console", "--repo", world.remote.url, "--path", "desired-state"),
+        *("--mode", "push", "--listen", f"127.0.0.1:{port}", "--state-dir", str(world.root / "console-proxied")),
+        *("--trust-header", "X-Forwarded-User", "--trusted-proxy", "127.0.0.1"),
+    ]
+    with (world.root / "console-proxied.log").open("ab") as log:
+        console = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    proxy = None
+    try:
+        wait_for(lambda: _healthy(port), timeout=20, what="the proxied console")
+        proxy = HeaderProxy(port)
+        base = f"http://127.0.0.1:{proxy.port}"
+        browser.get(f"{base}/healthz")
+        browser.delete_all_cookies()
+        browser.get(f"{base}/allowlists")
+        assert browser.current_url.endswith("/allowlists")  # no login page: the proxy said who
+        assert "frank" in browser.find_element(By.CSS_SELECTOR, "span.user").text
+        form = browser.find_element(By.CSS_SELECTOR, "#list-partners form.add-form")
+        form.find_element(By.CSS_SELECTOR, 'select[name="kind"] option[value="ip"]').click()
+        form.find_element(By.NAME, "destination").send_keys("203.0.113.99")
+        form.find_element(By.NAME, "comment").send_keys("through the proxy")
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        assert "+    - ip: 203.0.113.99" in browser.find_element(By.ID, "diff").text
+        before = git(world.remote.bare, "rev-parse", "main")
+        browser.find_element(By.ID, "commit").click()
+        commit = browser.find_element(By.ID, "commit-id").text
+        assert commit == git(world.remote.bare, "rev-parse", "main") != before
+        assert git(world.remote.bare, "log", "-1", "--format=%an <%ae>", "main") == "frank <frank@console.invalid>"
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        console.terminate()
+        console.wait(timeout=15)
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False

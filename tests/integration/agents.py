@@ -119,9 +119,11 @@ class AgentProcess:
         netns: str | None = None,
         host: str = "127.0.0.1",
         nameserver: str | None = None,
+        nofile: int | None = None,
     ) -> None:
         """``netns``: run inside that network namespace, its API on ``host`` (an address the test reaches);
-        ``nameserver``: the DNS server it asks (default a loopback port where nothing listens)."""
+        ``nameserver``: the DNS server it asks (default a loopback port where nothing listens); ``nofile``: its
+        descriptor limit (soft and hard, with prlimit)."""
         self.remote = remote
         self.state_dir = state_dir
         self.node = node
@@ -133,6 +135,7 @@ class AgentProcess:
         self.netns = netns
         self.address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
         self.nameserver = nameserver
+        self.nofile = nofile
 
     def start(self) -> AgentProcess:
         self.launch()
@@ -143,6 +146,7 @@ class AgentProcess:
         """Start the process without waiting for it (many agents at once: wait with ``ready``)."""
         command = [
             *(["ip", "netns", "exec", self.netns] if self.netns else []),
+            *(["prlimit", f"--nofile={self.nofile}:{self.nofile}", "--"] if self.nofile else []),
             sys.executable,
             "-m",
             "reconciler",

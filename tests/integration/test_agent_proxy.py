@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import socket
 import socketserver
 import threading
 import time
@@ -174,3 +176,60 @@ def test_apps_from_git_reload_without_dropping_streams(
         log = agent.log.read_text()
         for index in range(auto_workers()):
             assert f"reconciler.proxy.app worker {index}: listening app=apps/stream address=127.0.0.1:{new_port}" in log
+
+
+def test_a_flood_of_idle_api_connections_does_not_starve_the_agent(remote: Remote, tmp_path: Path) -> None:
+    """The agent with 256 descriptors under 3,000 API connections that never send a request: the API holds at
+    most its share (64), the agent keeps proxying, fetches and applies a new revision (a new port), keeps its
+    healthy target up, and answers /status once the flood is gone."""
+    with echo_server() as target:
+        port, new_port = free_port(), free_port()
+        proxy = PROXY.format(listen=f'"127.0.0.1:{port}"', targets=f'"127.0.0.1:{target}"')
+        remote.commit({"proxy.yaml": proxy})
+        agent = AgentProcess(remote, tmp_path / "state", node="proxy-1", args=("--interval", "1s"), nofile=256)
+        agent.start()
+        try:
+            wait_for(lambda: "apps/stream" in _proxy_status(agent), timeout=10, what="the app in status")
+            assert agent.process is not None
+            flood = []
+            api_port = int(agent.address.rsplit(":", 1)[1])
+            for _ in range(3000):
+                sock = socket.socket()
+                sock.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    sock.connect(("127.0.0.1", api_port))
+                flood.append(sock)
+            try:
+                time.sleep(1)
+                descriptors = len(os.listdir(f"/proc/{agent.process.pid}/fd"))
+                print(f"agent descriptors under a flood of 3,000 API connections: {descriptors} (limit 256)")
+                assert descriptors < 200
+                assert _echo(port) == b"ping"
+                remote.commit(
+                    {"proxy.yaml": proxy.replace(f'"127.0.0.1:{port}"', f'"127.0.0.1:{port}", "127.0.0.1:{new_port}"')}
+                )
+                wait_for(lambda: _echo(new_port) == b"ping", timeout=15, what="the new revision applied")
+                time.sleep(2)  # health checks go on: rounds every 500 ms
+                assert _echo(port) == b"ping"
+            finally:
+                for sock in flood:
+                    sock.close()
+
+            def target_up() -> bool:
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    return bool(_proxy_status(agent)["apps/stream"]["targets"][0]["health"] == "up")
+                return False
+
+            wait_for(target_up, timeout=20, what="/status with the target up")
+            assert "Too many open files" not in agent.log.read_text()
+        finally:
+            agent.stop()
+
+
+def _echo(port: int) -> bytes:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"ping")
+            return sock.recv(4)
+    except OSError:
+        return b""

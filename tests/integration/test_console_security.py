@@ -6,6 +6,7 @@ that user completes a page edit with a session bound to them; reads need a user;
 from __future__ import annotations
 
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,10 +14,13 @@ import pytest
 
 from reconciler.console.auth import Sessions
 from reconciler.console.edits import EditError, Entry
-from reconciler.console.service import Edit, add_edit
+from reconciler.console.service import Edit, add_edit, ban_edit, mode_edit
 from reconciler.loading.loader import load_tree
+from reconciler.model import EdgeNetwork
 from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.settings import GitIdentity
+from reconciler.system.files import read_source_tree
+from tests.conftest import EXAMPLE
 from tests.integration.agents import Remote, git
 from tests.integration.test_console import AUTH, FILE, PARTNERS, client_for, head, make_app, run
 
@@ -244,3 +248,30 @@ def test_memory_stays_flat_under_proxied_page_views(tmp_path: Path, remote: Remo
     print(f"sessions after 11,000 proxied page views: {len(app.access.sessions)}; memory grown: {grown} bytes")
     assert len(app.access.sessions) == 1
     assert grown < 200_000  # the old code kept ~600 bytes per view: 6 MB here
+
+
+def test_edge_comments_and_ban_addresses_cannot_smuggle_yaml() -> None:
+    """The pages' other values, through the same writer and read-back: an edge-mode comment is stored as the
+    string given; a ban address that is not an address is refused before anything is written."""
+    tree = read_source_tree(EXAMPLE, display_root="", max_file_bytes=1 << 20)
+    edges, pools = "edges/example-org.yaml", "pools/egress-pool.yaml"
+    host = str(load_tree(tree).state.get(EdgeNetwork, "example-org").spec.edge_list[0].host)  # type: ignore[union-attr]
+    comment = "down}\n---\nkind: TCPProxy\nmetadata: {name: evil}, mode: force"
+    text = (EXAMPLE / edges).read_text()
+    after = mode_edit("example-org", host, "unavailable", comment).apply(tree, edges, text)
+    edited = load_tree(
+        replace(
+            tree,
+            files=tuple(SourceFile(f.path, f.relpath, after.encode()) if f.relpath == edges else f for f in tree.files),
+        )
+    )
+    assert len(edited.state) == len(load_tree(tree).state)
+    edge = edited.state.get(EdgeNetwork, "example-org").spec.edge_list[0]  # type: ignore[union-attr]
+    assert (edge.mode, edge.comment) == ("unavailable", comment.strip())
+    for address in ("203.0.113.9]\n  nodes: [nowhere", "203.0.113.9\n---\nkind: TCPProxy", "not-an-address"):
+        with pytest.raises(EditError) as refused:
+            ban_edit("egress", address, banned=True)
+        assert refused.value.status == 422
+    assert "203.0.113.77" in ban_edit("egress", "203.0.113.77", banned=True).apply(
+        tree, pools, (EXAMPLE / pools).read_text()
+    )

@@ -84,6 +84,7 @@ class _Pool:
     members: tuple[NginxMember, ...] = ()
     resource: IPPool | None = None  # as last observed (the old tool's /api/config shows its settings)
     watched: dict[str, tuple[int, int, float] | None] = field(default_factory=dict)  # nginx file -> stat at scan
+    judged: bool = False  # health holds a verdict (a finished scan, or the state file's); not while the first runs
 
 
 def app_key(name: str) -> str:
@@ -222,6 +223,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             now=now,
         )
         state.counts.add(found.counts)
+        state.judged = True
         app = self.manager.snapshot().get(app_key(name))
         facts = PoolFacts(members, dict(state.health), state.counts, problems, app)
         return Observed(facts, self._summary(facts), degraded=_empty(facts))
@@ -352,6 +354,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                     {str(ip): health_from_json(h) for ip, h in data.get("health", {}).items()},
                     {},
                     {str(p): TailPosition(int(i), int(o)) for p, (i, o) in data.get("logs", {}).items()},
+                    judged=True,
                 )
 
     def collectors(self) -> Sequence[Collector]:
@@ -363,6 +366,9 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
             state = self.pools.get(name)
             if state is None:
                 return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
+            if not state.judged:  # an empty answer would read as a pool without members
+                message = f"the first scan of IP pool {name} has not finished"
+                return web.json_response({"error": message}, status=503, headers={"Retry-After": "1"})
             members = {
                 ip: {
                     "available": health.verdict.available,

@@ -5,11 +5,18 @@ manual ban, and the state (health and log positions) surviving a restart without
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
 from reconciler.capabilities.ip_pool import IPPoolCapability, app_key
 from reconciler.model import DesiredState, HealthStrategy, IPPool
+from reconciler.observers.nginx_members import NginxMember
 from reconciler.proxy.manager import ProxyManager
 from reconciler.testing import FakeClock
 from tests.integration.agents import free_port
@@ -116,3 +123,43 @@ def test_members_judged_from_the_log_drive_the_pool_proxy(tmp_path: Path) -> Non
         await second.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_pool_route_answers_503_until_the_first_scan_has_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the first scan reads the log, GET /pools/NAME says so instead of answering a pool without members."""
+    log = tmp_path / "access.log"
+    log.write_text(_line(19001, 200))
+    pool = _pool(log, (19001, 19002), free_port())
+    capability = IPPoolCapability(ProxyManager(workers=0), FakeClock(wall=NOW))
+    capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+    reading, release = threading.Event(), threading.Event()
+    members = capability._members
+
+    def slow_members(resource: IPPool) -> tuple[tuple[NginxMember, ...], tuple[str, ...]]:
+        reading.set()
+        release.wait(5)
+        return members(resource)
+
+    monkeypatch.setattr(capability, "_members", slow_members)
+
+    async def scenario() -> Sequence[tuple[int, dict[str, Any]]]:
+        app = web.Application()
+        app.add_routes(capability.routes())
+        answers = []
+        async with TestClient(TestServer(app)) as client:
+            scan = asyncio.create_task(capability.observe(pool))
+            assert await asyncio.to_thread(reading.wait, 5)
+            for _ in range(2):
+                response = await client.get("/pools/egress")
+                answers.append((response.status, await response.json()))
+                release.set()
+                await scan
+        return answers
+
+    (during, body), (after, scanned) = asyncio.run(scenario())
+    assert (during, body["error"]) == (503, "the first scan of IP pool egress has not finished")
+    assert after == 200
+    assert scanned["members"]["203.0.113.5"]["requests"] == {"2xx": 1}
+    assert set(scanned["members"]) == {"203.0.113.5", "203.0.113.6"}

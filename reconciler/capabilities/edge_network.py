@@ -22,9 +22,10 @@ from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from reconciler.appliers.zone import ZoneApplier
+from reconciler.appliers.zone import ZoneApplier, zone_group
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
 from reconciler.model.edge_network import EdgeNetwork
 from reconciler.model.observed import EdgeProbeFacts
@@ -44,7 +45,7 @@ from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.render.zone import RenderedZone, ZoneTemplateError, next_serial, render_zone
 from reconciler.system.clock import Clock
 from reconciler.system.commands import CommandRunner
-from reconciler.system.files import read_bytes_if_exists
+from reconciler.system.files import file_permissions, read_bytes_if_exists
 from reconciler.system.http import HttpFetcher, HttpxFetcher
 from reconciler.system.resolver import Resolver
 
@@ -63,6 +64,31 @@ class ZoneWrite:
 
     def __str__(self) -> str:
         return f"{self.path} serial {self.serial}"
+
+
+@dataclass(frozen=True, slots=True)
+class ZonePermissions:
+    """A zone file's permissions as the spec wants them (the text is as written; someone changed its mode)."""
+
+    zone: str
+    path: str
+    mode: int
+    group: str | None
+
+    def __str__(self) -> str:
+        return f"{self.path} mode {self.mode:04o}" + (f" group {self.group}" if self.group else "")
+
+
+def _permissions_wanted(path: Path, mode: int, group: str | None) -> bool:
+    """Whether a zone file lacks the mode or group the spec names (a group this machine lacks: the apply says so)."""
+    found = file_permissions(path)
+    if found is None:
+        return False
+    try:
+        gid = zone_group(group)
+    except ApplyError:
+        return True
+    return found[0] != mode or (gid is not None and found[1] != gid)
 
 
 @dataclass(frozen=True)
@@ -218,7 +244,12 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     labels=zone.labels,
                     addresses=records[name],
                     soa=spec.soa,
-                    nameservers=[str(ns) for ns in spec.nameservers],
+                    nameservers=[ns if isinstance(ns, str) else str(ns.name) for ns in spec.nameserver_list],
+                    glue={
+                        str(ns.name): [str(a) for a in ns.addresses]
+                        for ns in spec.nameserver_list
+                        if not isinstance(ns, str)
+                    },
                     include=self._read(zone.include),
                     template=self._read(zone.template),
                 )
@@ -263,10 +294,14 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         state = self.networks.get(resource.metadata.name, _Network())
         today = datetime.fromtimestamp(now, UTC).date()
         changes: list[Change[Any]] = []
+        output = resource.spec.output
         for name, rendered in sorted(facts.zones.items()):
-            path = str(Path(resource.spec.output.dir) / f"{name}.zone")
+            path = str(Path(output.dir) / f"{name}.zone")
             written = state.bodies.get(name)
             if written == rendered.body and read_bytes_if_exists(Path(path)) is not None:
+                if _permissions_wanted(Path(path), output.mode, output.group):
+                    mode = ZonePermissions(name, path, output.mode, output.group)
+                    changes.append(Change(f"{name} permissions", Action.CHANGE, after=mode, member=False))
                 continue
             serial = next_serial(state.serials.get(name), today)
             write = ZoneWrite(name, path, serial, rendered.body, rendered.with_serial(serial))
@@ -282,14 +317,25 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
 
     async def apply(self, resource: EdgeNetwork, target: TargetPlan[Any]) -> None:
         state = self.networks.setdefault(resource.metadata.name, _Network())
+        output = resource.spec.output
         writes = [c.after for c in target.changes if isinstance(c.after, ZoneWrite)]
         for write in writes:
             await asyncio.to_thread(
-                self.applier.write, Path(write.path), write.zone, write.text, check=resource.spec.output.check
+                self.applier.write,
+                Path(write.path),
+                write.zone,
+                write.text,
+                check=output.check,
+                mode=output.mode,
+                group=output.group,
             )
             state.serials[write.zone] = write.serial
             state.bodies[write.zone] = write.body
         for change in target.changes:
+            if isinstance(change.after, ZonePermissions):
+                permit = change.after
+                await asyncio.to_thread(self.applier.permit, Path(permit.path), permit.zone, permit.mode, permit.group)
+                continue
             zone, _, address = change.key.partition(" ")
             if address == "file":
                 continue

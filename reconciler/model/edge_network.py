@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from reconciler.model.common import Resource, Spec, Strict, ensure_unique
-from reconciler.model.values import DnsName, IPAddressValue, PositiveDuration
+from reconciler.model.values import DnsName, FileMode, IPAddressValue, PositiveDuration
 
 EdgeMode = Literal["available", "force", "blindforce", "unavailable"]
 
@@ -82,6 +82,20 @@ class Zone(Strict):
         return labels
 
 
+class Nameserver(Strict):
+    """A name server with its addresses: they are published as glue when it lies inside a zone written here."""
+
+    name: DnsName = Field(description="The server's name, like ns1.example.org.")
+    addresses: tuple[IPAddressValue, ...] = Field(
+        min_length=1, max_length=16, description="Its IPv4 and IPv6 addresses (A and AAAA records in its zone)."
+    )
+
+
+def _inside(name: str, zone: str) -> bool:
+    name, zone = name.rstrip(".").lower(), zone.rstrip(".").lower()
+    return name == zone or name.endswith("." + zone)
+
+
 class Soa(Strict):
     """The SOA record of every zone."""
 
@@ -99,6 +113,16 @@ class Output(Strict):
 
     dir: str = Field(min_length=1, description="Directory the zone files are written to.")
     check: bool = Field(default=True, description="Run named-checkzone before a file replaces the old one.")
+    mode: FileMode = Field(
+        default=0o644, description="Permission bits of the zone files, quoted: named (user bind) must read them."
+    )
+    group: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        description="Group owning the zone files (a name or a number, like bind); left as it is when not set.",
+    )
     afterChange: tuple[str, ...] = Field(
         default=(),
         description="Command (argument list, no shell) run after any zone changed, like [rndc, reload].",
@@ -121,7 +145,10 @@ class EdgeNetworkSpec(Spec):
     rotation: Rotation = Field(default_factory=Rotation, description="Rotation limit.")
     zones: tuple[Zone, ...] = Field(min_length=1, description="Zones written.")
     soa: Soa = Field(description="SOA values.")
-    nameservers: tuple[DnsName, ...] = Field(min_length=1, description="NS records of every zone.")
+    nameservers: tuple[DnsName | Nameserver, ...] = Field(
+        min_length=1,
+        description="NS records of every zone: names, or {name, addresses} for a server inside a zone written here.",
+    )
     canaries: dict[DnsName, IPAddressValue] = Field(
         default_factory=dict,
         description="Zone name -> canary edge address, published alongside the live set.",
@@ -130,6 +157,10 @@ class EdgeNetworkSpec(Spec):
         default=6, ge=1, description="Disable all canaries for a run once this many canary probes failed."
     )
     output: Output = Field(description="Where zone files go.")
+
+    @property
+    def nameserver_list(self) -> tuple[Nameserver | str, ...]:
+        return tuple(ns if isinstance(ns, Nameserver) else str(ns) for ns in self.nameservers)
 
     @property
     def edge_list(self) -> tuple[Edge, ...]:
@@ -150,6 +181,16 @@ class EdgeNetworkSpec(Spec):
         for zone in self.canaries:
             if zone not in zones:
                 raise ValueError(f"canary zone {zone} is not one of zones: {', '.join(sorted(zones))}")
+        for ns in self.nameservers:
+            if isinstance(ns, Nameserver):
+                continue
+            for written in self.zones:
+                if _inside(ns, written.name) and written.include is None and written.template is None:
+                    raise ValueError(
+                        f"nameserver {ns}. is inside zone {written.name}, which has no address for it: named "
+                        f"refuses such a zone; give it one, like {{name: {ns}., addresses: [192.0.2.53]}}, or use "
+                        "a name server outside the zone"
+                    )
         return self
 
 

@@ -139,6 +139,24 @@ def parse_network(text: str) -> IPNetwork:
     raise ValueError(f"'{text}' has host bits set: did you mean {loose}?")
 
 
+def _file_mode(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML reads an unquoted 0644 as the number 644 and 0o644 as 420: either guess would be wrong for someone
+        raise ValueError(f"write the file mode quoted, like '0644' (the unquoted {value} is read as a number)")
+    if not isinstance(value, str) or not re.fullmatch(r"0?o?[0-7]{3}", value):
+        raise ValueError(f"{value!r} is not a file mode: write three octal digits, quoted, like '0644'")
+    return int(value.replace("o", ""), 8)
+
+
+FileMode = Annotated[
+    int,
+    PlainValidator(_file_mode),
+    PlainSerializer(lambda mode: f"0{mode:03o}", return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^0?o?[0-7]{3}$", "examples": ["0644", "0640"]}),
+]
+"""Permission bits of a file the agent writes, as chmod takes them."""
+
+
 _IP_SCHEMA = {
     "type": "string",
     "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],

@@ -8,7 +8,7 @@ serial) is what the applier compares with what it wrote last time.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -28,6 +28,7 @@ $TTL {{ ttl }}
     {{ soa.minimum }} ; minimum
 )
 {% for ns in nameservers %}@ IN NS {{ ns }}
+{% endfor %}{% for owner, address in glue %}{{ owner }} IN {{ address.type }} {{ address.ip }}
 {% endfor %}{% for label in labels %}{% for address in addresses %}{{ label }} IN {{ address.type }} {{ address.ip }}
 {% endfor %}{% endfor %}{% if include %}
 ; included from the desired state
@@ -64,6 +65,19 @@ def _absolute(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
+def _glue(zone: str, glue: Mapping[str, Sequence[str]]) -> list[tuple[str, Record]]:
+    """(owner relative to the zone, record) for each name server inside ``zone``, in name order."""
+    origin = _absolute(zone).lower()
+    found: list[tuple[str, Record]] = []
+    for name in sorted(glue):
+        absolute = _absolute(name).lower()
+        if absolute == origin:
+            found += [("@", record) for record in records(glue[name])]
+        elif absolute.endswith("." + origin):
+            found += [(absolute[: -len(origin) - 1], record) for record in records(glue[name])]
+    return found
+
+
 def records(addresses: Sequence[str]) -> list[Record]:
     """A and AAAA records, IPv4 first, each address once, in address order."""
     parsed = sorted({ipaddress.ip_address(a) for a in addresses}, key=lambda a: (a.version, int(a)))
@@ -77,11 +91,13 @@ def render_zone(
     addresses: Sequence[str],
     soa: Soa,
     nameservers: Sequence[str],
+    glue: Mapping[str, Sequence[str]] | None = None,
     include: str | None = None,
     template: str | None = None,
 ) -> RenderedZone:
-    """The zone's text with its serial left as a placeholder. Raises ZoneTemplateError for a template that
-    fails to render (an undefined name is an error, not an empty string)."""
+    """The zone's text with its serial left as a placeholder. ``glue``: name server -> its addresses, written for
+    the servers inside this zone (named refuses a zone whose in-zone NS has no address). Raises ZoneTemplateError
+    for a template that fails to render (an undefined name is an error, not an empty string)."""
     environment = Environment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 zone files are not HTML
     values = {
         "zone": _absolute(zone),
@@ -98,6 +114,7 @@ def render_zone(
         "nameservers": [_absolute(ns) for ns in nameservers],
         "labels": list(labels),
         "addresses": records(addresses),
+        "glue": _glue(zone, glue or {}),
         "include": (include or "").rstrip("\n"),
     }
     try:

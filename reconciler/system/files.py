@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -73,13 +75,20 @@ def write_atomic(path: Path, content: bytes) -> None:
     write_checked(path, content, lambda _: None)
 
 
-def write_checked(path: Path, content: bytes, check: Callable[[Path], None]) -> None:
+def write_checked(
+    path: Path, content: bytes, check: Callable[[Path], None], *, mode: int | None = None, gid: int | None = None
+) -> None:
     """Write to a temporary file in the same folder, fsync, run ``check(temporary path)``, rename: readers see the
-    old or the new file, whole; when ``check`` raises, the old file stays as it was."""
+    old or the new file, whole; when ``check`` raises, the old file stays as it was. ``mode`` and ``gid`` are set
+    before the rename (a temporary file is 0600: without them, the new file is readable by its owner only)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if gid is not None:
+                os.fchown(handle.fileno(), -1, gid)
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
@@ -88,6 +97,28 @@ def write_checked(path: Path, content: bytes, check: Callable[[Path], None]) -> 
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def file_permissions(path: Path) -> tuple[int, int] | None:
+    """A file's permission bits and group; None: absent."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return stat.S_IMODE(found.st_mode), found.st_gid
+
+
+def set_permissions(path: Path, mode: int, gid: int | None) -> None:
+    if gid is not None:
+        os.chown(path, -1, gid)
+    os.chmod(path, mode)
+
+
+def group_id(group: str) -> int:
+    """A group name or number as a gid; KeyError when this machine has no such group."""
+    if group.isdigit():
+        return int(group)
+    return grp.getgrnam(group).gr_gid
 
 
 def temporary_directory(prefix: str) -> tempfile.TemporaryDirectory[str]:

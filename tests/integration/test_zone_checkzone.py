@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.loading.loader import load_desired_state
+from reconciler.model import EdgeNetwork
 from reconciler.model.edge_network import Soa
 from reconciler.render.zone import render_zone
+from reconciler.system.files import read_source_tree
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
@@ -46,3 +49,28 @@ def test_named_checkzone_accepts_ours_and_refuses_a_broken_one(tmp_path: Path) -
     )
     path.write_text(broken.with_serial(1))
     assert _check("example.org", path).returncode != 0
+
+
+def test_the_bundled_example_zone_passes_named_checkzone(tmp_path: Path) -> None:
+    """The example's in-zone name servers come with their addresses, so the zone it makes is one named loads."""
+    require_root("named-checkzone")
+    example = Path(__file__).resolve().parents[2] / "desired-state"
+    state = load_desired_state(read_source_tree(example, max_file_bytes=1 << 20)).state
+    network = state.get(EdgeNetwork, "example-org")
+    assert network is not None
+    spec, zone = network.spec, network.spec.zones[0]
+    assert zone.include is not None
+    rendered = render_zone(
+        str(zone.name),
+        labels=zone.labels,
+        addresses=["192.0.2.21"],
+        soa=spec.soa,
+        nameservers=[str(ns.name) for ns in spec.nameserver_list if not isinstance(ns, str)],
+        glue={str(ns.name): [str(a) for a in ns.addresses] for ns in spec.nameserver_list if not isinstance(ns, str)},
+        include=(example / zone.include).read_text(),
+    )
+    path = tmp_path / "example.org.zone"
+    path.write_text(rendered.with_serial(2026120700))
+    checked = _check("example.org", path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ns1 IN A 192.0.2.53\n" in rendered.body

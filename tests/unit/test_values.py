@@ -6,8 +6,10 @@ import ipaddress
 from datetime import timedelta
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from reconciler.model.values import (
+    FileMode,
     PortRange,
     domain_matches,
     format_duration,
@@ -124,3 +126,13 @@ def test_wildcards_match_exactly_one_label() -> None:
     assert domain_matches("example.com", "example.com")
     with pytest.raises(ValueError, match="leftmost label"):
         parse_domain_pattern("a*.example.com")
+
+
+def test_file_modes_are_quoted_octal() -> None:
+    """'0644' and '640' are modes; an unquoted 0644 (YAML reads 644) or 0o644 (420) is refused, not guessed."""
+    modes = TypeAdapter(FileMode)
+    assert [modes.validate_python(text) for text in ("0644", "640", "0o600")] == [0o644, 0o640, 0o600]
+    assert modes.dump_python(0o640, mode="json") == "0640"
+    for wrong, said in ((644, "write the file mode quoted, like '0644'"), ("0999", "is not a file mode")):
+        with pytest.raises(ValidationError, match=said):
+            modes.validate_python(wrong)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from reconciler.model.edge_network import Soa
+from reconciler.model.edge_network import EdgeNetworkSpec, Nameserver, Soa
 from reconciler.render.zone import ZoneTemplateError, next_serial, render_zone
 from tests.golden import assert_golden
 
@@ -65,3 +66,50 @@ def test_serials() -> None:
 def test_a_template_that_does_not_render_names_the_zone() -> None:
     with pytest.raises(ZoneTemplateError, match=r"zone example.org: the template does not render: 'nope' is undefined"):
         render_zone("example.org", labels=["@"], addresses=[], soa=SOA, nameservers=NS, template="{{ nope }}")
+
+
+def test_name_servers_inside_the_zone_get_their_glue() -> None:
+    """ns1.example.org. in example.org gets its A and AAAA records; the apex itself as @; one outside gets none."""
+    zone = render_zone(
+        "example.org",
+        labels=["www"],
+        addresses=["203.0.113.20"],
+        soa=SOA,
+        nameservers=["ns1.example.org", "example.org", "ns.example.net"],
+        glue={
+            "ns1.example.org": ["2001:db8::53", "192.0.2.53"],
+            "example.org": ["192.0.2.54"],
+            "ns.example.net": ["192.0.2.55"],
+        },
+    )
+    lines = zone.body.splitlines()
+    assert [line for line in lines if " IN A" in line and not line.startswith("www")] == [
+        "@ IN A 192.0.2.54",
+        "ns1 IN A 192.0.2.53",
+        "ns1 IN AAAA 2001:db8::53",
+    ]
+
+
+def test_an_in_zone_name_server_without_an_address_is_refused_at_validation() -> None:
+    """named-checkzone would refuse the zone ("NS has no address records"): validate says so first, and how."""
+    spec = {
+        "edges": ["edge1.example.net"],
+        "object": {"url": "https://{host}/edgemanage.txt"},
+        "zones": [{"name": "example.org"}],
+        "soa": {"mname": "ns0.example.org.", "rname": "hostmaster.example.org."},
+        "nameservers": ["ns1.example.org."],
+        "output": {"dir": "/var/cache/bind"},
+    }
+    with pytest.raises(
+        ValidationError, match=r"nameserver ns1\.example\.org\. is inside zone example\.org, which has no address"
+    ):
+        EdgeNetworkSpec.model_validate(spec)
+    glued = EdgeNetworkSpec.model_validate(
+        {**spec, "nameservers": [{"name": "ns1.example.org.", "addresses": ["192.0.2.53"]}]}
+    )
+    assert glued.nameserver_list[0] == Nameserver.model_validate(
+        {"name": "ns1.example.org.", "addresses": ["192.0.2.53"]}
+    )
+    assert EdgeNetworkSpec.model_validate({**spec, "nameservers": ["ns.example.net."]}).nameserver_list == (
+        "ns.example.net",
+    )

@@ -358,7 +358,10 @@ class Agent:
         if self.reconciler.saved.attempted_revision is None and self.reconciler.stall is None:
             return None  # nothing loaded yet: there is no status worth a commit
         async with self._publish_lock:
-            files = status_files(self.reconciler.status, heartbeat=_iso(self._heartbeat_at(self.clock.now())))
+            now = self.clock.now()
+            # the final status says when the node was last alive to the second, not to the heartbeat's grid
+            heartbeat = _iso(now if self.reconciler.stopped_at is not None else self._heartbeat_at(now))
+            files = status_files(self.reconciler.status, heartbeat=heartbeat)
             digest = _digest(files)
             if digest == self._published and not final:
                 return None
@@ -575,6 +578,7 @@ class Agent:
         except TimeoutError:
             self._unclean("passes in flight were cut short")
         await self.reconciler.close()
+        self.reconciler.mark_stopped()
         self.persist()
         if self.state_error is not None:
             self._unclean(f"the state file was not written: {self.state_error}")

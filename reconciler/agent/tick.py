@@ -146,6 +146,7 @@ class Reconciler:
         self.resources: dict[Key, ResourceStatus] = {}
         self.ready = False
         self.background = False  # passes started by revisions and clocks run as tasks (the running agent)
+        self.stopped_at: float | None = None  # set by the agent's stop, for its final status
         self._tasks: set[asyncio.Task[None]] = set()
         self._relevant: tuple[tuple[Problem, ...], tuple[Problem, ...]] = ((), ())
         self._summary_pending = False
@@ -455,6 +456,11 @@ class Reconciler:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def mark_stopped(self) -> None:
+        """The final status says the node stopped, and when (a stopped node is not Ready)."""
+        self.stopped_at = self.clock.now()
+        self.status = self._node_status(self._failed())
+
     async def close(self) -> None:
         """Cancel passes in flight (shutdown)."""
         for slot in self.slots.values():
@@ -534,7 +540,10 @@ class Reconciler:
         where "Starting" would otherwise count as a transition and rewrite every transition time)."""
         failed = tuple(failed)
         applied = self.saved.applied_revision
-        if self.stall is not None:
+        if self.stopped_at is not None:
+            left = f"revision {applied[:12]} stays applied" if applied else "no revision was applied"
+            current = cond.stopped(f"the agent stopped at {cond.timestamp(self.stopped_at)}; {left}, unwatched")
+        elif self.stall is not None:
             reason, message = self.stall
             if applied:
                 message += f"; revision {applied[:12]} stays in force"

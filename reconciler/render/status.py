@@ -79,7 +79,7 @@ def render_edges_csv(document: Mapping[str, Any]) -> str:
 
 
 def render_fleet_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One line per node: name, applied revision, Ready, age, and STALE when it is."""
+    """One line per node: name, applied revision, Ready, age, and STOPPED or STALE when it is."""
     if not rows:
         return "no node has published a status"
     width = max(len(str(row["node"])) for row in rows)
@@ -88,8 +88,9 @@ def render_fleet_text(rows: Sequence[Mapping[str, Any]]) -> str:
         ready = next((c for c in row["conditions"] if c.get("type") == "Ready"), None)
         state = f"Ready={ready['status']} {ready['reason']}" if ready else "Ready=?"
         revision = (row["appliedRevision"] or "-")[:12]
-        stale = "  STALE" if row["stale"] else ""
-        lines.append(f"{row['node']:<{width}}  {revision:<12}  {state}  {row['ageSeconds']:.0f}s ago{stale}")
-    stale_count = sum(1 for row in rows if row["stale"])
-    lines.append(f"{len(rows)} node(s), {stale_count} stale")
+        mark = "  STOPPED" if row.get("stopped") else "  STALE" if row["stale"] else ""
+        lines.append(f"{row['node']:<{width}}  {revision:<12}  {state}  {row['ageSeconds']:.0f}s ago{mark}")
+    stopped = sum(1 for row in rows if row.get("stopped"))
+    stale_count = sum(1 for row in rows if row["stale"] and not row.get("stopped"))
+    lines.append(f"{len(rows)} node(s), {stale_count} stale, {stopped} stopped")
     return "\n".join(lines)

@@ -76,6 +76,15 @@ def degraded(reason: str, message: str) -> tuple[Condition, ...]:
     )
 
 
+def stopped(message: str) -> tuple[Condition, ...]:
+    """The agent has stopped: nothing is reconciled until it runs again (what it applied is still in place)."""
+    return (
+        Condition("Ready", "False", "Stopped", message),
+        Condition("Degraded", "False", "Stopped"),
+        Condition("Stalled", "False", "Stopped"),
+    )
+
+
 def stalled(reason: str, message: str) -> tuple[Condition, ...]:
     return (
         Condition("Ready", "False", reason, message),

@@ -1,6 +1,6 @@
 """The fleet view (pure): every node's status files -> one row per node with its applied revision, conditions,
-problems, resources, age and whether it is stale. The age runs from the node's last heartbeat (agent.yaml), or,
-for a node that publishes none, from the last commit that changed its files."""
+problems, resources, age, whether it is stale and whether it said it stopped. The age runs from the node's last
+heartbeat (agent.yaml), or, for a node that publishes none, from the last commit that changed its files."""
 
 from __future__ import annotations
 
@@ -44,16 +44,19 @@ def fleet_rows(
                 resources.append(document)
         seen = _seconds(agent["heartbeat"]) if agent.get("heartbeat") else None
         age = max(0.0, now - (seen if seen is not None else changed_at))
+        conditions = agent.get("conditions", [])
+        ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), {})
         rows.append(
             {
                 "node": name,
                 "appliedRevision": agent.get("lastAppliedRevision"),
                 "attemptedRevision": agent.get("lastAttemptedRevision"),
-                "conditions": agent.get("conditions", []),
+                "conditions": conditions,
                 "problems": agent.get("problems", []),
                 "resources": resources,
                 "ageSeconds": round(age, 1),
                 "stale": age > stale_after,
+                "stopped": ready.get("reason") == "Stopped",  # its last word was that it stopped
             }
         )
     return rows

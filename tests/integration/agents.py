@@ -44,14 +44,23 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "condition",
+    explain: Callable[[], str] | None = None,
+) -> Any:
+    """``explain``: what to show when it times out (an agent's log), for a failure in CI to say why."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            said = f":\n{explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{said}")
         time.sleep(interval)
 
 

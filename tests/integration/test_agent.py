@@ -202,7 +202,8 @@ def test_sigterm_publishes_a_final_status_and_exits_0(remote: Remote, agents: Ca
 
 
 def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: Callable[..., AgentProcess]) -> None:
-    """SIGKILL during a tick, then restart: the new revision is applied, and a converged restart commits nothing.
+    """SIGKILL during a tick, then restart: the new revision is applied; a stop commits its final status (Stopped)
+    and a converged restart commits only that it runs again, nothing after.
     (The heartbeat is set to a day: its five-minute tick could otherwise fall inside the test and commit.)"""
     remote.commit(lists(a="203.0.113.1"))
     flags = ("--interval", "1s", "--status-interval", "1s", "--status-heartbeat", "24h")
@@ -223,11 +224,20 @@ def test_sigkill_and_restart_converge_without_repeating(remote: Remote, agents: 
     commits = remote.status_log("reconciler-status/gw-1")
     restarted.signal(signal.SIGTERM)
     assert restarted.wait(timeout=10) == 0
+    stopped = remote.status_log("reconciler-status/gw-1")
+    assert len(stopped) == len(commits) + 1  # the final status: Ready=False Stopped
+    assert "reason: Stopped" in (remote.status_file("status/gw-1/agent.yaml") or "")
 
     again = agents(remote, "gw-1", *flags, state="state")
     wait_for(lambda: again.applied() == revision, timeout=10, what="the third start")
+    wait_for(
+        lambda: "reason: Stopped" not in (remote.status_file("status/gw-1/agent.yaml") or "Stopped"),
+        timeout=5,
+        what="the status saying the node runs again",
+    )
     time.sleep(3)
-    assert remote.status_log("reconciler-status/gw-1") == commits, "an unchanged status was committed again"
+    after = remote.status_log("reconciler-status/gw-1")
+    assert len(after) == len(stopped) + 1, "an unchanged status was committed again"  # only: running again
 
 
 def test_unsigned_commits_are_not_applied(tmp_path: Path, remote: Remote, agents: Callable[..., AgentProcess]) -> None:

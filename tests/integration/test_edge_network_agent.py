@@ -109,7 +109,12 @@ def test_edges_through_the_agent_flapping_checksum_and_restarts(tmp_path: Path) 
         edges.bodies[WRONG] = b"tampered\n"
         agent = AgentProcess(remote, tmp_path / "state", node="dns-1").start()
         try:
-            wait_for(lambda: zone_file.exists() and _zone(zone_file)[0] == {E0, E1}, timeout=20, what="E0, E1 live")
+            wait_for(
+                lambda: zone_file.exists() and _zone(zone_file)[0] == {E0, E1},
+                timeout=20,
+                what="E0, E1 live",
+                explain=lambda: agent.log.read_text()[-4000:],
+            )
             assert marker.exists()
 
             _wrong_checksum_shows(agent)

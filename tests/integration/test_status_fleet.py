@@ -1,6 +1,6 @@
 """A fleet of real agents on one bare remote, each publishing to its own status branch: after a new revision every
 node's status names it within 30 s and no publish is given up; the fleet view (``reconciler status --repo URL
---all``) lists every node and marks a stopped one stale once its heartbeat is old."""
+--all``) lists every node, and a node stopped with SIGTERM as stopped (its final status says so) at once."""
 
 from __future__ import annotations
 
@@ -64,19 +64,32 @@ def test_twenty_agents_publish_without_contention(tmp_path: Path) -> None:
         stopped.signal(signal.SIGTERM)
         assert stopped.wait(timeout=15) == 0
 
-        def only_the_stopped_node_is_stale() -> bool:
-            rows = _fleet(remote, "--stale-after", "8s")
-            return [row["node"] for row in rows if row["stale"]] == [stopped.node] and len(rows) == len(NODES)
+        def the_stopped_node_says_so() -> bool:
+            rows = _fleet(remote)
+            return [row["node"] for row in rows if row["stopped"]] == [stopped.node] and len(rows) == len(NODES)
 
-        wait_for(only_the_stopped_node_is_stale, timeout=30, interval=1, what="the stopped node marked stale")
+        wait_for(the_stopped_node_says_so, timeout=15, interval=1, what="the stopped node's final status")
+        row = next(row for row in _fleet(remote) if row["node"] == stopped.node)
+        ready = next(c for c in row["conditions"] if c["type"] == "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "Stopped")
+        assert f"{second[:12]} stays applied" in ready["message"]
         text = subprocess.run(
-            [sys.executable, "-m", "reconciler", "status", "--repo", remote.url, "--all", "--stale-after", "8s"],
+            [sys.executable, "-m", "reconciler", "status", "--repo", remote.url, "--all"],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-        assert text.splitlines()[-1] == "20 node(s), 1 stale"
-        assert f"{stopped.node}  {second[:12]}" in text
+        assert text.splitlines()[-1] == "20 node(s), 0 stale, 1 stopped"
+        assert f"{stopped.node}  {second[:12]}  Ready=False Stopped" in text
+        assert text.count("STOPPED") == 1
+        local = subprocess.run(
+            [sys.executable, "-m", "reconciler", "status", "--state-dir", str(stopped.state_dir), "--format", "json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        conditions = {c["type"]: c for c in json.loads(local)["conditions"]}
+        assert (conditions["Ready"]["status"], conditions["Ready"]["reason"]) == ("False", "Stopped")
     finally:
         for agent in agents:
             agent.stop()

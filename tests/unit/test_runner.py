@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
+from ruamel.yaml import YAML
 
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
@@ -202,3 +204,31 @@ def test_a_big_scrape_is_written_out_while_the_loop_goes_on(tmp_path: Path) -> N
     assert exposition.count(b"\nmany_samples_total{") == 100_000
     assert b"reconciler_git_fetch_backoff_seconds" in exposition
     assert turns >= 5
+
+
+def test_a_stopped_agent_says_so_with_the_time_of_its_stop(tmp_path: Path) -> None:
+    """After a stop, the final status (state dir and status branch) is Ready=False Stopped, names the revision left
+    in force, and its heartbeat is the stop's time, not the last tick of the 5-minute heartbeat grid."""
+    git = FakeGit()
+    capability = RecordingCapability("EgressAllowList")
+    revision = git.push({"a.yaml": allow_list("a", "203.0.113.1")})
+    agent = _agent(tmp_path, git, capability)
+
+    async def scenario() -> float:
+        task = asyncio.create_task(agent.run())
+        await _until(lambda: agent.reconciler.saved.applied_revision == revision and git.status_commits, 5)
+        await asyncio.sleep(0.3)
+        agent.stop()
+        stopped_at = time.time()
+        assert await asyncio.wait_for(task, 10) == 0
+        return stopped_at
+
+    stopped_at = asyncio.run(scenario())
+    node = YAML(typ="safe").load(git.status["status/gw-1/agent.yaml"])
+    ready = next(c for c in node["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Stopped")
+    assert ready["message"].endswith(f"revision {revision[:12]} stays applied, unwatched")
+    heartbeat = datetime.fromisoformat(node["heartbeat"].replace("Z", "+00:00")).timestamp()
+    assert abs(heartbeat - stopped_at) < 2
+    local = json.loads((tmp_path / "state" / "status.json").read_text())
+    assert [c["reason"] for c in local["conditions"] if c["type"] == "Ready"] == ["Stopped"]

@@ -52,6 +52,7 @@ from reconciler.system.files import (
 from reconciler.system.folder_source import FolderSource
 from reconciler.system.git import STATUS_LAYOUTS, open_repository
 from reconciler.system.resolver import nameserver
+from reconciler.system.signals import StopSignals, start_process_helpers
 from reconciler.system.status_fleet import fetch_fleet
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
@@ -391,14 +392,39 @@ def _event_loop() -> asyncio.Runner:
     return asyncio.Runner(loop_factory=uvloop.new_event_loop)
 
 
+def _run_agent(settings: AgentSettings) -> int:
+    """The long-running agent. SIGINT and SIGTERM are blocked before the first thread or git child exists, so
+    that only the one thread of StopSignals takes them (a Ctrl-C kills no git and no proxy worker mid-way)."""
+    agent: Agent | None = None
+    early: list[int] = []  # signals before the agent exists (the first clone): it stops as soon as it starts
+
+    def stop_signal(signum: int) -> None:
+        if agent is None:
+            early.append(signum)
+        else:
+            agent.stop_signal(signum)
+
+    if settings.tcp_proxy_workers or settings.pool_proxy_workers:
+        start_process_helpers()
+    with StopSignals(stop_signal):
+        source, publisher = open_repository(settings)
+        try:
+            agent = Agent(settings, source=source, publisher=publisher)
+            for signum in early:
+                agent.stop_signal(signum)
+            with _event_loop() as runner:
+                return runner.run(agent.run())
+        finally:
+            source.close()
+
+
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if not settings.once:
+        return _run_agent(settings)
     source, publisher = open_repository(settings)
     agent = Agent(settings, source=source, publisher=publisher)
     try:
-        if not settings.once:
-            with _event_loop() as runner:
-                return runner.run(agent.run())
         result = asyncio.run(agent.run_once())
     finally:
         source.close()

@@ -12,10 +12,12 @@ coalesce and none is lost while work is in flight:
 The agent knows no capability by name: it builds them from the registry, restores and saves their part of the
 state file, registers their metric collectors and serves their HTTP routes.
 
-SIGTERM/SIGINT: stop the scheduler, give passes in flight until the deadline, publish a final status, close every
-capability (proxies drain), stop serving; all within ``shutdown_timeout``. Whatever hangs, a watchdog ends the
-process and every process below it 1.5 s after that; a second signal does so at once. The exit code is 0 for a
-clean stop and 3 when any part of it failed or was cut short.
+SIGTERM/SIGINT (``stop_signal``; the CLI blocks both in every thread and child and one thread takes them, so
+that Ctrl-C in a terminal kills no git and no proxy worker mid-way: ``system/signals``): stop the scheduler, give
+passes in flight until the deadline, publish a final status, close every capability (proxies drain), stop
+serving; all within ``shutdown_timeout``. Whatever hangs, a watchdog ends the process and every process below it
+1.5 s after that; a second signal does so at once. The exit code is 0 for a clean stop and 3 when any part of it
+failed or was cut short.
 """
 
 from __future__ import annotations
@@ -182,6 +184,8 @@ class Agent:
         self._sync_wake = asyncio.Event()
         self._tick_wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None  # while run() runs: where a stop from a thread goes
+        self._stop_early = False  # a stop signal came before run() started
         self._retry_sync_at = 0.0
         self._published: str | None = None
         self._persisted: tuple[bytes, bytes] | None = None
@@ -506,10 +510,26 @@ class Agent:
             await self._close_capabilities(asyncio.get_running_loop().time() + 1.0)
         return result
 
+    def stop_signal(self, signum: int) -> None:
+        """A stop signal, from the thread that waits for them (``system/signals``): the agent stops once."""
+        log.info("signal %s received", signal.Signals(signum).name)
+        loop = self._loop
+        if loop is None:
+            self._stop_early = True
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: run() is over
+            loop.call_soon_threadsafe(self.stop)
+
     async def run(self) -> int:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop)
+        self._loop = asyncio.get_running_loop()
+        try:
+            if self._stop_early:
+                self.stop()
+            return await self._run()
+        finally:
+            self._loop = None
+
+    async def _run(self) -> int:
         listen = self.settings.listen
         host, port = host_and_port(f"127.0.0.1{listen}" if listen.startswith(":") else listen)
         routes = [route for capability in self.capabilities.values() for route in capability.routes()]

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 from pathlib import Path
 
 from aiohttp import web
@@ -21,6 +20,7 @@ from reconciler.settings import GitIdentity
 from reconciler.system.clock import SystemClock
 from reconciler.system.console_git import ConsoleClone
 from reconciler.system.forge import FORGE_TOKEN_ENV, KINDS, Forge
+from reconciler.system.signals import StopSignals
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,23 @@ def build(args: argparse.Namespace) -> ConsoleApp:
     return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale, legacy_list=args.legacy_api)
 
 
-async def serve(app: ConsoleApp, listen: str) -> None:
+class _Stop:
+    """Where a stop signal goes: the served console's loop, or a note that it came before serving began."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+        self.early = False
+
+    def signal(self, signum: int) -> None:
+        if self.loop is None or self.event is None:
+            self.early = True
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+async def serve(app: ConsoleApp, listen: str, stop_on: _Stop | None = None) -> None:
     host, port = host_and_port(listen)
     runner = web.AppRunner(app.application(), access_log=None)
     await runner.setup()
@@ -154,24 +170,31 @@ async def serve(app: ConsoleApp, listen: str) -> None:
     log.info("console listening address=%s", listen)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+
+    if stop_on is not None:
+        stop_on.loop, stop_on.event = loop, stop
+        if stop_on.early:
+            stop.set()
     await stop.wait()
     await runner.cleanup()
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        app = build(args)
-    except ReconcilerError as exc:
-        print(f"reconciler console: {exc}")
-        return 2
-    try:
-        asyncio.run(serve(app, args.listen))
-    except SettingsError as exc:
-        print(f"reconciler console: {exc}")
-        return 2
-    finally:
-        with contextlib.suppress(Exception):
-            app.console.close()
+    # blocked before the clone's git children and the first thread: a Ctrl-C in the terminal ends an edit's push
+    # only through the console's own stop
+    stop = _Stop()
+    with StopSignals(stop.signal):
+        try:
+            app = build(args)
+        except ReconcilerError as exc:
+            print(f"reconciler console: {exc}")
+            return 2
+        try:
+            asyncio.run(serve(app, args.listen, stop))
+        except SettingsError as exc:
+            print(f"reconciler console: {exc}")
+            return 2
+        finally:
+            with contextlib.suppress(Exception):
+                app.console.close()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -129,10 +130,12 @@ class AgentProcess:
         host: str = "127.0.0.1",
         nameserver: str | None = None,
         nofile: int | None = None,
+        own_group: bool = False,
     ) -> None:
         """``netns``: run inside that network namespace, its API on ``host`` (an address the test reaches);
         ``nameserver``: the DNS server it asks (default a loopback port where nothing listens); ``nofile``: its
-        descriptor limit (soft and hard, with prlimit)."""
+        descriptor limit (soft and hard, with prlimit); ``own_group``: in a process group of its own, as a
+        terminal's foreground job is (``interrupt`` then sends SIGINT to the whole group, as Ctrl-C does)."""
         self.remote = remote
         self.state_dir = state_dir
         self.node = node
@@ -145,6 +148,7 @@ class AgentProcess:
         self.address = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
         self.nameserver = nameserver
         self.nofile = nofile
+        self.own_group = own_group
 
     def start(self) -> AgentProcess:
         self.launch()
@@ -176,7 +180,11 @@ class AgentProcess:
         ]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env}
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                process_group=0 if self.own_group else None,
             )
 
     def ready(self) -> bool:
@@ -217,6 +225,25 @@ class AgentProcess:
     def signal(self, signum: int = signal.SIGTERM) -> None:
         assert self.process is not None
         self.process.send_signal(signum)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT to every process of the agent's group (it, git, proxy workers)."""
+        assert self.process is not None
+        assert self.own_group
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def children(self) -> list[str]:
+        """The command lines of the agent's child processes now."""
+        assert self.process is not None
+        found = []
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if (
+                    entry.name.isdigit()
+                    and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid
+                ):
+                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        return found
 
     def wait(self, timeout: float) -> int:
         assert self.process is not None

@@ -233,3 +233,40 @@ def _echo(port: int) -> bytes:
             return sock.recv(4)
     except OSError:
         return b""
+
+
+def test_ctrl_c_in_a_terminal_stops_the_agent_once_and_cleanly(remote: Remote, tmp_path: Path) -> None:
+    """SIGINT to the agent's whole process group (Ctrl-C) while its proxy workers are still starting: the agent
+    handles it once and stops clean (exit 0, final status published); no worker prints a KeyboardInterrupt or is
+    started again, no git child dies under the publish."""
+    with echo_server() as target:
+        remote.commit(
+            {"proxy.yaml": PROXY.format(listen=f'"127.0.0.1:{free_port()}"', targets=f'"127.0.0.1:{target}"')}
+        )
+        agent = AgentProcess(
+            remote,
+            tmp_path / "state",
+            node="gw-1",
+            args=("--proxy-workers", "2", "--status-interval", "1s"),
+            own_group=True,
+        )
+        agent.launch()
+        try:
+            wait_for(
+                lambda: any("spawn_main" in line for line in agent.children()),
+                timeout=30,
+                interval=0.005,
+                what="a proxy worker being spawned",
+                explain=lambda: agent.log.read_text()[-3000:],
+            )
+            agent.interrupt()
+            code = agent.wait(timeout=30)
+        finally:
+            agent.stop()
+    said = agent.log.read_text()
+    assert code == 0, said[-3000:]
+    for wrong in ("Traceback", "KeyboardInterrupt", "Broken pipe", "exited (code", "not clean"):
+        assert wrong not in said, said[-3000:]
+    assert said.count("signal SIGINT received") == 1
+    assert "agent stopped clean=True" in said
+    assert "reason: Stopped" in (remote.status_file("status/gw-1/agent.yaml") or "")

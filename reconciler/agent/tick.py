@@ -72,6 +72,7 @@ class _Outcome:
 
     conditions: tuple[Condition, ...]
     observations: dict[str, object] = field(default_factory=dict)
+    details: dict[str, object] = field(default_factory=dict)  # shown, never committed (Observed.details)
     targets: list[TargetPlan[Any]] = field(default_factory=list)
     failed: bool = False
     degraded: bool = False  # applied, but the world works less well than desired (not retried)
@@ -292,7 +293,7 @@ class Reconciler:
             observed = await self._observe(slot, capability, resource, timeout)
         except Exception as exc:  # a failing observer degrades only its own resource
             return self._failure(slot, "ObserveFailed", "observer", "observe failed", exc, timeout=timeout)
-        outcome = _Outcome(cond.ready("Applied"), dict(observed.summary))
+        outcome = _Outcome(cond.ready("Applied"), dict(observed.summary), dict(observed.details))
         outcome.targets = list(capability.plan(resource, observed.facts, now=self.clock.now()))
         held = self._held(slot, resource, outcome.targets)
         if held:
@@ -312,7 +313,7 @@ class Reconciler:
             except Exception as exc:  # a failing applier degrades only its own resource
                 failure = self._failure(slot, "ApplyFailed", "applier", f"apply failed target={target.target}", exc)
                 failure.targets = outcome.targets
-                failure.observations = outcome.observations
+                failure.observations, failure.details = outcome.observations, outcome.details
                 return failure
             if slot.approved:
                 slot.approved.discard(target.checksum)
@@ -321,7 +322,7 @@ class Reconciler:
             # The status should show the world after the change, not before it.
             try:
                 observed = await self._observe(slot, capability, resource, timeout)
-                outcome.observations = dict(observed.summary)
+                outcome.observations, outcome.details = dict(observed.summary), dict(observed.details)
             except Exception as exc:  # the change is applied; the next observation will catch up
                 log.info("observe after apply failed resource=%s error=%s", slot.label, exc)
         if observed.degraded is not None:
@@ -361,7 +362,7 @@ class Reconciler:
         kind, name = slot.key
         merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
         self.saved.conditions[slot.label] = merged
-        self.resources[slot.key] = ResourceStatus(kind, name, revision, merged, outcome.observations)
+        self.resources[slot.key] = ResourceStatus(kind, name, revision, merged, outcome.observations, outcome.details)
         self.metrics.set_conditions(kind, name, merged)
         if outcome.hold:
             slot.held = revision

@@ -33,11 +33,16 @@ V = TypeVar("V")
 class Observed(Generic[F]):
     """What a capability saw for one resource: facts for its planner, a summary for the status document, and
     ``degraded`` (reason, message) when the world works less well than desired although everything was applied
-    (an app with no healthy target): the resource is then Degraded, without being retried."""
+    (an app with no healthy target): the resource is then Degraded, without being retried.
+
+    ``summary`` is committed to the status branch, so it holds only what changes meaning (a tier, the live set,
+    an error); ``details`` (timings, counts: different at every observation) are shown in /status and the state
+    dir's status, beside the summary, and never committed: a steady world makes no status commit."""
 
     facts: F
     summary: Mapping[str, Any] = field(default_factory=dict)
     degraded: tuple[str, str] | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Capability(ABC, Generic[R, F, V]):

@@ -256,13 +256,25 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             except ZoneTemplateError as exc:
                 problems.append(str(exc))
         facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems))
-        return Observed(facts, self._summary(resource, facts, state), degraded=_degraded(resource, facts))
+        return Observed(
+            facts,
+            self._summary(resource, facts, state),
+            degraded=_degraded(resource, facts),
+            details={"timings": self._timings(resource, state)},
+        )
+
+    def _timings(self, resource: EdgeNetwork, state: _Network) -> dict[str, dict[str, float]]:
+        """Each probed edge's last fetch and windowed mean, in seconds: new at every round, so never committed."""
+        timings = {}
+        for edge in resource.spec.edge_list:
+            history = state.histories.get(edge.host, History())
+            if history.last is not None:
+                timings[edge.host] = {"last": round(history.last.seconds, 3), "average": round(history.average, 3)}
+        return timings
 
     def _summary(self, resource: EdgeNetwork, facts: EdgeFacts, state: _Network) -> dict[str, Any]:
         edges = []
         for edge in resource.spec.edge_list:
-            history = state.histories.get(edge.host, History())
-            last = history.last
             shown: dict[str, Any] = {
                 "host": edge.host,
                 "tier": facts.tiers.get(edge.host, Tier.PASS).value,
@@ -271,9 +283,6 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             }
             if edge.comment:
                 shown["comment"] = edge.comment
-            if last is not None:
-                shown["last"] = round(last.seconds, 3)
-                shown["average"] = round(history.average, 3)
             if facts.probes.get(edge.host) is not None and facts.probes[edge.host].error:
                 shown["error"] = facts.probes[edge.host].error
             edges.append(shown)

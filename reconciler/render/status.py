@@ -71,8 +71,10 @@ def render_edges_csv(document: Mapping[str, Any]) -> str:
     for resource in document.get("resources", []):
         if resource["kind"] != "EdgeNetwork":
             continue
-        for edge in resource.get("observations", {}).get("edges", []):
-            row = {"network": resource["name"], "edge": edge["host"], **edge}
+        observations = resource.get("observations", {})
+        timings = observations.get("timings", {})
+        for edge in observations.get("edges", []):
+            row = {"network": resource["name"], "edge": edge["host"], **timings.get(edge["host"], {}), **edge}
             row["live"] = "true" if edge.get("live") else "false"
             writer.writerow([row.get(column, "") for column in EDGE_COLUMNS])
     return out.getvalue()

@@ -27,14 +27,15 @@ class ResourceStatus:
     observed_revision: str
     conditions: tuple[Condition, ...]
     observations: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)  # beside the observations, except in git
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, *, details: bool = True) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "name": self.name,
             "observedRevision": self.observed_revision,
             "conditions": [c.as_dict() for c in self.conditions],
-            "observations": dict(self.observations),
+            "observations": {**self.observations, **self.details} if details else dict(self.observations),
         }
 
 
@@ -103,7 +104,7 @@ def status_files(status: NodeStatus, *, heartbeat: str | None = None) -> dict[st
             "apiVersion": STATUS_API_VERSION,
             "kind": "ResourceStatus",
             "node": status.node,
-            **resource.as_dict(),
+            **resource.as_dict(details=False),  # what changes at every observation makes no commit
         }
         files[f"{prefix}{resource.kind}/{resource.name}.yaml"] = _yaml(document)
     return files

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,20 @@ import pytest
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
 from reconciler.capabilities.base import ConfigurationOnly
+from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.system.files import LocalFileSystem
-from reconciler.testing import FakeClock, FakeFileSystem, FakeGit, RecordingCapability
+from reconciler.system.http import Fetched
+from reconciler.testing import (
+    FakeClock,
+    FakeCommandRunner,
+    FakeFileSystem,
+    FakeGit,
+    FakeResolver,
+    RecordingCapability,
+)
 from tests.conftest import allow_list
 
 
@@ -415,3 +426,64 @@ def test_a_damaged_state_file_is_kept_aside_shown_and_the_previous_one_used(tmp_
 
 def _metrics(agent: Agent) -> str:
     return asyncio.run(agent.metrics_exposition()).decode()
+
+
+class _JitteryEdges:
+    """Edges that all serve the object, each fetch taking a different 20-300 ms (as real edges do)."""
+
+    def __init__(self) -> None:
+        self.random = random.Random(7)
+        self.fetches = 0
+
+    async def fetch(self, url: str, address: str, *, host: str, timeout: float, verify: bool) -> Fetched:
+        self.fetches += 1
+        seconds = self.random.uniform(0.02, 0.3)
+        return Fetched(200, hashlib.sha256(b"object").hexdigest(), "", seconds / 2, seconds)
+
+
+EDGES = """apiVersion: reconciler/v1
+kind: EdgeNetwork
+metadata: {{name: edges}}
+spec:
+  edges: [192.0.2.21, 192.0.2.22, 192.0.2.23, 192.0.2.24]
+  object: {{url: "http://{{host}}/edgemanage.txt", sha256: "{sha256}"}}
+  interval: 10s
+  liveCount: 2
+  zones: [{{name: example.org}}]
+  soa: {{mname: ns.example.net., rname: hostmaster.example.org.}}
+  nameservers: [ns.example.net.]
+  output: {{dir: {output}, check: false}}
+"""
+
+
+def test_a_steady_edge_network_commits_only_its_heartbeat_in_five_minutes(tmp_path: Path) -> None:
+    """Probed every 10 s for 5 minutes with timings that differ at every round, a network whose tiers and live set
+    stay put makes no status commit but the heartbeat's (once per 5 minutes); the timings are still in /status."""
+    git, clock, fetcher = FakeGit(), FakeClock(), _JitteryEdges()
+    git.push({"edges.yaml": EDGES.format(sha256=hashlib.sha256(b"object").hexdigest(), output=tmp_path / "zones")})
+    settings = AgentSettings(repo="fake", node="dns-1", state_dir=tmp_path / "state")
+    capability = EdgeNetworkCapability(fetcher, FakeResolver(), FakeCommandRunner(), clock)
+    agent = Agent(
+        settings,
+        source=git,
+        publisher=git,
+        clock=clock,
+        capabilities={"EdgeNetwork": capability},
+        metrics=Metrics(),
+        files=FakeFileSystem(),
+    )
+    asyncio.run(agent.run_once())
+    assert (tmp_path / "zones" / "example.org.zone").exists()
+    before, commits = dict(git.status), len(git.status_commits)
+    for _ in range(30):
+        clock.advance(10)
+        asyncio.run(agent.run_once())
+    assert fetcher.fetches >= 4 * 31  # every round probed every edge (the first one twice: after its apply)
+    assert len(git.status_commits) <= commits + 1  # the heartbeat moves once in 5 minutes
+    assert sorted(path for path in git.status if git.status[path] != before.get(path)) in (
+        [],
+        ["status/dns-1/agent.yaml"],
+    )
+    shown = next(r for r in agent.status_document()["resources"] if r["kind"] == "EdgeNetwork")["observations"]
+    assert set(shown["timings"]) == {"192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"}
+    assert b"timings" not in git.status["status/dns-1/EdgeNetwork/edges.yaml"]

@@ -33,7 +33,7 @@ from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.planning import gate
-from reconciler.planning.plan import Plan, TargetPlan
+from reconciler.planning.plan import Action, Change, Plan, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.status import conditions as cond
 from reconciler.status.conditions import Condition
@@ -144,6 +144,7 @@ class Reconciler:
         self.stall: tuple[str, str] | None = None
         self.plan = Plan("", settings.node)
         self.slots: dict[Key, _Slot] = {}
+        self.removals: list[TargetPlan[Any]] = []  # resources the newest revision removed, and what went with them
         self.resources: dict[Key, ResourceStatus] = {}
         self.ready = False
         self.background = False  # passes started by revisions and clocks run as tasks (the running agent)
@@ -253,24 +254,45 @@ class Reconciler:
             elif slot.revision != revision:
                 slot.resource, slot.revision, slot.held = resource, revision, None
                 slot.backoff.reset()
+        self.removals = []
         for key in sorted(set(self.slots) - set(wanted)):
-            await self._forget(self.slots[key])
+            slot = self.slots[key]
+            if await self._forget(key, slot.capability):
+                if slot.retry is not None:
+                    slot.retry.cancel()
+                del self.slots[key]
+        # what earlier runs made for resources this process never held (a restart, run --once --force)
+        held = {f"{kind}/{name}" for kind, name in [*wanted, *self.slots]}
+        for label in sorted(self.saved.made - held):
+            kind, _, name = label.partition("/")
+            await self._forget((kind, name), self.capabilities.get(kind))
 
-    async def _forget(self, slot: _Slot) -> None:
-        kind, name = slot.key
-        if slot.capability is not None and not self.settings.dry_run:
+    async def _forget(self, key: Key, capability: AnyCapability | None) -> bool:
+        """Remove what a resource that left the desired state made, after putting it in the plan; False when
+        that failed (the resource stays listed, and it is tried again with the next revision or start). A dry run
+        shows the removal and leaves the resource in the state file's ``made``: nothing was removed."""
+        kind, name = key
+        label = f"{kind}/{name}"
+        if capability is not None:
             try:
-                await slot.capability.forget(name)
+                changes = tuple(await capability.removal(name))
+            except Exception as exc:  # what it made cannot be listed: the removal is still shown, and made
+                changes = (Change(label, Action.REMOVE, before=f"what it made (cannot be listed: {exc})"),)
+            self.removals.append(TargetPlan(kind, name, "removed", len(changes), changes))
+        if capability is not None and not self.settings.dry_run:
+            try:
+                await capability.forget(name)
             except Exception as exc:  # retried with the next revision; the resource stays listed
                 self.metrics.errors.labels("applier").inc()
-                log.warning("forget failed resource=%s error=%s", slot.label, exc)
-                return
-        if slot.retry is not None:
-            slot.retry.cancel()
-        del self.slots[slot.key]
-        self.resources.pop(slot.key, None)
-        self.saved.conditions.pop(slot.label, None)
+                log.warning("forget failed resource=%s error=%s", label, exc)
+                return False
+            log.info("removed resource=%s changes=%d", label, len(changes))
+        if not self.settings.dry_run:
+            self.saved.made.discard(label)
+        self.resources.pop(key, None)
+        self.saved.conditions.pop(label, None)
         self.metrics.forget_resource(kind, name)
+        return True
 
     # --- one pass over one resource ------------------------------------------------------------------------
 
@@ -363,6 +385,7 @@ class Reconciler:
         merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
         self.saved.conditions[slot.label] = merged
         self.resources[slot.key] = ResourceStatus(kind, name, revision, merged, outcome.observations, outcome.details)
+        self.saved.made.add(slot.label)
         self.metrics.set_conditions(kind, name, merged)
         if outcome.hold:
             slot.held = revision
@@ -503,7 +526,7 @@ class Reconciler:
         agent persists), which ``tick()``'s caller does itself once the whole tick is over."""
         self._summary_pending = False
         targets = [t for s in self.slots.values() if s.outcome is not None for t in s.outcome.targets]
-        self.plan = Plan(self.desired_revision or "", self.settings.node, tuple(targets))
+        self.plan = Plan(self.desired_revision or "", self.settings.node, (*self.removals, *targets))
         failed = self._failed()
         complete = all(s.outcome_revision == self.desired_revision for s in self.slots.values())
         if self.desired_revision is not None and complete and not failed:

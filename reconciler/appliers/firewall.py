@@ -127,6 +127,17 @@ class FirewallApplier:
                 raise ApplyError(f"conntrack exited {result.returncode}: {result.stderr.decode(errors='replace')}")
         return len(doomed)
 
+    def made(self, families: Sequence[int] = (4, 6)) -> list[str]:
+        """What ``remove`` would take out, as people read it: jump rules, our chains, our sets."""
+        found = []
+        for family in families:
+            for table, builtin, chain in JUMPS:
+                if self._ok(self._xtables(family, "-t", table, "-C", builtin, "-j", chain)):
+                    found.append(f"IPv{family} {table} jump {builtin} -j {chain}")
+                if self._ok(self._xtables(family, "-t", table, "-n", "-L", chain)):
+                    found.append(f"IPv{family} {table} chain {chain}")
+        return found + [f"set {name}" for name in sorted(self.our_sets())]
+
     def remove(self, families: Sequence[int] = (4, 6)) -> None:
         """Everything we made, and nothing else."""
         for family in families:

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
-from reconciler.planning.plan import TargetPlan
+from reconciler.planning.plan import Change, TargetPlan
 
 R = TypeVar("R", bound=Resource)
 F = TypeVar("F")
@@ -82,7 +82,13 @@ class Capability(ABC, Generic[R, F, V]):
 
     @abstractmethod
     async def forget(self, name: str) -> None:
-        """Remove what was made for resource ``name`` of this kind."""
+        """Remove what was made for resource ``name`` of this kind. Called also by an agent that never held the
+        resource (its state file says an earlier run made it): what to remove is found in the world."""
+
+    async def removal(self, name: str) -> Sequence[Change[Any]]:
+        """What ``forget(name)`` would remove, as changes people read in the plan; nothing by default (what the
+        capability runs in-process stops with it)."""
+        return ()
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from reconciler.planning.firewall import (
     plan_firewall,
     target_set,
 )
-from reconciler.planning.plan import Action, TargetPlan
+from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.render.firewall import (
     COUNT_IN,
     COUNT_OUT,
@@ -283,6 +283,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
                 self.applier.ensure_jump(value)
             elif isinstance(value, Forwarding):
                 self.applier.enable_forwarding(value.family)
+
+    async def removal(self, name: str) -> Sequence[Change[Any]]:
+        return [Change(item, Action.REMOVE, before=item) for item in await asyncio.to_thread(self.applier.made)]
 
     async def forget(self, name: str) -> None:
         await asyncio.to_thread(self.applier.remove)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
 from reconciler.model.egress_route import EgressRoute
 from reconciler.model.internal_ranges import DEFAULT_RANGES
-from reconciler.planning.plan import Action, TargetPlan
+from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.planning.routes import Route, plan_routes
 from reconciler.system.routes import NetlinkRouteTable, RouteTable
 
@@ -56,6 +57,10 @@ class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
                 await self.table.delete(change.key)
             elif change.after is not None:
                 await self.table.replace(change.after.prefix, change.after.via)
+
+    async def removal(self, name: str) -> Sequence[Change[Any]]:
+        routes = await self.table.ours()
+        return [Change(prefix, Action.REMOVE, before=f"{prefix} via {routes[prefix]}") for prefix in sorted(routes)]
 
     async def forget(self, name: str) -> None:
         for prefix in sorted(await self.table.ours()):

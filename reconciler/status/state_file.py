@@ -31,12 +31,16 @@ class SavedState:
     attempted_revision: str | None = None
     conditions: dict[str, tuple[Condition, ...]] = field(default_factory=dict)
     capabilities: dict[str, CapabilityState] = field(default_factory=dict)  # by kind
+    # "Kind/name" of every resource a pass has been made for and that was not forgotten since: what a removed
+    # resource made is removed also by an agent that never held it in memory (a restart, a run --once --force)
+    made: set[str] = field(default_factory=set)
 
     def encode(self) -> bytes:
         document = {
             "schemaVersion": SCHEMA_VERSION,
             "lastAppliedRevision": self.applied_revision,
             "lastAttemptedRevision": self.attempted_revision,
+            "made": sorted(self.made),
             "conditions": {k: [c.as_dict() for c in v] for k, v in sorted(self.conditions.items())},
             "capabilities": {
                 kind: {"version": part.version, "state": part.state} for kind, part in sorted(self.capabilities.items())
@@ -65,13 +69,17 @@ def decode(content: bytes) -> SavedState:
                 str(kind): CapabilityState(int(part["version"]), dict(part["state"]))
                 for kind, part in document.get("capabilities", {}).items()
             }
+        conditions = {
+            key: tuple(Condition.from_dict(c) for c in value) for key, value in document["conditions"].items()
+        }
+        made = document.get("made")
         return SavedState(
             applied_revision=document.get("lastAppliedRevision"),
             attempted_revision=document.get("lastAttemptedRevision"),
-            conditions={
-                key: tuple(Condition.from_dict(c) for c in value) for key, value in document["conditions"].items()
-            },
+            conditions=conditions,
             capabilities=capabilities,
+            # a file from before "made": every resource with conditions had passes
+            made={str(m) for m in made} if isinstance(made, list) else {k for k in conditions if "/" in k},
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise StateFileError(f"malformed: {exc}") from None

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
+from reconciler.status.state_file import decode
 from reconciler.system.files import LocalFileSystem
 from reconciler.system.http import Fetched
 from reconciler.testing import (
@@ -241,6 +243,50 @@ def test_removed_resources_are_forgotten(tmp_path: Path) -> None:
     assert world.capability.forgotten == [("EgressAllowList", "b")]
     assert ("EgressAllowList", "b") not in world.agent.reconciler.resources
     assert "status/gw-1/EgressAllowList/b.yaml" not in world.git.status
+
+
+def test_a_new_process_removes_what_an_earlier_one_made(tmp_path: Path) -> None:
+    """b was applied by an earlier process; the revision that drops it is loaded by a new one (a restart, run
+    --once): b's capability still forgets it, the plan shows the removal, and the state file stops listing it."""
+    world = World(tmp_path)
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    world.once()
+    assert sorted(world.agent.reconciler.saved.made) == ["EgressAllowList/a", "EgressAllowList/b"]
+    world.git.push(_files(a="203.0.113.1"))
+    world.restart()
+    world.once()
+    assert world.capability.forgotten == [("EgressAllowList", "b")]
+    assert [(t.resource, t.target) for t in world.agent.reconciler.plan.targets] == [("EgressAllowList/b", "removed")]
+    assert sorted(world.agent.reconciler.saved.made) == ["EgressAllowList/a"]
+    world.restart()
+    world.once()
+    assert world.capability.forgotten == [("EgressAllowList", "b")]  # once
+
+
+def test_a_dry_run_shows_a_removal_and_keeps_it_pending(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    world.once()
+    world.settings = replace(world.settings, dry_run=True)
+    world.git.push(_files(a="203.0.113.1"))
+    world.restart()
+    world.once()
+    assert world.capability.forgotten == []
+    assert [t.resource for t in world.agent.reconciler.plan.targets] == ["EgressAllowList/b"]
+    assert "EgressAllowList/b" in world.agent.reconciler.saved.made
+
+
+def test_a_state_file_from_before_made_lists_the_resources_with_conditions() -> None:
+    """Written by an agent that did not record ``made``: every resource with conditions had passes."""
+    old = {
+        "schemaVersion": 2,
+        "lastAppliedRevision": "r1",
+        "lastAttemptedRevision": "r1",
+        "conditions": {"node": [], "EgressGateway/gw": [], "EgressRoute/via-gw": []},
+        "capabilities": {},
+    }
+    assert decode(json.dumps(old).encode()).made == {"EgressGateway/gw", "EgressRoute/via-gw"}
+    assert decode(decode(json.dumps(old).encode()).encode()).made == {"EgressGateway/gw", "EgressRoute/via-gw"}
 
 
 def test_kinds_without_a_capability_are_reported_not_enforced(tmp_path: Path) -> None:

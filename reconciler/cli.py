@@ -27,7 +27,7 @@ from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
 from reconciler.model.json_schema import generate_schemas, render_schema
-from reconciler.model.values import NODE_NAME_PATTERN, parse_duration
+from reconciler.model.values import NODE_NAME_PATTERN, parse_api_listen, parse_duration
 from reconciler.render import nagios
 from reconciler.render.plan import RENDERERS, render_text
 from reconciler.render.status import render_edges_csv, render_fleet_text, render_status_text
@@ -189,6 +189,13 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _listen(text: str) -> str:
+    try:
+        return parse_api_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _nameserver(text: str) -> str:
     try:
         nameserver(text)
@@ -275,7 +282,7 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     _option(parser, "path", ".", "folder of the desired state inside the repository")
     _node_flag(parser)
     _state_dir_flag(parser)
-    _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics")
+    _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics", _listen)
     _option(parser, "interval", "30s", "git poll interval (a webhook fetches at once)", _duration)
     _option(parser, "resync-interval", "5m", "reconcile everything this often even without changes", _duration)
     _option(

@@ -5,6 +5,7 @@ a session (and its CSRF token on every form) for the pages, or a user name from 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,12 @@ class ConsoleApp:
         if header.startswith("Bearer "):
             return self.access.tokens.user(header.removeprefix("Bearer ").strip())
         return None
+
+    def refusal(self, request: web.Request, needed: str) -> str:
+        """Why a request has no user: a token that was given and is not known is said to be so."""
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            return "the bearer token is not valid (it is not in the console's tokens file)"
+        return needed
 
     def api_user(self, request: web.Request) -> GitIdentity | None:
         """A bearer token's user, else the trusted proxy's (its cross-site requests are refused by the JSON-only
@@ -299,16 +306,17 @@ class ConsoleApp:
         user = self.api_user(request)
         if user is None:
             raise web.HTTPUnauthorized(
-                text='{"error": "a bearer token is needed"}',
-                content_type="application/json",
+                text=json.dumps({"error": self.refusal(request, "a bearer token is needed")}),
+                content_type=JSON,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         return user
 
     def require_reader(self, request: web.Request) -> None:
         if not self.reader(request):
+            needed = "a bearer token is needed to read (or run the console with --public-read)"
             raise web.HTTPUnauthorized(
-                text='{"error": "a bearer token is needed to read (or run the console with --public-read)"}',
+                text=json.dumps({"error": self.refusal(request, needed)}),
                 content_type=JSON,
                 headers={"WWW-Authenticate": "Bearer"},
             )

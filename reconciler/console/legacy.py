@@ -59,7 +59,7 @@ def legacy_routes(console_app: ConsoleApp, list_name: str) -> Sequence[web.Route
             return _error("give add=X or del=X", 400)
         user = console_app.bearer_user(request)
         if user is None:  # an edit on a GET: a cross-site <img> sends the proxy's header and cookies, not a token
-            return _error("a bearer token is needed (Authorization: Bearer ...)", 401)
+            return _error(console_app.refusal(request, "a bearer token is needed (Authorization: Bearer ...)"), 401)
         target = (added or deleted or "").strip()
         try:
             if added is not None:
@@ -81,7 +81,7 @@ def legacy_routes(console_app: ConsoleApp, list_name: str) -> Sequence[web.Route
 
     async def show_all(request: web.Request) -> web.Response:
         if not console_app.reader(request):
-            return _error("a bearer token is needed to read", 401)
+            return _error(console_app.refusal(request, "a bearer token is needed to read"), 401)
         lists = {found.name: found for found in await console.allow_lists()}
         found = lists.get(list_name)
         if found is None:

@@ -319,6 +319,15 @@ def host_and_port(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def parse_api_listen(text: str) -> str:
+    """An HTTP listener's ``host:port`` (``:port``: loopback) checked as an operator wrote it: a port outside
+    1-65535 is refused, not bound as whatever the socket makes of it."""
+    _, port = split_host_port(f"127.0.0.1{text}" if text.startswith(":") else text)
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"'{text}': the port must be a number from 1 to 65535, not '{port}'")
+    return text
+
+
 def format_host_port(host: str, port: int) -> str:
     """The inverse of ``host_and_port``: IPv6 addresses in brackets."""
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

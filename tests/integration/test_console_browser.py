@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.selenium_manager import SeleniumManager
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from reconciler.console.auth import hash_token
@@ -106,19 +108,32 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         built.stop()
 
 
+def _no_selenium_manager(*args: object, **kwargs: object) -> dict[str, str]:
+    """Selenium Manager downloads drivers from the internet: a test never starts it."""
+    raise AssertionError("Selenium Manager was about to run: give Selenium the Debian chromedriver and chromium")
+
+
 @pytest.fixture(scope="module")
 def browser(world: World) -> Iterator[WebDriver]:
+    driver_path, browser_path = shutil.which("chromedriver"), shutil.which("chromium")
+    assert driver_path is not None  # require_tools failed otherwise
+    assert browser_path is not None
+    patch = pytest.MonkeyPatch()
+    patch.setattr(SeleniumManager, "binary_paths", _no_selenium_manager)
     options = Options()
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1280,1000")
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.implicitly_wait(5)
+    options.binary_location = browser_path
     try:
-        yield driver
+        driver = webdriver.Chrome(options=options, service=Service(driver_path))
+        driver.implicitly_wait(5)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        patch.undo()
 
 
 def _shot(driver: WebDriver, name: str) -> None:

@@ -171,8 +171,14 @@ def test_reads_need_a_user_unless_public(remote: Remote, tmp_path: Path) -> None
     async def scenario() -> None:
         client = await client_for(app)
         try:
+            wrong = {"Authorization": "Bearer not-a-token"}
             for path in ("/api/v1/allowlists", "/api/v1/nodes", "/show-all"):
-                assert (await client.get(path)).status == 401, path
+                missing = await client.get(path)
+                assert missing.status == 401, path
+                assert "a bearer token is needed" in (await missing.json())["error"]
+                refused = await client.get(path, headers=wrong)
+                assert refused.status == 401, path
+                assert "the bearer token is not valid" in (await refused.json())["error"], path
                 assert (await client.get(path, headers=AUTH)).status == 200, path
             assert (await client.get("/allowlists", allow_redirects=False)).status == 303
             app.access.public_read = True
@@ -180,6 +186,12 @@ def test_reads_need_a_user_unless_public(remote: Remote, tmp_path: Path) -> None
                 assert (await client.get(path)).status == 200, path
             anonymous = await client.post("/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.94"})
             assert anonymous.status == 401  # edits always need a user
+            forged = await client.post(
+                "/api/v1/allowlists/partners/entries", json={"ip": "203.0.113.94"}, headers=wrong
+            )
+            assert "the bearer token is not valid" in (await forged.json())["error"]
+            legacy = await client.get("/api?add=203.0.113.94", headers=wrong)
+            assert (legacy.status, "the bearer token is not valid" in await legacy.text()) == (401, True)
         finally:
             await client.close()
             app.console.close()

@@ -67,6 +67,15 @@ def test_usage_errors_exit_2(cli: Callable[..., CliResult], tmp_path: Path) -> N
     assert cli().code == 2
 
 
+def test_a_listen_port_out_of_range_is_refused(cli: Callable[..., CliResult]) -> None:
+    """--listen 127.0.0.1:99999 was accepted and bound a random port; agent and console both refuse it now."""
+    for command in (("run", "--repo", "file:///nowhere", "--node", "gw-1"), ("console", "--repo", "file:///nowhere")):
+        for wrong in ("127.0.0.1:99999", "127.0.0.1:0", ":http"):
+            refused = cli(*command, "--listen", wrong)
+            assert refused.code == 2, (command, wrong, refused.err)
+            assert "the port must be a number from 1 to 65535" in refused.err
+
+
 def test_base_outside_git_is_a_usage_error(
     cli: Callable[..., CliResult], write_tree: Callable[[dict[str, str | bytes]], Path]
 ) -> None:

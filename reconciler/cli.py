@@ -130,7 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--all", action="store_true", help="every node's status, read from --repo")
     status.add_argument("--repo", default=_env("repo", ""), help="with --all: the desired-state repository")
-    status.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
+    status.add_argument(
+        "--status-branch",
+        default=_env("status_branch", "reconciler-status"),
+        help="with --all: the branch the agents publish to (each node's <branch>/<node>, or the shared one); "
+        "default: reconciler-status",
+    )
     status.add_argument(
         "--stale-after",
         type=_duration,
@@ -440,6 +445,10 @@ def _run(args: argparse.Namespace) -> int:
     if agent.state_error is not None:
         print(f"reconciler: {agent.state_error}", file=sys.stderr)
         return EXIT_RUNTIME
+    stall = agent.reconciler.stall
+    if stall is not None and stall[0] == "PathNotFound":  # --path names no folder: an input error, as documented
+        print(f"reconciler: {stall[1]}", file=sys.stderr)
+        return EXIT_USAGE
     return _exit_code(result)
 
 
@@ -503,6 +512,12 @@ def _fleet(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     if args.all:
         return _fleet(args)
+    if args.repo and os.environ.get(_env_name("repo")) != args.repo:  # given on the command line, not inherited
+        print(
+            "reconciler: --repo is read with --all (every node's status); without it, status reads --state-dir",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     content = read_bytes_if_exists(args.state_dir / STATUS_FILE)
     if content is None:
         print(f"reconciler: no status in {args.state_dir} (has the agent run with this --state-dir?)", file=sys.stderr)

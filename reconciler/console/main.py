@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -48,7 +49,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=_env("mode", "pull-request"),
         help="pull-request: a branch console/<user>/... and a pull request; push: straight to --branch",
     )
-    console.add_argument("--status-branch", default=_env("status_branch", "reconciler-status"))
+    console.add_argument(
+        "--status-branch",
+        default=_env("status_branch", "reconciler-status"),
+        help="the branch the agents publish their status to (each node's <branch>/<node>, or the shared one); "
+        "default: reconciler-status",
+    )
     console.add_argument(
         "--state-dir", type=Path, default=Path(_env("state_dir", "/var/lib/reconciler-console")), help="its clone"
     )
@@ -123,6 +129,8 @@ def build(args: argparse.Namespace) -> ConsoleApp:
         timeout=parse_duration(args.git_timeout).total_seconds(),
         committer=GitIdentity("reconciler console", "console@reconciler.invalid"),
     )
+    # a repository or branch that cannot be read is said now, as the agent says it, not by a 502 at every call
+    clone.refresh()
     console = Console(clone, mode=args.mode, forge=_forge(args), clock=SystemClock())
     if args.max_sessions < 1:
         raise SettingsError("--max-sessions must be at least 1")
@@ -196,12 +204,12 @@ def run(args: argparse.Namespace) -> int:
         try:
             app = build(args)
         except ReconcilerError as exc:
-            print(f"reconciler console: {exc}")
+            print(f"reconciler console: {exc}", file=sys.stderr)
             return 2
         try:
             asyncio.run(serve(app, args.listen, stop))
         except SettingsError as exc:
-            print(f"reconciler console: {exc}")
+            print(f"reconciler console: {exc}", file=sys.stderr)
             return 2
         finally:
             with contextlib.suppress(Exception):

@@ -18,7 +18,7 @@ import git
 
 from reconciler.errors import SourceError
 from reconciler.settings import GitIdentity
-from reconciler.system.git import git_detail, token_config
+from reconciler.system.git import git_detail, missing_remote, token_config
 from reconciler.system.status_fleet import NodeFiles, fleet_in, refs_in
 
 REJECTED = ("rejected", "fetch first", "non-fast-forward", "failed to push", "stale info")
@@ -73,6 +73,14 @@ class ConsoleClone:
         ref = ref or self.branch
         try:
             self.repo.git.fetch("--quiet", "--no-tags", "--prune", "origin", kill_after_timeout=self.timeout)
+        except (git.GitError, OSError) as exc:
+            missing = missing_remote(git_detail(exc), self.url, ref)
+            if missing is not None:
+                raise SourceError(missing) from exc
+            raise SourceError(f"cannot read {ref} of the desired-state repository: {git_detail(exc)}") from exc
+        if f"origin/{ref}" not in {r.name for r in self.repo.remote("origin").refs}:
+            raise SourceError(f"branch {ref} does not exist in {self.url}")
+        try:
             tip = self.repo.commit(f"refs/remotes/origin/{ref}").hexsha
             self.repo.git.checkout("--quiet", "--force", "--detach", tip)
             self.repo.git.clean("-fdxq")

@@ -245,11 +245,9 @@ class GitSource:
             with self.bare.translated(FetchError, f"cannot fetch {self.branch}"):
                 return str(self.bare.fetch_branch(self.branch).hexsha)
         except FetchError as exc:
-            detail = str(exc)
-            if "couldn't find remote ref" in detail:
-                raise RemoteNotFoundError(f"branch {self.branch} does not exist in {self.bare.url}") from exc
-            if any(sign in detail for sign in _NO_REPOSITORY):
-                raise RemoteNotFoundError(f"no git repository at {self.bare.url}: {detail}") from exc
+            missing = missing_remote(str(exc), self.bare.url, self.branch)
+            if missing is not None:
+                raise RemoteNotFoundError(missing) from exc
             raise
 
     def tree_at(self, revision: str, *, max_file_bytes: int) -> SourceTree:
@@ -415,6 +413,15 @@ def open_repository(settings: AgentSettings) -> tuple[GitSource, GitStatusPublis
 # what git says when the URL names no repository (local paths, and the hosts' answers over HTTPS and SSH)
 _NO_REPOSITORY = ("does not appear to be a git repository", "Repository not found", "repository not found")
 _TELLING = ("remote:", "error:", "fatal:", "!", "hint:")
+
+
+def missing_remote(detail: str, url: str, branch: str) -> str | None:
+    """What to say when git's ``detail`` means the repository or the branch does not exist; None otherwise."""
+    if "couldn't find remote ref" in detail:
+        return f"branch {branch} does not exist in {url}"
+    if any(sign in detail for sign in _NO_REPOSITORY):
+        return f"no git repository at {url}: {detail}"
+    return None
 
 
 def git_detail(exc: Exception) -> str:

@@ -72,6 +72,9 @@ def test_a_repository_or_branch_that_does_not_exist_is_an_input_error(tmp_path: 
     assert branch.returncode == 2
     assert f"reconciler: branch nope does not exist in {remote.url}" in branch.stderr
     assert "Traceback" not in missing.stderr + branch.stderr
+    path = _run("run", "--once", "--repo", remote.url, "--path", "typo", "--state-dir", str(tmp_path / "s3"))
+    assert path.returncode == 2  # as the README says: a path that does not exist is an input error
+    assert "reconciler: path typo is not in revision " in path.stderr
 
 
 @pytest.mark.parametrize(
@@ -95,3 +98,17 @@ def test_a_status_snapshot_that_cannot_be_read_is_one_line(tmp_path: Path, conte
         assert done.stderr.startswith(f"reconciler: {tmp_path / 'status.json'} cannot be read (")
         assert why in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_a_console_on_a_repository_or_branch_that_does_not_exist_does_not_start(tmp_path: Path) -> None:
+    """It used to start, answer /healthz, then 502 every call; it now says why and exits 2, as the agent does."""
+    remote = Remote(tmp_path)
+    remote.commit(lists(a="203.0.113.1"))
+    base = ("console", "--listen", "127.0.0.1:9", "--state-dir")
+    missing = _run(*base, str(tmp_path / "c1"), "--repo", f"file://{tmp_path}/nothing.git")
+    assert missing.returncode == 2
+    assert f"reconciler console: no git repository at file://{tmp_path}/nothing.git" in missing.stderr
+    branch = _run(*base, str(tmp_path / "c2"), "--repo", remote.url, "--branch", "nope")
+    assert branch.returncode == 2
+    assert f"reconciler console: branch nope does not exist in {remote.url}" in branch.stderr
+    assert "Traceback" not in missing.stderr + branch.stderr

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from reconciler.cli import main
 from tests.conftest import ALLOW_LIST, EXAMPLE, CliResult
 
 BAD = """apiVersion: reconciler/v1
@@ -74,6 +77,19 @@ def test_a_listen_port_out_of_range_is_refused(cli: Callable[..., CliResult]) ->
             refused = cli(*command, "--listen", wrong)
             assert refused.code == 2, (command, wrong, refused.err)
             assert "the port must be a number from 1 to 65535" in refused.err
+
+
+def test_status_says_that_repo_needs_all_and_documents_the_status_branch(
+    cli: Callable[..., CliResult], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``status --repo URL`` without --all read the state dir as if --repo were not there."""
+    monkeypatch.delenv("RECONCILER_REPO", raising=False)
+    alone = cli("status", "--repo", "file:///nowhere.git", "--state-dir", tmp_path)
+    assert alone.code == 2
+    assert "--repo is read with --all" in alone.err
+    for command in ("status", "console"):
+        assert main([command, "--help"]) == 0
+        assert "the branch the agents publish" in capsys.readouterr().out, command
 
 
 def test_base_outside_git_is_a_usage_error(

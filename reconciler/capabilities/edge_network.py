@@ -278,7 +278,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             shown: dict[str, Any] = {
                 "host": edge.host,
                 "tier": facts.tiers.get(edge.host, Tier.PASS).value,
-                "live": edge.host in facts.selection.live,
+                "live": edge.host in state.live,  # published: what the zone files say, as GET /edges does
                 "mode": edge.mode,
             }
             if edge.comment:
@@ -286,7 +286,9 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             if facts.probes.get(edge.host) is not None and facts.probes[edge.host].error:
                 shown["error"] = facts.probes[edge.host].error
             edges.append(shown)
-        summary: dict[str, Any] = {"live": list(facts.selection.live), "edges": edges}
+        summary: dict[str, Any] = {"live": list(state.live), "edges": edges}
+        if tuple(facts.selection.live) != tuple(state.live):  # chosen, not yet in a zone (first pass, a failed check)
+            summary["selected"] = list(facts.selection.live)
         if facts.selection.deferred:
             summary["deferred"] = list(facts.selection.deferred)
         if state.canaries:

@@ -19,6 +19,7 @@ import pytest
 from reconciler.capabilities.edge_network import EdgeNetworkCapability, ZonePermissions
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState, EdgeNetwork
+from reconciler.render.status import render_edges_csv
 from reconciler.system.clock import SystemClock
 from reconciler.system.commands import SubprocessRunner
 from reconciler.system.http import HttpxFetcher
@@ -145,6 +146,12 @@ def test_a_zone_that_never_passed_says_no_file_is_written(zones: Path, tmp_path:
         assert f"no file is written to {zones / 'example.org.zone'} until it passes" in message
         assert "has no address records" in message
         assert "the old zone stays" not in message
+        # status says what is published (nothing), not what was chosen, as GET /edges/NAME does
+        summary = (await capability.observe(with_include)).summary
+        assert summary["live"] == []
+        assert sorted(summary["selected"]) == EDGES
+        document = {"resources": [{"kind": "EdgeNetwork", "name": "edges", "observations": summary}]}
+        assert [row.split(",")[3] for row in render_edges_csv(document).splitlines()[1:]] == ["false", "false"]
 
     with EdgeServers(EDGES, port, BODY):
         asyncio.run(scenario())

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from reconciler.model.common import Resource, Spec, Strict
 from reconciler.model.values import (
@@ -25,6 +25,15 @@ from reconciler.model.values import (
 LOG_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 
 
+def _one_file(path: str) -> str:
+    if any(sign in path for sign in "*?["):
+        raise ValueError(f"'{path}' is a pattern: name one nginx file (a pattern is not expanded)")
+    return path
+
+
+NginxFile = Annotated[str, Field(min_length=1), AfterValidator(_one_file)]
+
+
 class StaticMember(Strict):
     """One egress IP and the nginx port that binds it."""
 
@@ -35,15 +44,15 @@ class StaticMember(Strict):
 class UpstreamRef(Strict):
     """An nginx upstream block whose server lines are the members."""
 
-    file: str = Field(min_length=1, description="The nginx file that holds the upstream block.")
+    file: NginxFile = Field(description="The nginx file that holds the upstream block.")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="The upstream's name.")
 
 
 class MemberSource(Strict):
     """Where the members come from: exactly one of nginxConf, upstream or static."""
 
-    nginxConf: str | None = Field(
-        default=None, min_length=1, description="nginx file of server blocks: listen PORT + proxy_bind IP."
+    nginxConf: NginxFile | None = Field(
+        default=None, description="nginx file of server blocks: listen PORT + proxy_bind IP."
     )
     upstream: UpstreamRef | None = Field(default=None, description="Server lines of an nginx upstream block.")
     static: tuple[StaticMember, ...] | None = Field(default=None, min_length=1, description="Members listed here.")

@@ -265,9 +265,12 @@ def parse_dns_name(text: str) -> str:
 def parse_domain_pattern(text: str) -> str:
     """A DNS name, or ``*.`` and a name: the wildcard stands for exactly one label (as in DNS and TLS)."""
     stripped = text.strip()
-    if stripped.startswith("*."):
-        return "*." + parse_dns_name(stripped[2:])
-    if "*" in stripped:
+    if stripped.startswith("*.") and "*" not in stripped[2:]:
+        try:
+            return "*." + parse_dns_name(stripped[2:])
+        except ValueError as exc:
+            raise ValueError(f"'{text}': after '*.', {exc}") from None
+    if "*" in stripped:  # quoted whole: the operator's value, not the part after a first wildcard
         raise ValueError(f"'{text}': a wildcard may only be a whole leftmost label, like *.example.com")
     return parse_dns_name(stripped)
 

@@ -126,6 +126,11 @@ def test_wildcards_match_exactly_one_label() -> None:
     assert domain_matches("example.com", "example.com")
     with pytest.raises(ValueError, match="leftmost label"):
         parse_domain_pattern("a*.example.com")
+    # the operator's value is quoted whole (it said '*.example.com' is not a valid DNS name: Codepoint U+002A)
+    with pytest.raises(ValueError, match=r"^'\*\.\*\.example\.com': a wildcard may only be a whole leftmost label"):
+        parse_domain_pattern("*.*.example.com")
+    with pytest.raises(ValueError, match=r"^'\*\.exa mple\.com': after '\*\.', "):
+        parse_domain_pattern("*.exa mple.com")
 
 
 def test_file_modes_are_quoted_octal() -> None:

@@ -99,7 +99,9 @@ class DataPlane:
                     app.listen(host, port)
                 except OSError as exc:
                     why = (exc.strerror or str(exc)) + (listen_hint(port) if exc.errno == errno.EADDRINUSE else "")
-                    log.error("cannot listen app=%s address=%s:%d error=%s", key, host, port, why)
+                    # the agent logs the failed apply and shows it in status: each worker repeating it at every
+                    # retry says nothing more
+                    log.debug("cannot listen app=%s address=%s:%d error=%s", key, host, port, why)
                     errors.setdefault(key, {})[format_host_port(host, port)] = why
         return errors
 

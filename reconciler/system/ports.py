@@ -37,13 +37,28 @@ def outgoing_range_holding(
     return low, high
 
 
-def listen_hint(port: int) -> str:
-    """What to add to "address already in use" for ``port``: empty unless outgoing connections may hold it."""
+LISTEN_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+TCP_LISTEN = "0A"  # the state column of a listening socket in /proc/net/tcp
+
+
+def listening(port: int, *, tables: tuple[Path, ...] = LISTEN_TABLES) -> bool | None:
+    """Whether a socket of this network namespace listens on TCP ``port``; None when the tables cannot be read."""
+    try:
+        rows = [line.split() for table in tables if table.exists() for line in table.read_text().splitlines()[1:]]
+    except OSError:
+        return None
+    return any(len(row) > 3 and row[3] == TCP_LISTEN and int(row[1].rpartition(":")[2], 16) == port for row in rows)
+
+
+def listen_hint(port: int, *, tables: tuple[Path, ...] = LISTEN_TABLES) -> str:
+    """What to add to "address already in use" for ``port``: which program class holds it, checked first."""
+    if listening(port, tables=tables):
+        return f"; a program listens on port {port} already (ss -ltnp 'sport = :{port}' names it)"
     span = outgoing_range_holding(port)
     if span is None:
         return ""
     return (
-        f"; port {port} is inside net.ipv4.ip_local_port_range ({span[0]}-{span[1]}), where outgoing connections"
-        " take their ports (and keep them a minute in TIME_WAIT): if no program listens there, reserve it with"
+        f"; no program listens there, but port {port} is inside net.ipv4.ip_local_port_range ({span[0]}-{span[1]}),"
+        " where outgoing connections take their ports (and keep them a minute in TIME_WAIT): reserve it with"
         " net.ipv4.ip_local_reserved_ports"
     )

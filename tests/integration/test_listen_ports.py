@@ -10,7 +10,7 @@ from pathlib import Path
 from reconciler.model.proxy_config import AppSettings
 from reconciler.proxy.engine import Engine
 from reconciler.proxy.plane import AppSpec, DataPlane
-from reconciler.system.ports import outgoing_range_holding
+from reconciler.system.ports import listening, outgoing_range_holding
 
 
 def test_a_port_held_by_an_outgoing_connection_is_named_in_the_listen_error() -> None:
@@ -25,7 +25,10 @@ def test_a_port_held_by_an_outgoing_connection_is_named_in_the_listen_error() ->
             why = errors["apps/web"][f"127.0.0.1:{port}"]
             assert why.startswith("Address already in use; ")
             low, high = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-            assert f"port {port} is inside net.ipv4.ip_local_port_range ({low}-{high})" in why
+            assert (
+                f"no program listens there, but port {port} is inside net.ipv4.ip_local_port_range ({low}-{high})"
+                in why
+            )
             assert "net.ipv4.ip_local_reserved_ports" in why
         finally:
             plane.stop()
@@ -44,3 +47,20 @@ def test_reserved_ports_and_ports_outside_the_range_get_no_hint(tmp_path: Path) 
     reserved.write_text("\n")
     assert outgoing_range_holding(40000, port_range=port_range, reserved=reserved) == (32768, 60999)
     assert outgoing_range_holding(40000, port_range=tmp_path / "missing", reserved=reserved) is None
+
+
+def test_a_port_a_program_listens_on_is_said_to_be_taken_by_it() -> None:
+    """A listener holds the port: the error says so, not that the port range might be at fault."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        engine = Engine(time.monotonic)
+        plane = DataPlane(engine, drain=0.1)
+        try:
+            errors = plane.apply({"apps/web": AppSpec((("127.0.0.1", port),), AppSettings(), ())})
+            why = errors["apps/web"][f"127.0.0.1:{port}"]
+            said = f"a program listens on port {port} already (ss -ltnp 'sport = :{port}' names it)"
+            assert why == f"Address already in use; {said}"
+        finally:
+            plane.stop()
+            engine.close()
+    assert listening(port) is False

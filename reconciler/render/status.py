@@ -58,8 +58,61 @@ def render_status_text(document: Mapping[str, Any]) -> str:
         else:
             state = _condition(ready)
         lines.append(f"  {resource['kind']}/{resource['name']}: {state}")
-        lines += _apps(resource.get("observations", {}).get("apps", {}))
+        observations = resource.get("observations", {})
+        lines += _apps(observations.get("apps", {}))
+        lines += _DETAILS.get(resource["kind"], _nothing)(observations)
     return "\n".join(lines)
+
+
+def _nothing(observations: Mapping[str, Any]) -> list[str]:
+    return []
+
+
+def _gateway(observations: Mapping[str, Any]) -> list[str]:
+    """Set sizes, each domain's addresses (and refused answers), entries not enforced as written."""
+    sets = ", ".join(f"{name} {size}" for name, size in observations.get("sets", {}).items()) or "none"
+    lines = [f"    sets: {sets}"]
+    for domain, found in observations.get("domains", {}).items():
+        addresses = ", ".join(a["address"] for a in found.get("addresses", [])) or "no address"
+        refused = f"; refused {', '.join(found['refused'])}" if found.get("refused") else ""
+        error = f"; {found['error']}" if found.get("error") else ""
+        lines.append(f"    domain {domain}: {addresses}{refused}{error}")
+    lines += [f"    entry {e['entry']}: {e['reason']}: {e['message']}" for e in observations.get("entries", [])]
+    return lines
+
+
+def _route(observations: Mapping[str, Any]) -> list[str]:
+    hops = ", ".join(str(hop) for hop in observations.get("nextHops", [])) or "none"
+    return [f"    {observations.get('routes', 0)} route(s) via {hops}"]
+
+
+def _pool(observations: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for member in observations.get("members", []):
+        state = "available" if member.get("available") else "unavailable"
+        reason = f" ({member['reason']})" if member.get("reason") else ""
+        lines.append(f"    member {member['ip']}:{member['port']}: {state}{reason}")
+    return lines + [f"    problem: {problem}" for problem in observations.get("problems", [])]
+
+
+def _edges(observations: Mapping[str, Any]) -> list[str]:
+    """Live set, then each edge: tier, live, mode, times (when shown), comment, error."""
+    lines = [f"    live: {', '.join(observations.get('live', [])) or 'none'}"]
+    if observations.get("selected"):
+        lines.append(f"    selected, not yet published: {', '.join(observations['selected'])}")
+    timings = observations.get("timings", {})
+    for edge in observations.get("edges", []):
+        parts = [edge.get("tier", "?"), "live" if edge.get("live") else "not live", edge.get("mode", "")]
+        if edge["host"] in timings:
+            times = timings[edge["host"]]
+            parts.append(f"last {times['last']} s, mean {times['average']} s")
+        parts += [f"# {edge['comment']}"] if edge.get("comment") else []
+        parts += [f"error: {edge['error']}"] if edge.get("error") else []
+        lines.append(f"    edge {edge['host']}: {', '.join(p for p in parts if p)}")
+    return lines + [f"    problem: {problem}" for problem in observations.get("problems", [])]
+
+
+_DETAILS = {"EgressGateway": _gateway, "EgressRoute": _route, "IPPool": _pool, "EdgeNetwork": _edges}
 
 
 def render_edges_csv(document: Mapping[str, Any]) -> str:

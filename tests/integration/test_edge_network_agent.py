@@ -82,6 +82,11 @@ def _wrong_checksum_shows(agent: AgentProcess) -> None:
     assert rows[0] == "network,edge,tier,live,mode,last,average,comment,error"
     assert any(row.startswith(f"edges,{WRONG},fail,false,available,1.0,") for row in rows), rows
     assert any(row.startswith(f"edges,{E0},pass_threshold,true,") for row in rows), rows
+    text = _cli("status", "--state-dir", str(agent.state_dir)).stdout
+    assert f"    live: {E0}, {E1}" in text.splitlines(), text
+    assert re.search(
+        rf"^    edge {WRONG}: fail, not live, available, last [0-9.]+ s, mean [0-9.]+ s, error: checksum", text, re.M
+    )
     integrity = _cli("check", "edges-integrity", "edges", "--state-dir", str(agent.state_dir))
     assert integrity.returncode == 1, integrity.stdout  # one mismatch: WARNING at the default 1
     assert integrity.stdout.startswith(f"EDGE_TESTMATCH WARNING - edges: 1 edge(s) serve a wrong object: {WRONG}")

@@ -178,21 +178,24 @@ def allow_entry(entry: Entry) -> AllowEntry:
         raise _invalid(f"the entry for {entry.destination}", exc) from None
 
 
-def entry_lines(entry: Entry, indent: int) -> list[str]:
-    """The entry as block YAML, ``- `` at column ``indent``; refused (422) unless every field is valid."""
+def entry_lines(entry: Entry, indent: int, *, flow: bool = False) -> list[str]:
+    """The entry as YAML, ``- `` at column ``indent``: block lines, or with ``flow`` one ``- {ip: ...}`` line (as
+    the list's other entries are written); refused (422) unless every field is valid."""
     model = allow_entry(entry)
-    fields: list[tuple[str, str]] = [(entry.kind, scalar(entry.destination))]
+    fields: list[tuple[str, str]] = [(entry.kind, scalar(entry.destination, in_flow=flow))]
     if entry.ports:
         fields.append(("ports", flow_sequence([_port(p) for p in entry.ports])))
     if entry.protocol:
-        fields.append(("protocol", scalar(model.protocol)))
+        fields.append(("protocol", scalar(model.protocol, in_flow=flow)))
     if entry.protected:
         fields.append(("protected", scalar(True)))
     if model.expires is not None:
-        fields.append(("expires", scalar(model.expires)))
+        fields.append(("expires", scalar(model.expires, in_flow=flow)))
     if entry.comment:
-        fields.append(("comment", scalar(entry.comment)))
+        fields.append(("comment", scalar(entry.comment, in_flow=flow)))
     pad = " " * indent
+    if flow:
+        return [f"{pad}- {{{', '.join(f'{key}: {value}' for key, value in fields)}}}\n"]
     return [f"{pad}{'- ' if index == 0 else '  '}{key}: {value}\n" for index, (key, value) in enumerate(fields)]
 
 
@@ -283,7 +286,9 @@ def add_entry(text: str, name: str, entry: Entry) -> str:
     if entries:
         start, dash = _item_start(lines, entries, len(entries) - 1)
         at = _block_end(lines, start, dash)
-        return "".join([*lines[:at], *entry_lines(entry, dash), *lines[at:]])
+        last = entries[len(entries) - 1]
+        flow = isinstance(last, CommentedMap) and bool(last.fa.flow_style())  # follow the list's own style
+        return "".join([*lines[:at], *entry_lines(entry, dash, flow=flow), *lines[at:]])
     # an empty list: "entries: []" becomes a block list under its key
     line, _ = entries.lc.line, entries.lc.col
     key_line = next(n for n in range(line, -1, -1) if re.match(r"\s*entries\s*:", lines[n]))

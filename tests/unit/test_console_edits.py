@@ -117,6 +117,35 @@ def test_any_comment_round_trips(comment: str) -> None:
     assert parse_entries(after, "partners")[-1]["comment"] == comment
 
 
+FLOW_ENTRIES = """apiVersion: reconciler/v1
+kind: EgressAllowList
+metadata: {name: flow}
+spec:
+  entries:
+    - {ip: 203.0.113.1}
+    - {domain: api.partner.example, ports: [443], protocol: tcp}
+"""
+
+
+def test_an_entry_added_to_one_line_entries_is_one_line_too() -> None:
+    """The console followed block style whatever the list's own; it now writes as the last entry is written."""
+    entry = Entry("domain", "new.partner.example", ("443",), "tcp", True, "2027-06-30", "a, b: {c} # d")
+    after = add_entry(FLOW_ENTRIES, "flow", entry)
+    assert _changed(FLOW_ENTRIES, after) == [
+        "+    - {domain: new.partner.example, ports: [443], protocol: tcp, protected: true, expires: 2027-06-30, "
+        'comment: "a, b: {c} # d"}'
+    ]
+    added = parse_entries(after, "flow")[-1]
+    assert (added["domain"], added["comment"], added["protected"]) == ("new.partner.example", "a, b: {c} # d", True)
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda t: t.strip() == t and "\x00" not in t))
+def test_any_comment_round_trips_in_a_one_line_entry(comment: str) -> None:
+    after = add_entry(FLOW_ENTRIES, "flow", Entry("ip", "203.0.113.50", comment=comment))
+    assert parse_entries(after, "flow")[-1]["comment"] == comment
+    assert len(_changed(FLOW_ENTRIES, after)) == 1
+
+
 def test_tokens_and_node_staleness(tmp_path: object) -> None:
     book = TokenBook([(hash_token("s3cret"), GitIdentity("alice", "alice@example.org"))])
     assert book.user("s3cret") == GitIdentity("alice", "alice@example.org")

@@ -10,9 +10,10 @@ Sets, per address family:
 
 The filter chain, jumped to from FORWARD by one rule the applier keeps in place:
 0. a comment carrying the digest of the rules below (how an observer recognises our chain as rendered);
-1. counting: client to destination and back (a match without a target: the packet goes on);
+1. counting of tracked traffic: client to destination and back (a match without a target: the packet goes on);
 2. established and related traffic is accepted (replies, and what was allowed when it started);
-3. from each client network, each port class's set is accepted (a rule per client and class);
+3. from each client network, each port class's set is accepted (a rule per client and class), and counted there:
+   a packet refused below (a port the entry does not allow, say) is never counted under a destination;
 4. everything else from the clients meets ``defaultAction``: DROP, REJECT, or in audit mode (``log``) a LOG rule
    and nothing dropped;
 5. traffic from elsewhere returns to FORWARD untouched.
@@ -137,18 +138,21 @@ def render_filter(gateway: EgressGateway, plan: EgressPlan, family: int) -> Rule
     keys = [key for key in sorted(plan.sets) if key.family == family]
     clients = _clients(gateway, family)
     rules = []
+    out, back = counting_set_name(name, family, COUNT_OUT), counting_set_name(name, family, COUNT_IN)
+    tracked = "-m conntrack --ctstate ESTABLISHED,RELATED"
     if keys:
-        out, back = counting_set_name(name, family, COUNT_OUT), counting_set_name(name, family, COUNT_IN)
         for client in clients:
-            rules.append(f"-A {CHAIN} -s {client} -m set --match-set {out} dst")
-            rules.append(f"-A {CHAIN} -d {client} -m set --match-set {back} src")
-    rules.append(f"-A {CHAIN} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
+            rules.append(f"-A {CHAIN} -s {client} {tracked} -m set --match-set {out} dst")
+            rules.append(f"-A {CHAIN} -d {client} {tracked} -m set --match-set {back} src")
+    rules.append(f"-A {CHAIN} {tracked} -j ACCEPT")
     for client in clients:
         for key in keys:
             match = " ".join(_ports(key))
+            # the counting match comes last: a set's counters move only when every match before it held, so a
+            # new connection is counted when it is accepted, and a refused packet never is
             rules.append(
                 f"-A {CHAIN} -s {client}{' ' + match if match else ''} -m set --match-set {set_name(name, key)} dst "
-                "-j ACCEPT"
+                f"-m set --match-set {out} dst -j ACCEPT"
             )
     for client in clients:
         rules += _refusal(client, gateway.spec.defaultAction, family)

@@ -67,6 +67,7 @@ spec:
     - domain: app.partner.test
     - domain: evil.partner.test
     - ip: "2001:db8:1::10"
+    - {{ip: 203.0.113.40, ports: [443], protocol: tcp}}
 {extra}"""
 
 
@@ -243,6 +244,10 @@ def test_routes_allow_lists_dns_counters_and_removal(world: World) -> None:
     rows = {(row["ip"], row["type"]): row for row in json.loads(body)["destinations"]}
     assert rows["203.0.113.10", "OUTPUT"]["bytes"] >= size
     assert rows["203.0.113.30", "OUTPUT"]["hostname"] == "app.partner.test"
+
+    # refused packets are not counted under an allowed destination: 203.0.113.40 is allowed on tcp/443 only
+    assert not world.reach("203.0.113.40", 80)
+    assert _metric(world.gw.metrics(), "203.0.113.40", "packets", "OUTPUT") == 0
 
     # added in git: reachable; removed: unreachable, and its established connection is cut, not the others'
     world.commit(desired("203.0.113.20"))

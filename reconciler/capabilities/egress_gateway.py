@@ -132,6 +132,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         self.parts: PartCache = {}  # each list's static entries, derived once per revision and day
         self.memory: dict[str, Memory] = {}
         self.installed: dict[str, frozenset[str]] = {}  # set -> members known to be in the kernel
+        # set -> the members we last made it hold, whatever happened to it since (a hand flush): what was allowed,
+        # for the cut of connections to addresses that are no longer
+        self.made: dict[str, frozenset[str]] = {}
         self.rendered: dict[str, _Rendered] = {}
         self.resolve_failures = 0
         self.refused_answers = 0
@@ -240,6 +243,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             cut_from={f: counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in facts.families}
             if resource.spec.cutEstablished
             else None,
+            allowed_before=self.made,
         )
 
     async def apply(self, resource: EgressGateway, target: TargetPlan[FirewallValue]) -> None:
@@ -262,6 +266,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         if spec is None or any(c.key == STALE and c.action is Action.REMOVE for c in target.changes):
             self.applier.destroy_set(name)
             self.installed.pop(name, None)
+            self.made.pop(name, None)
         else:
             before = self.installed.get(name)
             members = (before or frozenset()) - removed | added
@@ -270,7 +275,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             else:
                 lines = target.payload or set_lines(spec, sorted(members), name=temporary_name(name))
                 self.applier.load_set(spec, lines, exists=before is not None)
-            self.installed[name] = members
+            self.installed[name] = self.made[name] = members
 
     def _apply_rules(self, target: TargetPlan[FirewallValue]) -> None:
         for change in target.changes:
@@ -290,6 +295,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
     async def forget(self, name: str) -> None:
         await asyncio.to_thread(self.applier.remove)
         self.installed.clear()
+        self.made.clear()
         self.memory.pop(name, None)
         self.rendered.pop(name, None)
 

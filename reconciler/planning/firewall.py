@@ -97,6 +97,7 @@ def plan_firewall(
     labels: Mapping[str, str] | None = None,
     payloads: Mapping[str, Callable[[Sequence[str]], str]] | None = None,
     cut_from: Mapping[int, str] | None = None,
+    allowed_before: Mapping[str, frozenset[str]] | None = None,
     rulesets: Sequence[Ruleset],
     jumps: Sequence[Jump],
     facts: FirewallFacts,
@@ -104,8 +105,9 @@ def plan_firewall(
 ) -> list[TargetPlan[FirewallValue]]:
     """``sets``: set name -> the members it should have (``labels``: what people call it; ``payloads``: renders
     a set's restore input from its members in order; ``cut_from``: per family, the set holding every allowed
-    address: connections to what leaves it are cut, last, once no set allows it any more); ``rulesets`` and
-    ``jumps``: every family's chains."""
+    address: connections to what leaves it are cut, last, once no set allows it any more; ``allowed_before``:
+    what each set was last made to hold, so that what left it is cut even when the kernel's copy was flushed by
+    hand meanwhile); ``rulesets`` and ``jumps``: every family's chains."""
     targets: list[TargetPlan[FirewallValue]] = []
     ordered: dict[frozenset[str], list[str]] = {}  # sets of a family usually hold the same members: sort once
     same: dict[tuple[frozenset[str], frozenset[str]], list[Change[FirewallValue]]] = {}
@@ -140,7 +142,7 @@ def plan_firewall(
         stale.append(Change(STALE, Action.REMOVE, before=set_name, member=False))
         targets.append(TargetPlan(kind, name, set_target(set_name, "no longer used"), len(current), tuple(stale)))
     for family, allowed in sorted((cut_from or {}).items()):
-        current = facts.members.get(allowed, frozenset())
+        current = facts.members.get(allowed, frozenset()) | (allowed_before or {}).get(allowed, frozenset())
         gone = sorted(current - sets.get(allowed, frozenset()))
         if gone:  # after every set and rule changed: a packet in between would open the connection again
             cuts: list[Change[FirewallValue]] = [Change(a, Action.REMOVE, before=a, member=False) for a in gone]

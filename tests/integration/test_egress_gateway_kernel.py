@@ -21,7 +21,7 @@ from reconciler.render.firewall import COUNT_OUT, counting_set_name
 from reconciler.system.commands import CommandResult, CommandRunner, NamespaceRunner, SubprocessRunner
 from reconciler.testing import FakeClock, FakeResolver
 from tests.conftest import require_root
-from tests.integration.egress_kernel import allow_list, converge, desired, gateway, kernel_state, run_in
+from tests.integration.egress_kernel import NOW, allow_list, converge, desired, gateway, kernel_state, run_in
 
 pytestmark = pytest.mark.integration
 
@@ -112,6 +112,16 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         # a scrape reads the counters in a thread: the event loop keeps running while the kernel is slow to answer
         scraped = await _scrape_while_the_loop_runs(capability)
         assert 'iptables_bytes_count{hostname="203.0.113.10",ip="203.0.113.10",type="OUTPUT"} 700.0' in scraped
+
+        # every set of ours flushed by hand, and 203.0.113.20 leaves the list before they are back: its
+        # connections are cut all the same (the cut was computed from the flushed counting set)
+        for flushed in run_in(namespace, "ipset", "list", "-n").split():
+            if flushed.startswith("RECON-"):
+                run_in(namespace, "ipset", "flush", flushed)
+        capability.use(desired(allow_list({"ip": "203.0.113.10"})))
+        observed = await capability.observe(resource)
+        planned = capability.plan(resource, observed.facts, now=NOW)
+        assert [c.key for t in planned if t.target.startswith("connections") for c in t.changes] == ["203.0.113.20/32"]
 
         await capability.forget("gw")
         after = kernel_state(namespace)

@@ -109,3 +109,26 @@ def test_connections_are_cut_last_for_what_left_the_set_of_everything_allowed() 
     assert targets[-1].target == "connections ipv4"  # after every set and rule: nothing lets it back in between
     assert [(c.key, c.action) for c in targets[-1].changes] == [("203.0.113.20/32", Action.REMOVE)]
     assert not any(c.member for c in targets[-1].changes)
+
+
+def test_what_was_allowed_before_a_hand_flush_is_still_cut() -> None:
+    """The counting set was flushed by hand and is not back yet when 203.0.113.20 leaves the list: its connections
+    are cut all the same, from what the set was last made to hold."""
+    facts = FirewallFacts(
+        entries={"RECON-a-4": 0, "RECON-out-4": 0},
+        members={"RECON-a-4": frozenset(), "RECON-out-4": frozenset()},
+    )
+    made = frozenset({"203.0.113.10/32", "203.0.113.20/32"})
+    targets = plan_firewall(
+        "EgressGateway",
+        "gw",
+        sets={"RECON-a-4": frozenset({"203.0.113.10/32"}), "RECON-out-4": frozenset({"203.0.113.10/32"})},
+        rulesets=[RULES],
+        jumps=[JUMP],
+        facts=facts,
+        enable_forwarding=False,
+        cut_from={4: "RECON-out-4"},
+        allowed_before={"RECON-a-4": made, "RECON-out-4": made},
+    )
+    assert targets[-1].target == "connections ipv4"
+    assert [c.key for c in targets[-1].changes] == ["203.0.113.20/32"]

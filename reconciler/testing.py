@@ -226,8 +226,11 @@ class RecordingCapability(Capability[Resource, None, Any]):
         return list(self.targets.get(resource.metadata.name, []))
 
     async def apply(self, resource: Resource, target: TargetPlan[Any]) -> None:
-        if resource.metadata.name in self.failing_apply:
-            raise self.failing_apply[resource.metadata.name]
+        """Fails as ``failing_apply`` says: by resource name, or by ``"<name> <target>"`` for one target."""
+        name = resource.metadata.name
+        failure = self.failing_apply.get(name) or self.failing_apply.get(f"{name} {target.target}")
+        if failure is not None:
+            raise failure
         self.applied.append((resource.metadata.name, target))
 
     async def forget(self, name: str) -> None:

@@ -95,6 +95,7 @@ class _Slot:
     held: str | None = None  # the revision at which a non-retryable failure stopped further passes
     gated: str = ""  # the checksum of the target plan the safety gate holds (logged once per plan)
     approved: set[str] = field(default_factory=set)  # target plan checksums an operator let through
+    applied: str | None = None  # the revision of this resource's last pass that applied everything it planned
     backoff: Backoff = field(default_factory=lambda: Backoff(base=1.0, cap=60.0))
     retry: asyncio.TimerHandle | None = None
 
@@ -327,13 +328,19 @@ class Reconciler:
             changes = sum(len(t.changes) for t in outcome.targets)
             outcome.conditions = cond.ready("DryRun", f"dry run: {changes} planned change(s) not applied")
             return outcome
-        for target in outcome.targets:
-            if not target.changes:
-                continue
+        changing = [t for t in outcome.targets if t.changes]
+        for done, target in enumerate(changing):
             try:
                 await capability.apply(resource, target)
             except Exception as exc:  # a failing applier degrades only its own resource
-                failure = self._failure(slot, "ApplyFailed", "applier", f"apply failed target={target.target}", exc)
+                # an apply is not a transaction: say that what is in force is partly this revision
+                part = (
+                    f"applied part-way at revision {slot.revision[:12]} ({done} of {len(changing)} target(s) "
+                    f"done, {target.target} failed: what is in force is partly this revision)"
+                )
+                failure = self._failure(
+                    slot, "ApplyFailed", "applier", f"apply failed target={target.target}", exc, context=part
+                )
                 failure.targets = outcome.targets
                 failure.observations, failure.details = outcome.observations, outcome.details
                 return failure
@@ -367,12 +374,22 @@ class Reconciler:
         return ""
 
     def _failure(
-        self, slot: _Slot, reason: str, component: str, doing: str, exc: BaseException, *, timeout: float = 0.0
+        self,
+        slot: _Slot,
+        reason: str,
+        component: str,
+        doing: str,
+        exc: BaseException,
+        *,
+        timeout: float = 0.0,
+        context: str = "",
     ) -> _Outcome:
         self.metrics.errors.labels(component).inc()
         message = str(exc) or type(exc).__name__
         if isinstance(exc, TimeoutError) and timeout:
             message = f"timed out after {timeout:g}s"
+        if context:
+            message = f"{message}; {context}"
         if is_retryable(exc):
             log.warning("%s resource=%s error=%s", doing, slot.label, message)
             return _Outcome(cond.degraded(reason, message), failed=True, retry=True)
@@ -384,7 +401,11 @@ class Reconciler:
         kind, name = slot.key
         merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
         self.saved.conditions[slot.label] = merged
-        self.resources[slot.key] = ResourceStatus(kind, name, revision, merged, outcome.observations, outcome.details)
+        if not outcome.failed and not self.settings.dry_run:
+            slot.applied = revision
+        self.resources[slot.key] = ResourceStatus(
+            kind, name, revision, merged, outcome.observations, outcome.details, applied_revision=slot.applied
+        )
         self.saved.made.add(slot.label)
         self.metrics.set_conditions(kind, name, merged)
         if outcome.hold:
@@ -575,7 +596,15 @@ class Reconciler:
         elif failed and set(held := self._held_by_gate()) == set(failed):
             current = cond.stalled("SafetyGate", f"{len(held)} resource(s) held by the safety gate: {', '.join(held)}")
         elif failed:
-            current = cond.degraded("ResourcesFailing", f"{len(failed)} resource(s) failing: {', '.join(failed)}")
+            message = f"{len(failed)} resource(s) failing: {', '.join(failed)}"
+            if self.desired_revision is not None and self.desired_revision != applied:
+                whole = sum(1 for s in self.slots.values() if s.applied == self.desired_revision)
+                message += (
+                    f"; revision {self.desired_revision[:12]} is in force for {whole} of {len(self.slots)} "
+                    f"resource(s), in part for the failing ones"
+                    + (f"; {applied[:12]} is the last revision applied whole" if applied else "")
+                )
+            current = cond.degraded("ResourcesFailing", message)
         elif degraded := self._degraded():
             current = cond.degraded("ResourcesDegraded", f"{len(degraded)} resource(s) degraded: {', '.join(degraded)}")
         elif self.desired_revision is None:

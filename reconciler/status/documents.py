@@ -28,12 +28,14 @@ class ResourceStatus:
     conditions: tuple[Condition, ...]
     observations: Mapping[str, Any] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)  # beside the observations, except in git
+    applied_revision: str | None = None  # its last pass that applied all it planned (None: none in this run yet)
 
     def as_dict(self, *, details: bool = True) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "name": self.name,
             "observedRevision": self.observed_revision,
+            "appliedRevision": self.applied_revision,
             "conditions": [c.as_dict() for c in self.conditions],
             "observations": {**self.observations, **self.details} if details else dict(self.observations),
         }

@@ -289,6 +289,36 @@ def test_a_state_file_from_before_made_lists_the_resources_with_conditions() -> 
     assert decode(decode(json.dumps(old).encode()).encode()).made == {"EgressGateway/gw", "EgressRoute/via-gw"}
 
 
+def test_a_revision_applied_part_way_says_what_is_in_force(tmp_path: Path) -> None:
+    """b's second target fails after its first was applied: b says it is partly at the new revision, each resource
+    names the revision it last applied whole, and the node says how much of the new revision is in force."""
+    world = World(tmp_path)
+    first = world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
+    world.once()
+    world.capability.targets["a"] = [_target("a")]
+    world.capability.targets["b"] = [
+        _target("b"),
+        TargetPlan("EgressAllowList", "b", "set:b2", 1, (Change("n", Action.ADD, after="y"),)),
+    ]
+    world.capability.failing_apply["b set:b2"] = ApplyError("cannot bind 127.0.0.1:5302")
+    second = world.git.push(_files(a="203.0.113.1", b="203.0.113.3"))
+    world.once()
+    status = world.agent.status_document()
+    resources = {r["name"]: r for r in status["resources"]}
+    assert (resources["a"]["appliedRevision"], resources["b"]["appliedRevision"]) == (second, first)
+    ready = next(c for c in resources["b"]["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == (
+        f"cannot bind 127.0.0.1:5302; applied part-way at revision {second[:12]} (1 of 2 target(s) done, set:b2 "
+        "failed: what is in force is partly this revision)"
+    )
+    assert status["lastAppliedRevision"] == first
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["message"] == (
+        f"1 resource(s) failing: EgressAllowList/b; revision {second[:12]} is in force for 1 of 2 resource(s), in part "
+        f"for the failing ones; {first[:12]} is the last revision applied whole"
+    )
+
+
 def test_kinds_without_a_capability_are_reported_not_enforced(tmp_path: Path) -> None:
     """A kind this agent cannot enforce yet is validated and shown as NotEnforced, without failing the node."""
     world = World(tmp_path)

@@ -51,6 +51,37 @@ class PartialList:
 Report = Callable[[DocRef, Sequence[PathElement], str], Problem]
 
 
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A document with errors: the kind and name it declares, and the names it refers to as written (path,
+    kind referred to, name), so that references are checked in the same run as the document's own errors."""
+
+    kind: str
+    name: str
+    ref: DocRef
+    references: tuple[tuple[tuple[PathElement, ...], str, str], ...] = ()
+
+
+def declared_of(data: object, ref: DocRef) -> Declared | None:
+    """What a document that failed validation declares and refers to, as far as it can be read."""
+    if not isinstance(data, dict) or not isinstance(data.get("kind"), str):
+        return None
+    metadata, spec = data.get("metadata"), data.get("spec")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str):
+        return None
+    references: list[tuple[tuple[PathElement, ...], str, str]] = []
+    if isinstance(spec, dict) and data["kind"] == IPPool.KIND and isinstance(spec.get("strategy"), str):
+        references.append((("spec", "strategy"), HealthStrategy.KIND, spec["strategy"]))
+    if isinstance(spec, dict) and data["kind"] == EgressGateway.KIND and isinstance(spec.get("allowLists"), list):
+        references += [
+            (("spec", "allowLists", index), EgressAllowList.KIND, listed)
+            for index, listed in enumerate(spec["allowLists"])
+            if isinstance(listed, str) and listed != ALL_LISTS
+        ]
+    return Declared(data["kind"], name, ref, tuple(references))
+
+
 def _of_kind(placed: Sequence[Placed], kind: type[Resource]) -> list[Placed]:
     return [p for p in placed if isinstance(p.resource, kind)]
 
@@ -65,20 +96,30 @@ def _missing(name: str, kind: type[Resource], known: list[str]) -> str:
     return f"no {kind.KIND} named '{name}'{hint}"
 
 
-def check_references(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
-    """IPPool.strategy names a HealthStrategy; EgressGateway.allowLists name EgressAllowLists."""
+def check_references(
+    placed: Sequence[Placed], locator: Locator, declared: Sequence[Declared] = ()
+) -> Iterator[Problem]:
+    """IPPool.strategy names a HealthStrategy; EgressGateway.allowLists name EgressAllowLists. Documents with
+    errors (``declared``) count as defined (their own errors are reported), and their references are checked."""
     strategies = _names(placed, HealthStrategy)
+    lists = _names(placed, EgressAllowList)
+    known = {HealthStrategy.KIND: strategies, EgressAllowList.KIND: lists}
+    defined = {(d.kind, d.name) for d in declared}
+    kinds: dict[str, type[Resource]] = {HealthStrategy.KIND: HealthStrategy, EgressAllowList.KIND: EgressAllowList}
     for item in _of_kind(placed, IPPool):
         assert isinstance(item.resource, IPPool)
-        if item.resource.spec.strategy not in strategies:
-            message = _missing(item.resource.spec.strategy, HealthStrategy, strategies)
-            yield locator.problem(item.ref, ("spec", "strategy"), message)
-    lists = _names(placed, EgressAllowList)
+        strategy = item.resource.spec.strategy
+        if strategy not in strategies and (HealthStrategy.KIND, strategy) not in defined:
+            yield locator.problem(item.ref, ("spec", "strategy"), _missing(strategy, HealthStrategy, strategies))
     for item in _of_kind(placed, EgressGateway):
         assert isinstance(item.resource, EgressGateway)
         for index, name in enumerate(item.resource.spec.allowLists):
-            if name != ALL_LISTS and name not in lists:
+            if name != ALL_LISTS and name not in lists and (EgressAllowList.KIND, name) not in defined:
                 yield locator.problem(item.ref, ("spec", "allowLists", index), _missing(name, EgressAllowList, lists))
+    for document in declared:
+        for path, kind, name in document.references:
+            if name not in known[kind] and (kind, name) not in defined:
+                yield locator.problem(document.ref, path, _missing(name, kinds[kind], known[kind]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +220,29 @@ def check_internal_ranges(
                 break
 
 
-def check_duplicate_entries(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
-    """The same destination twice in one list is a warning: the second entry adds nothing, or confuses."""
+def _entry_lists(
+    placed: Sequence[Placed], partial: Sequence[PartialList]
+) -> Iterator[tuple[DocRef, Sequence[tuple[int, AllowEntry]]]]:
+    """Every allow-list's entries by index: the valid lists', and the valid entries of lists with other errors."""
     for item in _of_kind(placed, EgressAllowList):
         assert isinstance(item.resource, EgressAllowList)
+        yield item.ref, list(enumerate(item.resource.spec.entries))
+    for part in partial:
+        yield part.ref, part.entries
+
+
+def check_duplicate_entries(
+    placed: Sequence[Placed], locator: Locator, partial: Sequence[PartialList] = ()
+) -> Iterator[Problem]:
+    """The same destination twice in one list is a warning: the second entry adds nothing, or confuses."""
+    for ref, entries in _entry_lists(placed, partial):
         first: dict[str, int] = {}
-        for index, entry in enumerate(item.resource.spec.entries):
+        for index, entry in entries:
             key = entry.destination
             if key in first:
-                line, _ = locator.position(item.ref, ("spec", "entries", first[key]))
+                line, _ = locator.position(ref, ("spec", "entries", first[key]))
                 yield locator.problem(
-                    item.ref,
+                    ref,
                     ("spec", "entries", index),
                     f"duplicate entry: {key.replace(':', ' ', 1)} is already listed at line {line}",
                     severity=Severity.WARNING,
@@ -215,15 +268,16 @@ def _private_name(domain: str) -> str:
     return ""
 
 
-def check_entry_sense(placed: Sequence[Placed], locator: Locator, today: date | None) -> Iterator[Problem]:
+def check_entry_sense(
+    placed: Sequence[Placed], locator: Locator, today: date | None, partial: Sequence[PartialList] = ()
+) -> Iterator[Problem]:
     """Warnings for entries that cannot do what they say: an expiry in the past (``today`` given), a domain that
     cannot be public."""
-    for item in _of_kind(placed, EgressAllowList):
-        assert isinstance(item.resource, EgressAllowList)
-        for index, entry in enumerate(item.resource.spec.entries):
+    for ref, entries in _entry_lists(placed, partial):
+        for index, entry in entries:
             if today is not None and entry.expires is not None and entry.expires < today:
                 yield locator.problem(
-                    item.ref,
+                    ref,
                     ("spec", "entries", index, "expires"),
                     f"expired on {entry.expires.isoformat()}: the entry is no longer enforced; remove it or move "
                     "the date",
@@ -232,7 +286,7 @@ def check_entry_sense(placed: Sequence[Placed], locator: Locator, today: date | 
             why = _private_name(str(entry.domain)) if entry.domain is not None else ""
             if why:
                 yield locator.problem(
-                    item.ref,
+                    ref,
                     ("spec", "entries", index, "domain"),
                     f"{entry.domain} cannot be reached on the public internet ({why})",
                     severity=Severity.WARNING,

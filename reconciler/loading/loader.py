@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from reconciler.errors import DesiredStateError, Problem, Severity
 from reconciler.loading import cross_checks
-from reconciler.loading.cross_checks import PartialList, Placed
+from reconciler.loading.cross_checks import Declared, PartialList, Placed, declared_of
 from reconciler.loading.documents import validate_document
 from reconciler.loading.locator import DocRef, Locator
 from reconciler.loading.yaml_reader import YamlError, YamlLimits, read_yaml
@@ -126,7 +126,7 @@ def _valid_entries(data: Any, ref: DocRef) -> PartialList | None:
 
 
 def _read_documents(
-    file: SourceFile, options: LoadOptions, locator: Locator, partial: list[PartialList]
+    file: SourceFile, options: LoadOptions, locator: Locator, partial: list[PartialList], declared: list[Declared]
 ) -> tuple[list[_ValidDocument], list[Problem], int]:
     """The valid documents of one file, the problems of the others (and of the file itself), and how many
     documents with content there were."""
@@ -151,7 +151,14 @@ def _read_documents(
         problems.extend(found)
         if resource is not None:
             valid.append(_ValidDocument(document.index, document.line, document.column, resource))
-        elif (entries := _valid_entries(document.data, ref)) is not None:
+            continue
+        # what can be read of a document with errors is checked in the same run: its references, the entries
+        # that are valid on their own; a fix should not reveal problems that could have been said now
+        if (found_declared := declared_of(document.data, ref)) is not None:
+            declared.append(
+                replace(found_declared, ref=replace(ref, kind=found_declared.kind, name=found_declared.name))
+            )
+        if (entries := _valid_entries(document.data, ref)) is not None:
             partial.append(replace(entries, ref=DocRef(file.path, document.index, EgressAllowList.KIND, entries.name)))
     return valid, problems, len(with_content) + len(broken)
 
@@ -166,6 +173,7 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
     contents: dict[str, bytes] = {}
     placed: list[Placed] = []
     partial: list[PartialList] = []
+    declared: list[Declared] = []
     starts: dict[tuple[str, int], tuple[int, int]] = {}
     locator = Locator(contents, options.yaml_limits)
     documents = 0
@@ -178,7 +186,7 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
         key = (file.relpath, hashlib.sha256(file.content).digest())
         valid = cache.get(key) if cache is not None else None
         if valid is None:
-            valid, found, count = _read_documents(file, options, locator, partial)
+            valid, found, count = _read_documents(file, options, locator, partial, declared)
             problems.extend(found)
             documents += count - len(valid)
             if cache is not None and not found:
@@ -193,12 +201,12 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
     unique, refs, duplicates = _unique(placed, locator)
     problems.extend(duplicates)
     if not options.partial:
-        problems.extend(cross_checks.check_references(unique, locator))
+        problems.extend(cross_checks.check_references(unique, locator, declared))
         problems.extend(cross_checks.check_files(unique, locator, tree.other_paths))
     problems.extend(cross_checks.check_ports(unique, locator))
     problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges, partial))
-    problems.extend(cross_checks.check_duplicate_entries(unique, locator))
-    problems.extend(cross_checks.check_entry_sense(unique, locator, options.today))
+    problems.extend(cross_checks.check_duplicate_entries(unique, locator, partial))
+    problems.extend(cross_checks.check_entry_sense(unique, locator, options.today, partial))
     problems.extend(cross_checks.check_confusable_domains(unique, locator))
     problems.extend(cross_checks.check_route_conflicts(unique, locator))
     state = _state(unique, starts)

@@ -54,6 +54,39 @@ def test_all_errors_of_a_run_are_reported() -> None:
     assert "and 2 more" in str(caught.value)
 
 
+def test_a_document_with_errors_still_has_its_references_and_warnings_checked() -> None:
+    """A schema error used to hide what a fix would reveal next: the pool's unknown strategy, the duplicate entry
+    of a list with a bad entry. And a gateway naming that list is not told the list does not exist."""
+    pool = """apiVersion: reconciler/v1
+kind: IPPool
+metadata: {name: egress}
+spec:
+  members: {static: [{ip: 203.0.113.5, port: 19001}]}
+  accessLog: {path: /var/log/nginx/access.log}
+  strategy: three-in-a-rwo
+  scanIntervall: 1m
+"""
+    partners = ALLOW_LIST.format(
+        name="partners", entries="    - ip: nope\n    - ip: 203.0.113.7\n    - ip: 203.0.113.7"
+    )
+    gateway = """apiVersion: reconciler/v1
+kind: EgressGateway
+metadata: {name: gw}
+spec: {clients: [10.0.0.0/8], allowLists: [partners]}
+"""
+    strategy = (
+        "apiVersion: reconciler/v1\nkind: HealthStrategy\nmetadata: {name: three-in-a-row}\nspec: {type: consecutive}\n"
+    )
+    result = load_tree(_tree(**{"pool.yaml": pool, "partners.yaml": partners, "gw.yaml": gateway, "s.yaml": strategy}))
+    said = [(p.file, p.path, p.severity.value, p.message) for p in result.problems]
+    paths = [(file, path, severity) for file, path, severity, _ in said]
+    assert ("t/pool.yaml", "spec.strategy", "error") in paths, said  # checked beside its own schema error
+    assert ("t/pool.yaml", "spec.scanIntervall", "error") in paths, said
+    assert any("did you mean 'three-in-a-row'" in message for *_, message in said)
+    assert ("t/partners.yaml", "spec.entries[2]", "warning") in paths, said  # the duplicate
+    assert not any(file == "t/gw.yaml" for file, *_ in said), said  # partners exists, with errors of its own
+
+
 def test_status_and_hidden_folders_are_skipped(write_tree: Callable[[dict[str, str | bytes]], Path]) -> None:
     """status/ (written by agents) and hidden folders are not desired state; other files are references."""
     root = write_tree(

@@ -43,13 +43,20 @@ def summary(app: ProxyAppFacts) -> dict[str, Any]:
     }
     if app.listen_errors:  # ports it should listen on and cannot, with the kernel's reason
         shown["listenErrors"] = dict(sorted(app.listen_errors.items()))
+    if app.check_problem:  # this machine's own trouble (out of descriptors, say): the targets keep their health
+        shown["checksNotMade"] = app.check_problem
     return shown
 
 
 def _without_targets(apps: Mapping[str, ProxyAppFacts]) -> tuple[str, str] | None:
-    """Apps whose every target is down or drained: the resource is Degraded, naming them."""
+    """Apps whose every target is down or drained: the resource is Degraded, naming them; else apps whose checks
+    this machine cannot make: Degraded as the agent's own problem."""
     empty = [app for key, app in sorted(apps.items()) if app.targets and not any(t.usable for t in app.targets)]
     if not empty:
+        unchecked = [f"app {app.key}: {app.check_problem}" for _, app in sorted(apps.items()) if app.check_problem]
+        if unchecked:
+            message = "health checks cannot be made on this machine (its own problem, not the targets')"
+            return "ChecksNotMade", f"{message}: {'; '.join(unchecked)}"
         return None
     described = []
     for app in empty:

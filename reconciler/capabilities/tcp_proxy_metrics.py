@@ -41,6 +41,12 @@ class ProxyCollector(Collector):
         target_active = GaugeMetricFamily(
             "reconciler_proxy_target_active_connections", "Open connections per target.", labels=["app", "target"]
         )
+        not_made = CounterMetricFamily(
+            "reconciler_proxy_checks_not_made",
+            "Health checks this machine could not make (out of descriptors, buffers, addresses): its own problem, "
+            "not counted against the target.",
+            labels=["app"],
+        )
         ejected = GaugeMetricFamily(
             "reconciler_proxy_target_ejected",
             "1 while a target is taken out for failed connects in a row (outlier detection).",
@@ -54,12 +60,13 @@ class ProxyCollector(Collector):
             transferred.add_metric([app, "out"], counters.bytes_out)
             active.add_metric([app], counters.active)
             at_limit.add_metric([app], counters.at_limit)
+            not_made.add_metric([app], state.checks_not_made)
             for target in state.targets:
                 up.add_metric([app, target.address], _HEALTH[target.health])
                 target_active.add_metric([app, target.address], target.active)
                 ejected.add_metric([app, target.address], 1 if target.ejected else 0)
         yield from families.values()
-        yield from (transferred, active, at_limit, up, target_active, ejected)
+        yield from (transferred, active, at_limit, not_made, up, target_active, ejected)
         yield CounterMetricFamily(
             "reconciler_proxy_worker_restarts",
             "Proxy worker processes that died and were started again.",

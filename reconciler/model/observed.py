@@ -103,6 +103,8 @@ class ProxyAppFacts:
     checks: CheckSettings | None
     listen_errors: Mapping[str, str] = field(default_factory=dict)  # host:port -> why it cannot listen there
     counters: ProxyCounters = field(default_factory=ProxyCounters)
+    checks_not_made: int = 0  # health checks this machine could not make (EMFILE, ENOBUFS, ...), since start
+    check_problem: str = ""  # the reason, while such failures are recent: the agent's own problem, not a target's
 
 
 @dataclass(frozen=True, slots=True)

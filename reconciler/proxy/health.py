@@ -49,6 +49,8 @@ class HealthChecker:
         self.clock = clock
         self.states: dict[str, RiseFallState] = {}
         self.local_failures = 0  # checks not made for this machine's own reasons (EMFILE, ENOBUFS, ...)
+        self.local_error = ""  # the last one's reason, and when (the clock's monotonic time)
+        self.local_at: float | None = None
         self.rng = rng or random.Random()
 
     def update(self, backends: list[Backend], settings: CheckSettings) -> None:
@@ -105,6 +107,7 @@ class HealthChecker:
         """A check this machine could not make (out of descriptors, say) is no evidence about the target: its
         state stays as it was, and the agent's own problem is logged and counted."""
         self.local_failures += 1
+        self.local_error, self.local_at = error, self.clock.monotonic()
         log.error("health check not made app=%s target=%s error=%s", self.name, backend.address, error)
 
     def _record(self, backend: Backend, *, ok: bool, error: str) -> None:

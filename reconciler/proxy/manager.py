@@ -243,6 +243,15 @@ class ProxyManager:
         running = self.running.get(key)
         return running.config if running is not None else None
 
+    def _check_problem(self, running: _Running) -> str:
+        """The reason of the last check this machine could not make, while recent (within five check intervals,
+        the status's own clock): shown as the agent's problem, never counted against the target."""
+        checker, checks = running.checker, running.config.checks
+        if checker is None or checks is None or checker.local_at is None:
+            return ""
+        recent = self.clock.monotonic() - checker.local_at <= 5 * checks.interval
+        return checker.local_error if recent else ""
+
     def snapshot(self) -> dict[str, ProxyAppFacts]:
         """What runs: per app, listeners, targets with health, settings and counters."""
         counted = self.data_path.counters() if self.data_path is not None else {}
@@ -290,5 +299,7 @@ class ProxyManager:
                 checks=config.checks,
                 listen_errors=dict(running.listen_errors),
                 counters=ProxyCounters(**counters.stats),
+                checks_not_made=running.checker.local_failures if running.checker else 0,
+                check_problem=self._check_problem(running),
             )
         return result

@@ -4,10 +4,14 @@ the state file, its metrics and a settings change carried out by the plan."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import resource
 import socket
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 from reconciler.errors import is_retryable
@@ -194,5 +198,63 @@ def test_a_port_in_use_fails_the_apply_and_the_next_pass_binds_it_once_free() ->
         finally:
             blocker.close()
             await manager.close()
+
+    asyncio.run(scenario())
+
+
+def test_checks_this_machine_cannot_make_are_shown_as_its_own_problem() -> None:
+    """Out of descriptors, the health checks of a healthy target fail on this machine: the target stays up, and
+    status (checksNotMade, Degraded ChecksNotMade) and the metrics say it is the agent's own problem."""
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0)
+        target = server.sockets[0].getsockname()[1]
+        manager = ProxyManager(drain=0.1, resolver=FakeResolver())
+        capability = TCPProxyCapability(manager)
+        proxy = TCPProxy.model_validate(
+            {
+                "apiVersion": "reconciler/v1",
+                "kind": "TCPProxy",
+                "metadata": {"name": "apps"},
+                "spec": {
+                    "healthCheck": {"interval": "200ms", "timeout": "100ms", "rise": 1, "fall": 1},
+                    "apps": [
+                        {"name": "web", "listen": [f"127.0.0.1:{free_port()}"], "targets": [f"127.0.0.1:{target}"]}
+                    ],
+                },
+            }
+        )
+        [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
+        await capability.apply(proxy, plan)
+        await asyncio.sleep(0.5)
+        assert (await capability.observe(proxy)).summary["apps"]["apps/web"]["targets"][0]["health"] == "up"
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        held: list[int] = []
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(os.open("/dev/null", os.O_RDONLY))
+            await asyncio.sleep(0.5)  # two rounds or so: fall is 1, one counted failure would take it down
+        finally:
+            for fd in held:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        observed = await capability.observe(proxy)
+        app = observed.summary["apps"]["apps/web"]
+        assert app["targets"][0]["health"] == "up"
+        assert "Too many open files" in app["checksNotMade"]
+        assert observed.degraded is not None
+        reason, message = observed.degraded
+        assert reason == "ChecksNotMade"
+        assert message.startswith("health checks cannot be made on this machine (its own problem, not the targets')")
+        registry = CollectorRegistry()
+        for collector in capability.collectors():
+            registry.register(collector)
+        value = registry.get_sample_value("reconciler_proxy_checks_not_made_total", {"app": "apps/web"})
+        assert value is not None
+        assert value >= 1
+        await manager.close()
+        server.close()
 
     asyncio.run(scenario())

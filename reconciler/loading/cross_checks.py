@@ -305,15 +305,76 @@ def _unicode_name(domain: str) -> str:
         return domain
 
 
+# Letters of other scripts drawn like a Latin letter or digit (after NFKD and without marks), from Unicode's
+# confusables for the scripts seen in homoglyph attacks on names: Cyrillic, Greek, Armenian, and Latin's own
+# IPA letters. A short table of our own: what matters here is "looks like a listed name", not Unicode's full
+# skeleton algorithm (UTS #39), whose data no maintained library ships in a form worth the dependency.
+_LOOKALIKE_NAMES = {  # Latin letter -> the letters drawn like it (named: the source holds no homoglyph)
+    "a": ("CYRILLIC SMALL LETTER A", "LATIN SMALL LETTER ALPHA", "GREEK SMALL LETTER ALPHA"),
+    "b": ("CYRILLIC SMALL LETTER SOFT SIGN",),
+    "c": ("CYRILLIC SMALL LETTER ES", "GREEK LUNATE SIGMA SYMBOL"),
+    "d": ("CYRILLIC SMALL LETTER KOMI DE",),
+    "e": ("CYRILLIC SMALL LETTER IE", "CYRILLIC SMALL LETTER ABKHASIAN CHE"),
+    "g": ("LATIN SMALL LETTER SCRIPT G",),
+    "h": ("CYRILLIC SMALL LETTER SHHA", "ARMENIAN SMALL LETTER HO"),
+    "i": (
+        "CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I",
+        "GREEK SMALL LETTER IOTA",
+        "LATIN SMALL LETTER IOTA",
+    ),
+    "j": ("CYRILLIC SMALL LETTER JE",),
+    "k": ("GREEK SMALL LETTER KAPPA",),
+    "l": ("CYRILLIC SMALL LETTER PALOCHKA",),
+    "n": ("ARMENIAN SMALL LETTER VO", "ARMENIAN SMALL LETTER RA"),
+    "o": ("CYRILLIC SMALL LETTER O", "GREEK SMALL LETTER OMICRON", "ARMENIAN SMALL LETTER OH"),
+    "p": ("CYRILLIC SMALL LETTER ER", "GREEK SMALL LETTER RHO"),
+    "q": ("CYRILLIC SMALL LETTER QA",),
+    "s": ("CYRILLIC SMALL LETTER DZE",),
+    "u": ("GREEK SMALL LETTER UPSILON", "ARMENIAN SMALL LETTER SEH", "LATIN SMALL LETTER V WITH HOOK"),
+    "v": ("GREEK SMALL LETTER NU", "CYRILLIC SMALL LETTER IZHITSA"),
+    "w": ("CYRILLIC SMALL LETTER WE", "CYRILLIC SMALL LETTER OMEGA"),
+    "x": ("CYRILLIC SMALL LETTER HA", "GREEK SMALL LETTER CHI"),
+    "y": ("CYRILLIC SMALL LETTER U", "GREEK SMALL LETTER GAMMA"),
+}
+_LOOKALIKES = str.maketrans(
+    {unicodedata.lookup(name): latin for latin, names in _LOOKALIKE_NAMES.items() for name in names}
+)
+
+
+def skeleton(name: str) -> str:
+    """What a name looks like: decomposed, marks dropped, lower case, look-alike letters made Latin."""
+    decomposed = unicodedata.normalize("NFKD", name.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).translate(_LOOKALIKES)
+
+
 def check_confusable_domains(placed: Sequence[Placed], locator: Locator) -> Iterator[Problem]:
-    """A warning for a domain with a label that mixes scripts (a Cyrillic letter among Latin ones): it can be
-    made to look like another name, a listed or protected one, in review and in status."""
+    """A warning for a domain that can be taken for another: one that looks like a listed (or protected) domain
+    of any list but is not it, and one with a label that mixes scripts (a Cyrillic letter among Latin ones)."""
+    listed: dict[str, tuple[str, str, bool]] = {}  # skeleton -> (domain as shown, its list, protected)
+    for item in _of_kind(placed, EgressAllowList):
+        assert isinstance(item.resource, EgressAllowList)
+        for entry in item.resource.spec.entries:
+            if entry.domain is not None and "xn--" not in str(entry.domain):
+                listed.setdefault(
+                    skeleton(str(entry.domain)), (str(entry.domain), item.resource.metadata.name, entry.protected)
+                )
     for item in _of_kind(placed, EgressAllowList):
         assert isinstance(item.resource, EgressAllowList)
         for index, entry in enumerate(item.resource.spec.entries):
             if entry.domain is None or "xn--" not in str(entry.domain):
                 continue
             shown = _unicode_name(str(entry.domain))
+            twin = listed.get(skeleton(shown))
+            if twin is not None:
+                other, in_list, protected = twin
+                yield locator.problem(
+                    item.ref,
+                    ("spec", "entries", index, "domain"),
+                    f"{shown} ({entry.domain}) looks like {other}, {'protected ' if protected else ''}in list "
+                    f"{in_list}, but is another name: check it is the one meant",
+                    severity=Severity.WARNING,
+                )
+                continue
             for label in shown.split("."):
                 scripts = _scripts(label)
                 if len(scripts) > 1:

@@ -255,18 +255,26 @@ def test_a_file_over_the_limit_is_reported_with_its_real_size(tmp_path: Path) ->
     assert [p.message.split(":")[0] for p in result.errors] == ["the file is 5003 bytes, over the limit of 1024"]
 
 
-def test_a_domain_that_mixes_scripts_is_warned_about() -> None:
-    """A Cyrillic letter in a Latin name (a homoglyph of a listed or protected domain) is a warning, located; a
-    name in one script is not."""
+def test_a_domain_that_looks_like_a_listed_one_or_mixes_scripts_is_warned_about() -> None:
+    """A homoglyph of a listed or protected domain of any list is a warning naming it: a Cyrillic letter among
+    Latin ones, or a name all in Cyrillic; a label that mixes scripts without a twin is warned about too; a name in
+    one script that looks like nothing listed is not."""
     text = (
         "apiVersion: reconciler/v1\nkind: EgressAllowList\nmetadata: {name: a}\nspec:\n  entries:\n"
         "    - {domain: paypal.example, protected: true}\n"
         "    - domain: p\u0430ypal.example\n"
         "    - domain: b\u00fccher.example\n"
         "    - domain: \u043f\u0440\u0438\u043c\u0435\u0440.example\n"
+        "    - domain: \u0430\u0440\u0440\u04cf\u0435.example\n"
+        "    - domain: g\u043e\u043egle.test\n"
+        "---\napiVersion: reconciler/v1\nkind: EgressAllowList\nmetadata: {name: b}\nspec:\n  entries:\n"
+        "    - domain: apple.example\n"
     )
     result = load_tree(SourceTree("", (SourceFile("a.yaml", "a.yaml", text.encode()),)))
-    warnings = [(p.line, p.message) for p in result.warnings if "mixes" in p.message]
-    assert len(warnings) == 1
-    assert warnings[0][0] == 7
-    assert "mixes Cyrillic and Latin letters in 'p\u0430ypal'" in warnings[0][1]
+    warnings = [(p.line, p.message) for p in result.warnings if "looks like" in p.message or "mixes" in p.message]
+    assert [line for line, _ in warnings] == [7, 10, 11]
+    assert (
+        "p\u0430ypal.example (xn--pypal-4ve.example) looks like paypal.example, protected in list a" in warnings[0][1]
+    )
+    assert "looks like apple.example, in list b, but is another name" in warnings[1][1]
+    assert "mixes Cyrillic and Latin letters in 'g\u043e\u043egle'" in warnings[2][1]

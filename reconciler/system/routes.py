@@ -1,8 +1,8 @@
 """The route-table seam: our routes in the main table, over netlink (pyroute2), marked with our own route
 protocol number so that only routes we made are ever listed, replaced or removed.
 
-``flush_routes()`` removed only 437 of 10,000 routes here (DESIGN.md, "Measured on these machines"), so ours are
-listed by protocol number and deleted one by one.
+pyroute2's ``flush_routes()`` removed only 437 of 10,000 routes on these machines (docs/decisions.md, "Egress"),
+so ours are listed by protocol number and deleted one by one.
 """
 
 from __future__ import annotations

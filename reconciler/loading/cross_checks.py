@@ -364,28 +364,29 @@ def check_confusable_domains(placed: Sequence[Placed], locator: Locator) -> Iter
             if entry.domain is None or "xn--" not in str(entry.domain):
                 continue
             shown = _unicode_name(str(entry.domain))
-            twin = listed.get(skeleton(shown))
-            if twin is not None:
-                other, in_list, protected = twin
+            message = _look_alike(f"{shown} ({entry.domain})", listed.get(skeleton(shown)), shown.split("."))
+            if message:
                 yield locator.problem(
-                    item.ref,
-                    ("spec", "entries", index, "domain"),
-                    f"{shown} ({entry.domain}) looks like {other}, {'protected ' if protected else ''}in list "
-                    f"{in_list}, but is another name: check it is the one meant",
-                    severity=Severity.WARNING,
+                    item.ref, ("spec", "entries", index, "domain"), message, severity=Severity.WARNING
                 )
-                continue
-            for label in shown.split("."):
-                scripts = _scripts(label)
-                if len(scripts) > 1:
-                    yield locator.problem(
-                        item.ref,
-                        ("spec", "entries", index, "domain"),
-                        f"{shown} ({entry.domain}) mixes {' and '.join(s.title() for s in scripts)} letters in "
-                        f"'{label}': it can be made to look like another name; check it is the one meant",
-                        severity=Severity.WARNING,
-                    )
-                    break
+
+
+def _look_alike(written: str, twin: tuple[str, str, bool] | None, labels: Sequence[str]) -> str:
+    """Why a name can be taken for another: the listed domain it looks like, else its first mixed-script label."""
+    if twin is not None:
+        other, in_list, protected = twin
+        return (
+            f"{written} looks like {other}, {'protected ' if protected else ''}in list {in_list}, but is another "
+            "name: check it is the one meant"
+        )
+    for label in labels:
+        scripts = _scripts(label)
+        if len(scripts) > 1:
+            return (
+                f"{written} mixes {' and '.join(s.title() for s in scripts)} letters in '{label}': it can be made "
+                "to look like another name; check it is the one meant"
+            )
+    return ""
 
 
 _ONE_PER_NODE: tuple[tuple[type[Resource], str, str], ...] = (

@@ -4,9 +4,6 @@ Resolver seam, rise/fall, and survival of a failing round."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import resource
 
 import pytest
 
@@ -17,6 +14,7 @@ from reconciler.proxy.health import HealthChecker
 from reconciler.system.clock import SystemClock
 from reconciler.system.network import TcpConnector
 from reconciler.testing import FakeResolver
+from tests.conftest import descriptors_exhausted
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
@@ -128,13 +126,7 @@ def test_a_check_this_machine_cannot_make_does_not_count_against_the_target() ->
         )
         await checker.round()
         assert backend.up
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        held: list[int] = []
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
-            with contextlib.suppress(OSError):
-                while True:
-                    held.append(os.open("/dev/null", os.O_RDONLY))
+        with descriptors_exhausted():
             for _ in range(3):  # fall is 1: one counted failure would take it down
                 await checker.round()
             assert backend.up, backend.reason
@@ -142,10 +134,6 @@ def test_a_check_this_machine_cannot_make_does_not_count_against_the_target() ->
             facts = await check(TcpConnector(), SystemClock(), "127.0.0.1", port, CheckSettings(timeout=1))
             assert (facts.ok, facts.local) == (False, True)
             assert "on this machine" in facts.error
-        finally:
-            for fd in held:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         await checker.round()
         assert backend.up
         assert checker.local_failures == 3

@@ -4,10 +4,7 @@ the state file, its metrics and a settings change carried out by the plan."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import resource
 import socket
 
 import pytest
@@ -19,6 +16,7 @@ from reconciler.model import TCPProxy
 from reconciler.planning.tcp_proxy import desired_apps
 from reconciler.proxy.manager import ProxyManager
 from reconciler.testing import FakeResolver
+from tests.conftest import descriptors_exhausted
 from tests.integration.agents import free_port
 
 pytestmark = pytest.mark.integration
@@ -129,6 +127,21 @@ def test_running_configs_are_recorded_and_a_dry_run_observes_them() -> None:
     asyncio.run(scenario())
 
 
+def _checked(target: str, interval: str) -> TCPProxy:
+    """One app with one target, checked every ``interval`` (rise and fall 1: one check decides)."""
+    return TCPProxy.model_validate(
+        {
+            "apiVersion": "reconciler/v1",
+            "kind": "TCPProxy",
+            "metadata": {"name": "apps"},
+            "spec": {
+                "healthCheck": {"interval": interval, "timeout": "100ms", "rise": 1, "fall": 1},
+                "apps": [{"name": "web", "listen": [f"127.0.0.1:{free_port()}"], "targets": [target]}],
+            },
+        }
+    )
+
+
 def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_is_degraded() -> None:
     """Before the first check a target is 'unknown' (and gets traffic); once every target is down the observation
     says Degraded, naming the app and why each target is down."""
@@ -136,19 +149,7 @@ def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_i
     async def scenario() -> None:
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
         capability = TCPProxyCapability(manager)
-        proxy = TCPProxy.model_validate(
-            {
-                "apiVersion": "reconciler/v1",
-                "kind": "TCPProxy",
-                "metadata": {"name": "apps"},
-                "spec": {
-                    "healthCheck": {"interval": "100ms", "timeout": "100ms", "rise": 1, "fall": 1},
-                    "apps": [
-                        {"name": "web", "listen": [f"127.0.0.1:{free_port()}"], "targets": [f"127.0.0.1:{free_port()}"]}
-                    ],
-                },
-            }
-        )
+        proxy = _checked(f"127.0.0.1:{free_port()}", "100ms")
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
         await capability.apply(proxy, plan)
         first = await capability.observe(proxy)
@@ -211,35 +212,13 @@ def test_checks_this_machine_cannot_make_are_shown_as_its_own_problem() -> None:
         target = server.sockets[0].getsockname()[1]
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
         capability = TCPProxyCapability(manager)
-        proxy = TCPProxy.model_validate(
-            {
-                "apiVersion": "reconciler/v1",
-                "kind": "TCPProxy",
-                "metadata": {"name": "apps"},
-                "spec": {
-                    "healthCheck": {"interval": "200ms", "timeout": "100ms", "rise": 1, "fall": 1},
-                    "apps": [
-                        {"name": "web", "listen": [f"127.0.0.1:{free_port()}"], "targets": [f"127.0.0.1:{target}"]}
-                    ],
-                },
-            }
-        )
+        proxy = _checked(f"127.0.0.1:{target}", "200ms")
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
         await capability.apply(proxy, plan)
         await asyncio.sleep(0.5)
         assert (await capability.observe(proxy)).summary["apps"]["apps/web"]["targets"][0]["health"] == "up"
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        held: list[int] = []
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 8, hard))
-            with contextlib.suppress(OSError):
-                while True:
-                    held.append(os.open("/dev/null", os.O_RDONLY))
+        with descriptors_exhausted():
             await asyncio.sleep(0.5)  # two rounds or so: fall is 1, one counted failure would take it down
-        finally:
-            for fd in held:
-                os.close(fd)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         observed = await capability.observe(proxy)
         app = observed.summary["apps"]["apps/web"]
         assert app["targets"][0]["health"] == "up"

@@ -3,9 +3,11 @@ rendered, exactly one jump rule, forwarding only when asked, stale sets last."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconciler.model.observed import ChainFacts, FirewallFacts
 from reconciler.planning.firewall import STALE, Forwarding, Jump, Ruleset, plan_firewall
-from reconciler.planning.plan import Action
+from reconciler.planning.plan import Action, TargetPlan
 
 RULES = Ruleset("filter", 4, "RECON-EGRESS", "*filter\n...", "abc123", 3)
 JUMP = Jump("filter", 4, "FORWARD", "RECON-EGRESS")
@@ -88,6 +90,22 @@ def test_a_small_change_edits_the_live_set_and_a_large_one_reloads_it() -> None:
     assert payload(current) == ""
 
 
+def _keep_only_10(facts: FirewallFacts, **extra: Any) -> list[TargetPlan[Any]]:
+    """The plan that leaves 203.0.113.10 alone allowed (its set and the counting set), cutting what else went."""
+    only = frozenset({"203.0.113.10/32"})
+    return plan_firewall(
+        "EgressGateway",
+        "gw",
+        sets={"RECON-a-4": only, "RECON-out-4": only},
+        rulesets=[RULES],
+        jumps=[JUMP],
+        facts=facts,
+        enable_forwarding=False,
+        cut_from={4: "RECON-out-4"},
+        **extra,
+    )
+
+
 def test_connections_are_cut_last_for_what_left_the_set_of_everything_allowed() -> None:
     facts = FirewallFacts(
         entries={"RECON-a-4": 2, "RECON-out-4": 2},
@@ -96,16 +114,7 @@ def test_connections_are_cut_last_for_what_left_the_set_of_everything_allowed() 
             "RECON-out-4": frozenset({"203.0.113.10/32", "203.0.113.20/32"}),
         },
     )
-    targets = plan_firewall(
-        "EgressGateway",
-        "gw",
-        sets={"RECON-a-4": frozenset({"203.0.113.10/32"}), "RECON-out-4": frozenset({"203.0.113.10/32"})},
-        rulesets=[RULES],
-        jumps=[JUMP],
-        facts=facts,
-        enable_forwarding=False,
-        cut_from={4: "RECON-out-4"},
-    )
+    targets = _keep_only_10(facts)
     assert targets[-1].target == "connections ipv4"  # after every set and rule: nothing lets it back in between
     assert [(c.key, c.action) for c in targets[-1].changes] == [("203.0.113.20/32", Action.REMOVE)]
     assert not any(c.member for c in targets[-1].changes)
@@ -119,16 +128,6 @@ def test_what_was_allowed_before_a_hand_flush_is_still_cut() -> None:
         members={"RECON-a-4": frozenset(), "RECON-out-4": frozenset()},
     )
     made = frozenset({"203.0.113.10/32", "203.0.113.20/32"})
-    targets = plan_firewall(
-        "EgressGateway",
-        "gw",
-        sets={"RECON-a-4": frozenset({"203.0.113.10/32"}), "RECON-out-4": frozenset({"203.0.113.10/32"})},
-        rulesets=[RULES],
-        jumps=[JUMP],
-        facts=facts,
-        enable_forwarding=False,
-        cut_from={4: "RECON-out-4"},
-        allowed_before={"RECON-a-4": made, "RECON-out-4": made},
-    )
+    targets = _keep_only_10(facts, allowed_before={"RECON-a-4": made, "RECON-out-4": made})
     assert targets[-1].target == "connections ipv4"
     assert [c.key for c in targets[-1].changes] == ["203.0.113.20/32"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +24,7 @@ from reconciler.model.observed import NameFacts, ResolvedAddress
 from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.planning.plan import TargetPlan
 from reconciler.system.commands import CommandResult
+from reconciler.system.http import Fetched
 from reconciler.system.resolver import literal
 
 
@@ -241,3 +243,24 @@ class RecordingCapability(Capability[Resource, None, Any]):
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.restored.append(dict(state))
+
+
+@dataclass
+class FakeFetcher:
+    """Edges that all serve ``body``, each fetch taking a different time between ``fastest`` and ``slowest``
+    seconds (as real edges do), from a seeded random source."""
+
+    body: bytes = b"object"
+    fastest: float = 0.02
+    slowest: float = 0.3
+    seed: int = 7
+    fetches: int = 0
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+    async def fetch(self, url: str, address: str, *, host: str, timeout: float, verify: bool) -> Fetched:
+        self.fetches += 1
+        seconds = self.random.uniform(self.fastest, self.slowest)
+        md5 = hashlib.md5(self.body).hexdigest()  # noqa: S324 - the object's md5, as edgemanage checks it
+        return Fetched(200, hashlib.sha256(self.body).hexdigest(), md5, seconds / 2, seconds)

@@ -364,6 +364,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         # the zone files stay: removing a published zone is the operator's call
         self.networks.pop(name, None)
         self.live_wanted.pop(name, None)
+        self.rotation_windows.pop(name, None)
 
     async def close(self, deadline: float) -> None:
         closing = getattr(self.fetcher, "close", None)
@@ -400,19 +401,20 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         for name, data in networks.items():
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 self.networks[str(name)] = _Network(
-                    {
+                    histories={
                         h: History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p))
                         for h, p in data["histories"].items()
                     },
-                    tuple(str(h) for h in data["live"]),
-                    tuple(float(t) for t in data["changes"]),
-                    {str(z): int(s) for z, s in data["serials"].items()},
-                    {str(z): str(b) for z, b in data["bodies"].items()},
-                    {str(z): [str(a) for a in r] for z, r in data["records"].items()},
-                    {str(h): str(a) for h, a in data["addresses"].items()},
-                    None,
-                    {str(h): str(e) for h, e in data.get("errors", {}).items()},
+                    live=tuple(str(h) for h in data["live"]),
+                    changes=tuple(float(t) for t in data["changes"]),
+                    serials={str(z): int(s) for z, s in data["serials"].items()},
+                    bodies={str(z): str(b) for z, b in data["bodies"].items()},
+                    records={str(z): [str(a) for a in r] for z, r in data["records"].items()},
+                    addresses={str(h): str(a) for h, a in data["addresses"].items()},
+                    errors={str(h): str(e) for h, e in data.get("errors", {}).items()},
                 )
+                if "per" in data:  # the rotation window the checks read, until the first observation sets it
+                    self.rotation_windows[str(name)] = float(data["per"])
 
     def collectors(self) -> Sequence[Collector]:
         return (EdgeCollector(self),)

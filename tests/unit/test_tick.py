@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.settings import AgentSettings
 from reconciler.status.state_file import decode
 from reconciler.system.files import LocalFileSystem
-from reconciler.system.http import Fetched
 from reconciler.testing import (
     FakeClock,
     FakeCommandRunner,
+    FakeFetcher,
     FakeFileSystem,
     FakeGit,
     FakeResolver,
@@ -504,19 +503,6 @@ def _metrics(agent: Agent) -> str:
     return asyncio.run(agent.metrics_exposition()).decode()
 
 
-class _JitteryEdges:
-    """Edges that all serve the object, each fetch taking a different 20-300 ms (as real edges do)."""
-
-    def __init__(self) -> None:
-        self.random = random.Random(7)
-        self.fetches = 0
-
-    async def fetch(self, url: str, address: str, *, host: str, timeout: float, verify: bool) -> Fetched:
-        self.fetches += 1
-        seconds = self.random.uniform(0.02, 0.3)
-        return Fetched(200, hashlib.sha256(b"object").hexdigest(), "", seconds / 2, seconds)
-
-
 EDGES = """apiVersion: reconciler/v1
 kind: EdgeNetwork
 metadata: {{name: edges}}
@@ -535,7 +521,7 @@ spec:
 def test_a_steady_edge_network_commits_only_its_heartbeat_in_five_minutes(tmp_path: Path) -> None:
     """Probed every 10 s for 5 minutes with timings that differ at every round, a network whose tiers and live set
     stay put makes no status commit but the heartbeat's (once per 5 minutes); the timings are still in /status."""
-    git, clock, fetcher = FakeGit(), FakeClock(), _JitteryEdges()
+    git, clock, fetcher = FakeGit(), FakeClock(), FakeFetcher()
     git.push({"edges.yaml": EDGES.format(sha256=hashlib.sha256(b"object").hexdigest(), output=tmp_path / "zones")})
     settings = AgentSettings(repo="fake", node="dns-1", state_dir=tmp_path / "state")
     capability = EdgeNetworkCapability(fetcher, FakeResolver(), FakeCommandRunner(), clock)

@@ -23,9 +23,11 @@ from reconciler import __version__
 from reconciler.agent.runner import STATE_FILE, STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.agent.validation import validate_paths
+from reconciler.capabilities.edge_network import saved_networks
 from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
+from reconciler.model.edge_network import Rotation
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import NODE_NAME_PATTERN, parse_api_listen, parse_duration
 from reconciler.render import nagios
@@ -554,20 +556,20 @@ def _check(args: argparse.Namespace) -> int:
     except StateFileError as exc:
         print(f"{service} UNKNOWN - the state file cannot be read: {exc}")
         return 3
-    network = (part.state.get("networks", {}) if part is not None else {}).get(args.network)
-    if not isinstance(network, dict):
+    found = saved_networks(part.state).get(args.network) if part is not None else None
+    if found is None:
         print(f"{service} UNKNOWN - no state of EdgeNetwork {args.network} in {args.state_dir}")
         return 3
+    network, per = found
     if kind == "integrity":
-        result = nagios.integrity(args.network, network.get("errors", {}), warning, critical)
+        result = nagios.integrity(args.network, {h: e for h, e in network.errors.items() if e}, warning, critical)
     elif kind == "latency":
-        last = {h: float(p[-1][1]) for h, p in network.get("histories", {}).items() if p}
-        result = nagios.latency(args.network, network.get("live", []), last, warning, critical)
+        last = {h: history.last.seconds for h, history in network.histories.items() if history.last is not None}
+        result = nagios.latency(args.network, list(network.live), last, warning, critical)
     else:
-        now = SystemClock().now()
-        per = float(network.get("per", 600.0))
+        window = per if per is not None else Rotation().per.total_seconds()  # the spec's own default
         result = nagios.rotation(
-            args.network, network.get("changes", []), now=now, per=per, warning=warning, critical=critical
+            args.network, list(network.changes), now=SystemClock().now(), per=window, warning=warning, critical=critical
         )
     print(result.line)
     return result.code

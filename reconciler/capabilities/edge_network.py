@@ -118,6 +118,32 @@ class _Network:
     canaries_off: str = ""  # why no canary was used at the last round
 
 
+def saved_networks(state: Mapping[str, Any]) -> dict[str, tuple[_Network, float | None]]:
+    """The networks of this capability's part of the state file, with each one's rotation window when recorded;
+    a field left out reads as empty, a record that cannot be read is left out. ``restore`` and the Nagios checks (``reconciler check``) read it."""
+    networks = state.get("networks", {})
+    found: dict[str, tuple[_Network, float | None]] = {}
+    if not isinstance(networks, dict):
+        return found
+    for name, data in networks.items():
+        with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+            network = _Network(
+                histories={
+                    h: History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p))
+                    for h, p in data.get("histories", {}).items()
+                },
+                live=tuple(str(h) for h in data.get("live", ())),
+                changes=tuple(float(t) for t in data.get("changes", ())),
+                serials={str(z): int(s) for z, s in data.get("serials", {}).items()},
+                bodies={str(z): str(b) for z, b in data.get("bodies", {}).items()},
+                records={str(z): [str(a) for a in r] for z, r in data.get("records", {}).items()},
+                addresses={str(h): str(a) for h, a in data.get("addresses", {}).items()},
+                errors={str(h): str(e) for h, e in data.get("errors", {}).items()},
+            )
+            found[str(name)] = (network, float(data["per"]) if "per" in data else None)
+    return found
+
+
 class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
     resource_type = EdgeNetwork
     state_version = 1
@@ -395,26 +421,10 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        networks = state.get("networks", {})
-        if not isinstance(networks, dict):
-            return
-        for name, data in networks.items():
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                self.networks[str(name)] = _Network(
-                    histories={
-                        h: History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p))
-                        for h, p in data["histories"].items()
-                    },
-                    live=tuple(str(h) for h in data["live"]),
-                    changes=tuple(float(t) for t in data["changes"]),
-                    serials={str(z): int(s) for z, s in data["serials"].items()},
-                    bodies={str(z): str(b) for z, b in data["bodies"].items()},
-                    records={str(z): [str(a) for a in r] for z, r in data["records"].items()},
-                    addresses={str(h): str(a) for h, a in data["addresses"].items()},
-                    errors={str(h): str(e) for h, e in data.get("errors", {}).items()},
-                )
-                if "per" in data:  # the rotation window the checks read, until the first observation sets it
-                    self.rotation_windows[str(name)] = float(data["per"])
+        for name, (network, per) in saved_networks(state).items():
+            self.networks[name] = network
+            if per is not None:  # the rotation window the checks read, until the first observation sets it
+                self.rotation_windows[name] = per
 
     def collectors(self) -> Sequence[Collector]:
         return (EdgeCollector(self),)

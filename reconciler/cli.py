@@ -1,4 +1,5 @@
-"""The ``reconciler`` command. The only module that prints, exits or configures logging.
+"""The ``reconciler`` command: parses flags, runs one subcommand, prints its output and exits with its code.
+Besides it, only the console's entry point (``console/main``) and the proxy workers configure logging.
 
 Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 runtime failure.
 """

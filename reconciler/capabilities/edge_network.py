@@ -120,7 +120,8 @@ class _Network:
 
 def saved_networks(state: Mapping[str, Any]) -> dict[str, tuple[_Network, float | None]]:
     """The networks of this capability's part of the state file, with each one's rotation window when recorded;
-    a field left out reads as empty, a record that cannot be read is left out. ``restore`` and the Nagios checks (``reconciler check``) read it."""
+    a field left out reads as empty, a record that cannot be read is left out. ``restore`` and the Nagios checks
+    (``reconciler check``) read it."""
     networks = state.get("networks", {})
     found: dict[str, tuple[_Network, float | None]] = {}
     if not isinstance(networks, dict):

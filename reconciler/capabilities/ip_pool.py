@@ -31,7 +31,7 @@ from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext, PassRequests
 from reconciler.capabilities.ip_pool_compat import compat_routes
 from reconciler.errors import ApplyError, ObserveError
-from reconciler.health import consecutive, outlier
+from reconciler.health.registry import strategy_of
 from reconciler.model import DesiredState, HealthStrategy
 from reconciler.model.ip_pool import IPPool
 from reconciler.model.observed import ProxyAppFacts
@@ -472,21 +472,11 @@ class PoolCollector(Collector):
 
 
 def _cooldown_until(health: MemberHealth) -> float | None:
-    state = health.state
-    if isinstance(state, consecutive.ConsecutiveState):
-        return state.banned_until
-    if isinstance(state, outlier.OutlierState):
-        return state.ejected_until
-    return None
+    return strategy_of(health.state).cooldown_until(health.state)
 
 
 def _in_a_row(health: MemberHealth) -> int:
-    state = health.state
-    if isinstance(state, consecutive.ConsecutiveState):
-        return len(state.failures)
-    if isinstance(state, outlier.OutlierState):
-        return state.failures
-    return 0
+    return strategy_of(health.state).in_a_row(health.state)
 
 
 def _empty(facts: PoolFacts) -> tuple[str, str] | None:

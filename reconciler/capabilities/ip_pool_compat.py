@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from reconciler.health import consecutive
+from reconciler.health.registry import strategy_of
 from reconciler.model import HealthStrategy, IPPool
 
 if TYPE_CHECKING:
@@ -76,8 +76,9 @@ def old_history(capability: IPPoolCapability, name: str) -> dict[str, Any]:
         port = ports.get(ip, "")
         if health.verdict.available:
             available.append(ip)
-        failures = getattr(health.state, "failures", 0)  # consecutive: the run's times; outlier: a count
-        until = health.state.banned_until if isinstance(health.state, consecutive.ConsecutiveState) else None
+        rule = strategy_of(health.state)
+        # the old tool had the consecutive rule only: its cool-downs are that rule's bans
+        until = rule.cooldown_until(health.state) if rule.type == "consecutive" else None
         history[ip] = {
             "Port": port,
             "Addr": ip,
@@ -86,7 +87,7 @@ def old_history(capability: IPPoolCapability, name: str) -> dict[str, Any]:
                 {"Time": _time(at), "StatusCode": str(status), "ExgressKey": "", "Port": port}
                 for status, at in health.history
             ],
-            "Failure": len(failures) if isinstance(failures, tuple) else int(failures),
+            "Failure": rule.in_a_row(health.state),
             "CoolDowns": [[_time(until - cooldown), _time(until)]] if until is not None else [],
         }
     return {"AvailableIP": available, "IPHistory": history}

@@ -7,5 +7,9 @@
 - ``outlier``: Envoy's outlier ejection: N failures in a row eject for a time that grows with each ejection (capped),
   never more than ``maxEjectedPercent`` of a set and never the last member standing.
 
+The pool strategies (``consecutive``, ``latency``, ``outlier``) each offer a ``STRATEGY`` with the ``Strategy``
+interface (``strategy``: initial state, step, cool-down, failures in a row, state codec); ``registry`` lists them
+by ``type``, and the IP pools reach them only through it.
+
 No clock, no I/O: the caller passes ``now`` (seconds on any steady clock, the same for one state's life).
 """

@@ -6,7 +6,9 @@ Observations that arrive while a member is banned (requests already in flight) n
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.health.base import AVAILABLE, Observation, Verdict
 from reconciler.model.health_strategy import ConsecutiveSettings
@@ -41,3 +43,34 @@ def step(
         reason = f"{settings.failures} failures in a row within {window:g}s; banned for {settings.cooldown}"
         return ConsecutiveState(Verdict(False, reason), (), until)
     return ConsecutiveState(AVAILABLE, run, None)
+
+
+class _Consecutive:
+    type = "consecutive"
+    state_type = ConsecutiveState
+
+    def initial(self) -> ConsecutiveState:
+        return ConsecutiveState()
+
+    def step(
+        self, state: Any, observation: Observation | None, *, settings: Any, now: float, others: Sequence[Any]
+    ) -> ConsecutiveState:
+        return step(state, observation, settings=settings, now=now)
+
+    def cooldown_until(self, state: Any) -> float | None:
+        return state.banned_until  # type: ignore[no-any-return]
+
+    def in_a_row(self, state: Any) -> int:
+        return len(state.failures)
+
+    def to_json(self, state: Any) -> dict[str, Any]:
+        return {"failures": list(state.failures), "bannedUntil": state.banned_until}
+
+    def from_json(self, data: Mapping[str, Any], verdict: Verdict) -> ConsecutiveState:
+        until = data.get("bannedUntil")
+        return ConsecutiveState(
+            verdict, tuple(float(t) for t in data["failures"]), None if until is None else float(until)
+        )
+
+
+STRATEGY = _Consecutive()

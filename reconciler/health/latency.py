@@ -7,7 +7,9 @@ one, as infinitely slow. With no observation in the window there is nothing agai
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from reconciler.health.base import Observation, Verdict
 from reconciler.model.health_strategy import LatencySettings
@@ -38,3 +40,31 @@ def step(
     if average <= limit:
         return LatencyState(Verdict(True, f"{shown} <= {limit * 1000:.0f}ms"), samples)
     return LatencyState(Verdict(False, f"{shown} > {limit * 1000:.0f}ms"), samples)
+
+
+class _Latency:
+    type = "latency"
+    state_type = LatencyState
+
+    def initial(self) -> LatencyState:
+        return LatencyState()
+
+    def step(
+        self, state: Any, observation: Observation | None, *, settings: Any, now: float, others: Sequence[Any]
+    ) -> LatencyState:
+        return step(state, observation, settings=settings, now=now)
+
+    def cooldown_until(self, state: Any) -> float | None:
+        return None  # a slow member is out while it is slow, not for a time
+
+    def in_a_row(self, state: Any) -> int:
+        return 0
+
+    def to_json(self, state: Any) -> dict[str, Any]:
+        return {"samples": [list(sample) for sample in state.samples]}
+
+    def from_json(self, data: Mapping[str, Any], verdict: Verdict) -> LatencyState:
+        return LatencyState(verdict, tuple((float(a), float(s)) for a, s in data["samples"]))
+
+
+STRATEGY = _Latency()

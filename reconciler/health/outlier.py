@@ -7,8 +7,9 @@ The ejection count decays: a member that stays in for ``maxEjection`` after a re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from reconciler.health.base import AVAILABLE, Observation, Verdict
 from reconciler.model.health_strategy import OutlierSettings
@@ -71,3 +72,43 @@ def step(
     seconds = ejection_seconds(ejections, settings)
     reason = f"{failures} failures in a row; ejected for {seconds:g}s (ejection {ejections})"
     return OutlierState(Verdict(False, reason), failures, ejections, now + seconds, None)
+
+
+class _Outlier:
+    type = "outlier"
+    state_type = OutlierState
+
+    def initial(self) -> OutlierState:
+        return OutlierState()
+
+    def step(
+        self, state: Any, observation: Observation | None, *, settings: Any, now: float, others: Sequence[Any]
+    ) -> OutlierState:
+        return step(state, observation, settings=settings, now=now, others=others)
+
+    def cooldown_until(self, state: Any) -> float | None:
+        return state.ejected_until  # type: ignore[no-any-return]
+
+    def in_a_row(self, state: Any) -> int:
+        return state.failures  # type: ignore[no-any-return]
+
+    def to_json(self, state: Any) -> dict[str, Any]:
+        return {
+            "failures": state.failures,
+            "ejections": state.ejections,
+            "ejectedUntil": state.ejected_until,
+            "releasedAt": state.released_at,
+        }
+
+    def from_json(self, data: Mapping[str, Any], verdict: Verdict) -> OutlierState:
+        until, last = data.get("ejectedUntil"), data.get("releasedAt")
+        return OutlierState(
+            verdict,
+            int(data["failures"]),
+            int(data["ejections"]),
+            None if until is None else float(until),
+            None if last is None else float(last),
+        )
+
+
+STRATEGY = _Outlier()

@@ -18,12 +18,8 @@ from typing import Any
 
 from reconciler.health import consecutive, latency, outlier
 from reconciler.health.base import Observation, Verdict
-from reconciler.model.health_strategy import (
-    ConsecutiveSettings,
-    HealthStrategy,
-    LatencySettings,
-    OutlierSettings,
-)
+from reconciler.health.registry import STRATEGIES, strategy_of
+from reconciler.model.health_strategy import HealthStrategy
 from reconciler.model.ip_pool import FailureRule
 
 StrategyState = consecutive.ConsecutiveState | latency.LatencyState | outlier.OutlierState
@@ -43,12 +39,7 @@ def failure_test(rule: FailureRule) -> frozenset[int]:
 
 
 def initial(strategy: HealthStrategy) -> StrategyState:
-    settings = strategy.spec.settings
-    if isinstance(settings, ConsecutiveSettings):
-        return consecutive.ConsecutiveState()
-    if isinstance(settings, LatencySettings):
-        return latency.LatencyState()
-    return outlier.OutlierState()
+    return STRATEGIES[strategy.spec.type].initial()  # type: ignore[no-any-return]
 
 
 def _step(
@@ -59,15 +50,11 @@ def _step(
     now: float,
     others: Iterable[StrategyState],
 ) -> StrategyState:
-    settings = strategy.spec.settings
-    if isinstance(settings, ConsecutiveSettings) and isinstance(state, consecutive.ConsecutiveState):
-        return consecutive.step(state, observation, settings=settings, now=now)
-    if isinstance(settings, LatencySettings) and isinstance(state, latency.LatencyState):
-        return latency.step(state, observation, settings=settings, now=now)
-    if isinstance(settings, OutlierSettings) and isinstance(state, outlier.OutlierState):
-        peers = [s for s in others if isinstance(s, outlier.OutlierState)]
-        return outlier.step(state, observation, settings=settings, now=now, others=peers)
-    return _step(strategy, initial(strategy), observation, now=now, others=others)  # the strategy's type changed
+    rule = STRATEGIES[strategy.spec.type]
+    if not isinstance(state, rule.state_type):  # the strategy's type changed: the member starts afresh
+        state = rule.initial()
+    peers = [s for s in others if isinstance(s, rule.state_type)]
+    return rule.step(state, observation, settings=strategy.spec.settings, now=now, others=peers)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -124,19 +111,9 @@ def judge(
 
 def health_to_json(health: MemberHealth) -> dict[str, Any]:
     state = health.state
+    rule = strategy_of(state)
     shown: dict[str, Any] = {"available": state.verdict.available, "reason": state.verdict.reason}
-    if isinstance(state, consecutive.ConsecutiveState):
-        shown |= {"type": "consecutive", "failures": list(state.failures), "bannedUntil": state.banned_until}
-    elif isinstance(state, outlier.OutlierState):
-        shown |= {
-            "type": "outlier",
-            "failures": state.failures,
-            "ejections": state.ejections,
-            "ejectedUntil": state.ejected_until,
-            "releasedAt": state.released_at,
-        }
-    else:
-        shown |= {"type": "latency", "samples": [list(s) for s in state.samples]}
+    shown |= {"type": rule.type, **rule.to_json(state)}
     return {
         "state": shown,
         "history": [list(item) for item in health.history],
@@ -148,23 +125,7 @@ def health_to_json(health: MemberHealth) -> dict[str, Any]:
 def health_from_json(data: Mapping[str, Any]) -> MemberHealth:
     shown = data["state"]
     verdict = Verdict(bool(shown["available"]), str(shown["reason"]))
-    state: StrategyState
-    if shown["type"] == "consecutive":
-        until = shown.get("bannedUntil")
-        state = consecutive.ConsecutiveState(
-            verdict, tuple(float(t) for t in shown["failures"]), None if until is None else float(until)
-        )
-    elif shown["type"] == "outlier":
-        until, last = shown.get("ejectedUntil"), shown.get("releasedAt")
-        state = outlier.OutlierState(
-            verdict,
-            int(shown["failures"]),
-            int(shown["ejections"]),
-            None if until is None else float(until),
-            None if last is None else float(last),
-        )
-    else:
-        state = latency.LatencyState(verdict, tuple((float(a), float(s)) for a, s in shown["samples"]))
+    state: StrategyState = STRATEGIES[str(shown["type"])].from_json(shown, verdict)
     return MemberHealth(
         state,
         tuple((int(s), float(a)) for s, a in data.get("history", [])),

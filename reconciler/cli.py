@@ -45,6 +45,7 @@ from reconciler.settings import (
 from reconciler.status.fleet import fleet_rows
 from reconciler.status.state_file import StateFileError, decode
 from reconciler.system.clock import SystemClock
+from reconciler.system.cpus import usable_cpus
 from reconciler.system.files import (
     FileSystem,
     ReadOnlyFileSystem,
@@ -419,7 +420,7 @@ def _run_agent(settings: AgentSettings) -> int:
         else:
             agent.stop_signal(signum)
 
-    if settings.tcp_proxy_workers or settings.pool_proxy_workers:
+    if settings.tcp_proxy_workers(usable_cpus()) or settings.pool_proxy_workers:
         start_process_helpers()
     with StopSignals(stop_signal):
         source, publisher = open_repository(settings)

@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from reconciler.system.cpus import usable_cpus
-
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
 STATUS_MESSAGE_PLACEHOLDERS = ("node", "revision")
 MAX_AUTO_WORKERS = 4  # --proxy-workers auto: one per CPU up to this (docs/decisions.md, "Where it runs")
-
-
-def auto_workers() -> int:
-    """One proxy worker per CPU this process can use (its CPUs, capped by a container's CPU limit), at most
-    ``MAX_AUTO_WORKERS``."""
-    return min(usable_cpus(), MAX_AUTO_WORKERS)
 
 
 def check_status_message(template: str) -> str:
@@ -73,13 +65,14 @@ class AgentSettings:
     gpg_home: Path | None = None
     webhook_secret: str | None = field(default=None, repr=False)
     shutdown_timeout: timedelta = timedelta(seconds=8)
-    proxy_workers: int | None = None  # None: auto (TCPProxy: auto_workers(); IP pools: 1)
+    proxy_workers: int | None = None  # None: auto (TCPProxy: one per usable CPU up to 4; IP pools: 1)
     git_timeout: timedelta = timedelta(seconds=60)
     nameservers: tuple[str, ...] = ()  # IP or IP:PORT; empty: the system's resolver configuration
 
-    @property
-    def tcp_proxy_workers(self) -> int:
-        return auto_workers() if self.proxy_workers is None else self.proxy_workers
+    def tcp_proxy_workers(self, usable_cpus: int) -> int:
+        """A TCPProxy's workers: as given, or one per CPU this process can use (``system/cpus.usable_cpus``: its
+        CPUs, capped by a container's CPU limit), at most ``MAX_AUTO_WORKERS``."""
+        return min(usable_cpus, MAX_AUTO_WORKERS) if self.proxy_workers is None else self.proxy_workers
 
     @property
     def pool_proxy_workers(self) -> int:

@@ -51,6 +51,7 @@ from reconciler.settings import AgentSettings
 from reconciler.status.documents import status_files, status_prefix
 from reconciler.status.state_file import CapabilityState, SavedState, StateFileError, decode
 from reconciler.system.clock import Clock, SystemClock
+from reconciler.system.cpus import usable_cpus
 from reconciler.system.files import FileSystem, LocalFileSystem
 from reconciler.system.network import Connector, TcpConnector
 from reconciler.system.processes import kill_descendants
@@ -154,6 +155,7 @@ class Agent:
                 self.clock,
                 resolver or DnsResolver(nameservers=settings.nameservers or None),
                 connector or TcpConnector(),
+                cpus=usable_cpus(),
             )
             capabilities = build_capabilities(context)
         self.capabilities = capabilities

@@ -35,3 +35,4 @@ class CapabilityContext:
     connector: Connector
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     passes: PassRequests = field(default_factory=PassRequests)
+    cpus: int = 1  # the CPUs this process may use (system/cpus.usable_cpus), for the proxies' worker count

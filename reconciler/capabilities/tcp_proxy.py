@@ -132,7 +132,7 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
         return cls(
             ProxyManager(
                 drain=settings.shutdown_timeout.total_seconds() / 2,
-                workers=settings.tcp_proxy_workers,
+                workers=settings.tcp_proxy_workers(context.cpus),
                 resolver=context.resolver,
                 connector=context.connector,
                 clock=context.clock,

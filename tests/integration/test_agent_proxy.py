@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.settings import auto_workers
+from reconciler.settings import AgentSettings
+from reconciler.system.cpus import usable_cpus
 from tests.integration.agents import AgentProcess, Remote, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -174,7 +175,7 @@ def test_apps_from_git_reload_without_dropping_streams(
             assert line in metrics
         # every worker logs the same events: each line says which worker it comes from
         log = agent.log.read_text()
-        for index in range(auto_workers()):
+        for index in range(AgentSettings(repo="x", node="n").tcp_proxy_workers(usable_cpus())):
             assert f"reconciler.proxy.app worker {index}: listening app=apps/stream address=127.0.0.1:{new_port}" in log
 
 

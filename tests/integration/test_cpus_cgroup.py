@@ -21,9 +21,9 @@ CHILD = """
 import sys
 from pathlib import Path
 Path(sys.argv[1]).write_text("0")  # "0": the writing process joins the group
-from reconciler.settings import auto_workers
-from reconciler.system.cpus import cpu_quota
-print(cpu_quota(), auto_workers())
+from reconciler.settings import AgentSettings
+from reconciler.system.cpus import cpu_quota, usable_cpus
+print(cpu_quota(), AgentSettings(repo="x", node="n").tcp_proxy_workers(usable_cpus()))
 """
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.cli import _parser
 from reconciler.settings import MAX_AUTO_WORKERS, AgentSettings
+from reconciler.system.cpus import usable_cpus
 from tests.conftest import CliResult
 
 SWITCHES = {"--sign-status", "--dry-run", "--once", "--force", "--verify-signatures"}
@@ -63,18 +64,18 @@ def test_proxy_workers_default_to_one_per_cpu_for_apps_and_one_for_pools(monkeyp
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {0, 1, 2})
     monkeypatch.setattr("reconciler.system.cpus.cpu_quota", lambda *_: None)  # whatever cgroup the tests run in
     auto = AgentSettings(repo="x", node="n", proxy_workers=_run_parser().parse_args(["--repo", "x"]).proxy_workers)
-    assert (auto.proxy_workers, auto.tcp_proxy_workers, auto.pool_proxy_workers) == (None, 3, 1)
+    assert (auto.proxy_workers, auto.tcp_proxy_workers(usable_cpus()), auto.pool_proxy_workers) == (None, 3, 1)
     assert auto.public()["proxyWorkers"] == "auto"
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(64)))
-    assert auto.tcp_proxy_workers == MAX_AUTO_WORKERS
+    assert auto.tcp_proxy_workers(usable_cpus()) == MAX_AUTO_WORKERS
     monkeypatch.setattr("reconciler.system.cpus.cpu_quota", lambda *_: 1.5)  # a container limited to 1.5 CPUs
-    assert auto.tcp_proxy_workers == 2
+    assert auto.tcp_proxy_workers(usable_cpus()) == 2
     given = AgentSettings(
         repo="x",
         node="n",
         proxy_workers=_run_parser().parse_args(["--repo", "x", "--proxy-workers", "2"]).proxy_workers,
     )
-    assert (given.tcp_proxy_workers, given.pool_proxy_workers) == (2, 2)
+    assert (given.tcp_proxy_workers(64), given.pool_proxy_workers) == (2, 2)
     with pytest.raises(SystemExit):
         _run_parser().parse_args(["--repo", "x", "--proxy-workers", "-1"])
 

@@ -53,9 +53,11 @@ from reconciler.status.state_file import CapabilityState, SavedState, StateFileE
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.cpus import usable_cpus
 from reconciler.system.files import FileSystem, LocalFileSystem
+from reconciler.system.http import HttpxFetcher
 from reconciler.system.network import Connector, TcpConnector
 from reconciler.system.processes import kill_descendants
 from reconciler.system.resolver import DnsResolver, Resolver
+from reconciler.system.routes import NetlinkRouteTable
 from reconciler.system.source import DesiredStateSource, StatusPublisher
 
 log = logging.getLogger(__name__)
@@ -155,6 +157,8 @@ class Agent:
                 self.clock,
                 resolver or DnsResolver(nameservers=settings.nameservers or None),
                 connector or TcpConnector(),
+                fetcher=HttpxFetcher(self.clock),
+                routes=NetlinkRouteTable(),
                 cpus=usable_cpus(),
             )
             capabilities = build_capabilities(context)

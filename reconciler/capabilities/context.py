@@ -1,4 +1,5 @@
-"""What capabilities get from the agent: its settings and the seams they observe and act through."""
+"""What capabilities get from the agent: its settings and the seams they observe and act through, all built in
+one place (the agent's composition, ``agent/runner``): a capability builds no seam of its own."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import dataclass, field
 from reconciler.settings import AgentSettings
 from reconciler.system.clock import Clock
 from reconciler.system.commands import CommandRunner, SubprocessRunner
+from reconciler.system.http import HttpFetcher
 from reconciler.system.network import Connector
 from reconciler.system.resolver import Resolver
+from reconciler.system.routes import RouteTable
 
 
 @dataclass
@@ -33,6 +36,8 @@ class CapabilityContext:
     clock: Clock
     resolver: Resolver
     connector: Connector
+    fetcher: HttpFetcher  # HTTP fetches pinned to one address (edge probes)
+    routes: RouteTable  # the main route table, our protocol only
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     passes: PassRequests = field(default_factory=PassRequests)
     cpus: int = 1  # the CPUs this process may use (system/cpus.usable_cpus), for the proxies' worker count

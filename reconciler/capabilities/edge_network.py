@@ -46,7 +46,7 @@ from reconciler.render.zone import RenderedZone, ZoneTemplateError, next_serial,
 from reconciler.system.clock import Clock
 from reconciler.system.commands import CommandRunner
 from reconciler.system.files import file_permissions, read_bytes_if_exists
-from reconciler.system.http import HttpFetcher, HttpxFetcher
+from reconciler.system.http import HttpFetcher
 from reconciler.system.resolver import Resolver
 
 ZONES_TARGET = "zones"
@@ -161,7 +161,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EdgeNetworkCapability:
-        return cls(HttpxFetcher(context.clock), context.resolver, context.runner, context.clock)
+        return cls(context.fetcher, context.resolver, context.runner, context.clock)
 
     def use(self, desired: DesiredState) -> None:
         self.files_root = desired.files_root

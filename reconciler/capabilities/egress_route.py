@@ -17,7 +17,7 @@ from reconciler.model.egress_route import EgressRoute
 from reconciler.model.internal_ranges import DEFAULT_RANGES
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.planning.routes import Route, plan_routes
-from reconciler.system.routes import NetlinkRouteTable, RouteTable
+from reconciler.system.routes import RouteTable
 
 DRIFT_INTERVAL = timedelta(seconds=30)
 
@@ -30,7 +30,7 @@ class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EgressRouteCapability:
-        return cls(NetlinkRouteTable())
+        return cls(context.routes)
 
     def observe_interval(self, resource: EgressRoute) -> timedelta | None:
         return DRIFT_INTERVAL

@@ -1,5 +1,5 @@
 """The README and docs/ stand on their own: no link leaves the repository, every relative link resolves, and the
-architecture page names the packages that exist."""
+architecture page names the packages, modules and classes that exist."""
 
 from __future__ import annotations
 
@@ -33,3 +33,29 @@ def test_the_architecture_page_names_the_packages_that_exist() -> None:
     packages = {p.name for p in (REPO / "reconciler").iterdir() if (p / "__init__.py").exists()}
     modules = {p.stem for p in (REPO / "reconciler").glob("*.py") if p.stem not in {"__init__", "__main__"}}
     assert named == packages | modules
+
+
+MODULE = re.compile(r"`((?:[a-z_]+/)*[a-z_]+\.py)`")
+DOTTED = re.compile(r"`([a-z_]+(?:/[a-z_]+)*)\.(?!py`)([A-Za-z_][A-Za-z0-9_]*)`")  # `system/cpus.usable_cpus`
+# a CamelCase name of two words or more: `HealthChecker`, `FakeConnector[...]` (not a condition like `Degraded`)
+CLASS = re.compile(r"`([A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*)(?:\[[^`]*\])?`")
+
+
+def _source(path: str) -> str | None:
+    for base in (REPO / "reconciler", REPO):
+        if (base / path).is_file():
+            return (base / path).read_text()
+    return None
+
+
+def test_every_module_and_class_the_architecture_page_names_exists() -> None:
+    """A file, a module.name or a class the page names is in the code (paths under reconciler/ or the repository)."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    missing = [path for path in sorted(set(MODULE.findall(text))) if _source(path) is None]
+    for module, name in sorted(set(DOTTED.findall(text))):
+        source = _source(f"{module}.py")
+        if source is not None and not re.search(rf"^(?:async )?(?:def|class) {name}\b|^{name}\b", source, re.M):
+            missing.append(f"{module}.{name}")
+    code = "\n".join(p.read_text() for p in (REPO / "reconciler").rglob("*.py"))
+    missing += [name for name in sorted(set(CLASS.findall(text))) if not re.search(rf"\bclass {name}\b", code)]
+    assert missing == []

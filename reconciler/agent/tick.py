@@ -66,6 +66,20 @@ class TickResult:
     failed: tuple[str, ...] = ()
 
 
+class PassResult(StrEnum):
+    """How one pass over one resource ended, and so what happens next."""
+
+    DONE = "done"  # applied, nothing to do, validated only, or a dry run
+    DEGRADED = "degraded"  # applied, but the world works less well than desired (not retried)
+    GATED = "gated"  # held by the safety gate (not retried: the plan would be held again)
+    RETRY = "retry"  # a retryable failure: try again after a backoff
+    HELD = "held"  # not retryable: no more passes until the next revision
+
+    @property
+    def failed(self) -> bool:
+        return self in (PassResult.GATED, PassResult.RETRY, PassResult.HELD)
+
+
 @dataclass
 class _Outcome:
     """One pass over one resource."""
@@ -74,11 +88,11 @@ class _Outcome:
     observations: dict[str, object] = field(default_factory=dict)
     details: dict[str, object] = field(default_factory=dict)  # shown, never committed (Observed.details)
     targets: list[TargetPlan[Any]] = field(default_factory=list)
-    failed: bool = False
-    degraded: bool = False  # applied, but the world works less well than desired (not retried)
-    gate: bool = False  # held by the safety gate (not retried: the plan would be held again)
-    retry: bool = False  # a retryable failure: try again after a backoff
-    hold: bool = False  # not retryable: no more passes until the next revision
+    result: PassResult = PassResult.DONE
+
+    @property
+    def failed(self) -> bool:
+        return self.result.failed
 
 
 @dataclass(eq=False)
@@ -321,7 +335,7 @@ class Reconciler:
         held = self._held(slot, resource, outcome.targets)
         if held:
             outcome.conditions = cond.stalled("SafetyGate", held)
-            outcome.failed = outcome.gate = True
+            outcome.result = PassResult.GATED
             return outcome
         slot.gated = ""
         if self.settings.dry_run:
@@ -356,7 +370,7 @@ class Reconciler:
                 log.info("observe after apply failed resource=%s error=%s", slot.label, exc)
         if observed.degraded is not None:
             outcome.conditions = cond.degraded(*observed.degraded)
-            outcome.degraded = True
+            outcome.result = PassResult.DEGRADED
         return outcome
 
     def _held(self, slot: _Slot, resource: Resource, targets: Sequence[TargetPlan[Any]]) -> str:
@@ -392,9 +406,9 @@ class Reconciler:
             message = f"{message}; {context}"
         if is_retryable(exc):
             log.warning("%s resource=%s error=%s", doing, slot.label, message)
-            return _Outcome(cond.degraded(reason, message), failed=True, retry=True)
+            return _Outcome(cond.degraded(reason, message), result=PassResult.RETRY)
         log.warning("%s resource=%s error=%s (not retried before the next revision)", doing, slot.label, message)
-        return _Outcome(cond.stalled(reason, message), failed=True, hold=True)
+        return _Outcome(cond.stalled(reason, message), result=PassResult.HELD)
 
     def _record(self, slot: _Slot, outcome: _Outcome, revision: str) -> None:
         slot.outcome, slot.outcome_revision = outcome, revision
@@ -408,9 +422,9 @@ class Reconciler:
         )
         self.saved.made.add(slot.label)
         self.metrics.set_conditions(kind, name, merged)
-        if outcome.hold:
+        if outcome.result is PassResult.HELD:
             slot.held = revision
-        if outcome.retry:
+        if outcome.result is PassResult.RETRY:
             self._schedule_retry(slot)
         elif not outcome.failed:
             slot.backoff.reset()
@@ -520,8 +534,14 @@ class Reconciler:
     def _failed(self) -> tuple[str, ...]:
         return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.failed)
 
+    def _ended(self, result: PassResult) -> tuple[str, ...]:
+        """The resources whose last pass ended so."""
+        return tuple(
+            s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.result is result
+        )
+
     def _held_by_gate(self) -> tuple[str, ...]:
-        return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.gate)
+        return self._ended(PassResult.GATED)
 
     def approve(self, checksum: str) -> list[str]:
         """Let the held plan(s) with ``checksum`` through the gate once: the node's whole plan (``GET /plan``) or
@@ -529,7 +549,7 @@ class Reconciler:
         whole = checksum == self.plan.checksum
         approved = []
         for key, slot in sorted(self.slots.items()):
-            if not (slot.outcome is not None and slot.outcome.gate):
+            if not (slot.outcome is not None and slot.outcome.result is PassResult.GATED):
                 continue
             for target in slot.outcome.targets:
                 if whole or target.checksum == checksum:
@@ -540,7 +560,7 @@ class Reconciler:
         return sorted(set(approved))
 
     def _degraded(self) -> tuple[str, ...]:
-        return tuple(s.label for _, s in sorted(self.slots.items()) if s.outcome is not None and s.outcome.degraded)
+        return self._ended(PassResult.DEGRADED)
 
     def _summarise(self, *, notify: bool = True) -> None:
         """After passes: the plan, the applied revision and the node's status; ``notify`` tells ``on_pass`` (the

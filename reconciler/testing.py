@@ -264,3 +264,22 @@ class FakeFetcher:
         seconds = self.random.uniform(self.fastest, self.slowest)
         md5 = hashlib.md5(self.body).hexdigest()  # noqa: S324 - the object's md5, as edgemanage checks it
         return Fetched(200, hashlib.sha256(self.body).hexdigest(), md5, seconds / 2, seconds)
+
+
+@dataclass
+class FakeRouteTable:
+    """Our routes in memory (prefix -> next hop), with the calls made to change them."""
+
+    routes: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    async def ours(self) -> dict[str, str]:
+        return dict(self.routes)
+
+    async def replace(self, prefix: str, via: str) -> None:
+        self.calls.append(("replace", prefix))
+        self.routes[prefix] = via
+
+    async def delete(self, prefix: str) -> None:
+        self.calls.append(("delete", prefix))
+        self.routes.pop(prefix, None)

@@ -71,10 +71,12 @@ class FakeFileSystem:
 
 @dataclass
 class FakeCommandRunner:
-    """Answers commands from a table (argv prefix -> result) and records every call."""
+    """Answers commands from a table (argv prefix -> result; ``in_turn``: argv prefix -> results given one per
+    call, before ``answers``) and records every call. Anything else succeeds with no output."""
 
     answers: dict[tuple[str, ...], CommandResult] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
+    in_turn: dict[tuple[str, ...], list[CommandResult]] = field(default_factory=dict)
 
     def run(
         self,
@@ -87,6 +89,9 @@ class FakeCommandRunner:
     ) -> CommandResult:
         command = tuple(argv)
         self.calls.append(command)
+        for prefix, results in self.in_turn.items():
+            if command[: len(prefix)] == prefix and results:
+                return results.pop(0)
         for prefix, result in self.answers.items():
             if command[: len(prefix)] == prefix:
                 return result

@@ -5,6 +5,7 @@ status summary, the metrics (ours and ipmanager's names), its part of the state 
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,12 @@ def _pool(log: Path) -> IPPool:
             },
         }
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _line(port: int, status: int) -> str:
@@ -115,3 +122,50 @@ def test_members_judged_shown_counted_saved_and_served_in_the_old_shapes(tmp_pat
     assert again.pools["egress"].health["203.0.113.6"].requests == {"2xx": 1, "5xx": 1}
     asyncio.run(again.forget("egress"))
     assert again.pools == {}
+
+
+def test_the_pool_proxy_is_planned_with_each_members_health_and_served_on_its_routes(tmp_path: Path) -> None:
+    """With a proxy, the plan makes the pool's app (nginx on each member's port) and carries each member's
+    verdict; applied, the running app holds the banned member as unavailable; /pools/NAME shows it, a rescan is
+    asked for, an unknown pool is a 404; forget removes the app."""
+    log = tmp_path / "access.log"
+    log.write_text(_line(19001, 502) + _line(19001, 502) + _line(19002, 200))
+    port = _free_port()
+    pool = IPPool.model_validate(
+        {
+            **_pool(log).model_dump(mode="json", by_alias=True),
+            "spec": {
+                **_pool(log).spec.model_dump(mode="json", by_alias=True, exclude_none=True),
+                "proxy": {"listen": f"127.0.0.1:{port}", "next": "127.0.0.1", "emptyPool": "http-502"},
+            },
+        }
+    )
+    calls: list[tuple[str, str]] = []
+    capability = _capability(PassRequests(lambda kind, name: calls.append((kind, name))))
+
+    async def scenario() -> dict[str, Any]:
+        observed = await capability.observe(pool)
+        [target] = capability.plan(pool, observed.facts, now=NOW)
+        assert target.target == "app:pool:egress"
+        availability = {c.key: str(c.after) for c in target.changes if c.key.startswith("member ")}
+        assert set(availability) == {"member 127.0.0.1:19001", "member 127.0.0.1:19002"}
+        await capability.apply(pool, target)
+        running = {t.address: t.health for t in capability.manager.snapshot()["pool:egress"].targets}
+        assert running == {"127.0.0.1:19001": "down", "127.0.0.1:19002": "up"}
+        again = await capability.observe(pool)
+        assert [t.changes for t in capability.plan(pool, again.facts, now=NOW)] == [()]  # converged
+        app = web.Application()
+        app.add_routes(capability.routes())
+        async with TestClient(TestServer(app)) as client:
+            shown = await (await client.get("/pools/egress")).json()
+            rescan = (await client.post("/pools/egress/rescan")).status
+            unknown = (await client.get("/pools/other")).status
+        await capability.forget("egress")
+        assert "pool:egress" not in capability.manager.snapshot()
+        await capability.manager.close()
+        return {"shown": shown, "rescan": rescan, "unknown": unknown}
+
+    answers = asyncio.run(scenario())
+    assert answers["shown"]["members"]["203.0.113.5"]["available"] is False
+    assert answers["shown"]["members"]["203.0.113.6"]["requests"] == {"2xx": 1}
+    assert (answers["rescan"], answers["unknown"], calls) == (202, 404, [("IPPool", "egress")])

@@ -23,7 +23,6 @@ from typing import Any
 from reconciler import __version__
 from reconciler.agent.runner import STATE_FILE, STATUS_FILE, Agent
 from reconciler.agent.tick import TickOutcome, TickResult
-from reconciler.agent.validation import validate_paths
 from reconciler.capabilities.edge_network import saved_networks
 from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
@@ -58,6 +57,7 @@ from reconciler.system.git import STATUS_LAYOUTS, open_repository
 from reconciler.system.resolver import nameserver
 from reconciler.system.signals import StopSignals, start_process_helpers
 from reconciler.system.status_fleet import fetch_fleet
+from reconciler.validation import validate_paths
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_RUNTIME = 0, 1, 2, 3
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.agent.validation import validate_path
 from reconciler.console.edits import (
     EditError,
     Entry,
@@ -41,6 +40,7 @@ from reconciler.system.clock import Clock
 from reconciler.system.console_git import Committed, ConsoleClone
 from reconciler.system.files import read_source_tree
 from reconciler.system.forge import Forge, PullRequest
+from reconciler.validation import validate_path
 
 
 class RefusedEditError(ReconcilerError):

@@ -1,4 +1,5 @@
-"""``reconciler validate``: read a tree (and its base revision), load it, check protected entries."""
+"""Validation, the use case ``reconciler validate`` (CI, a pre-commit hook) and the console's edits share: read a
+tree (and its base revision), load it, check protected entries."""
 
 from __future__ import annotations
 

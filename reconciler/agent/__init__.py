@@ -1,3 +1,3 @@
 """The running agent: ``runner`` (the ``Agent``: HTTP handle, fetch and publish loops, scheduler, state file,
 shutdown), ``tick`` (the ``Reconciler``: revisions admitted, one slot per resource, passes, the node's status),
-``metrics`` and ``backoff``."""
+``publishing`` (status commits to the status branch), ``metrics`` and ``backoff``."""

@@ -1,4 +1,5 @@
-"""The running agent: scheduler, workers, HTTP API, status publishing, graceful shutdown.
+"""The running agent: scheduler, workers, HTTP API, the state file, graceful shutdown; it composes the reconciler
+(``tick``) and status publishing (``publishing``).
 
 APScheduler (3.x, on the agent's event loop) owns the clocks: the git poll (with jitter), the drift-correction
 resync, each resource's own observe interval and status publishing. Its jobs only *wake* work, so triggers
@@ -24,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import os
-import re
 import signal
 import threading
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
+from reconciler.agent.publishing import StatusPublishing
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
 from reconciler.capabilities.registry import AnyCapability, CapabilityContext, build_capabilities
@@ -48,7 +48,6 @@ from reconciler.loading.loader import LoadOptions
 from reconciler.model.values import host_and_port
 from reconciler.planning.plan import Plan
 from reconciler.settings import AgentSettings
-from reconciler.status.documents import status_files, status_prefix
 from reconciler.status.state_file import CapabilityState, SavedState, StateFileError, decode
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.cpus import usable_cpus
@@ -103,22 +102,6 @@ def load_saved_state(settings: AgentSettings, files: FileSystem, now: float) -> 
     return LoadedState(restored or SavedState(), previous if restored is not None else None, f"{why}; {kept}; {done}")
 
 
-def _shape(error: str) -> str:
-    """An error message without commit ids, which differ in every attempt of the same failure."""
-    return re.sub(r"\b[0-9a-f]{40}\b", "<commit>", error)
-
-
-def _iso(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _digest(files: dict[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.encode() + b"\0" + files[path] + b"\0")
-    return digest.hexdigest()
-
-
 class Agent:
     """One node's agent. Implements the HTTP API's handle."""
 
@@ -138,10 +121,10 @@ class Agent:
     ) -> None:
         self.settings = settings
         self.source = source
-        self.publisher = publisher
         self.files = files or LocalFileSystem()
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
+        self.publishing = StatusPublishing(settings, publisher, self.clock, self.metrics)
         self.webhook_secret = settings.webhook_secret
         loaded = load_saved_state(settings, self.files, self.clock.now())
         saved = loaded.saved
@@ -193,15 +176,10 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None  # while run() runs: where a stop from a thread goes
         self._stop_early = False  # a stop signal came before run() started
         self._retry_sync_at = 0.0
-        self._published: str | None = None
         self._persisted: tuple[bytes, bytes] | None = None
-        self._publish_lock = asyncio.Lock()
         self._clean = True  # the stop so far went as planned
         self._watchdog: threading.Timer | None = None
-        self._publish_error: str | None = None
-        self._publish_failures = 0
         self.state_error: str | None = None  # why the state file cannot be written now (a full disk, say)
-        self._last_published_at: float | None = None
         self.scheduler: AsyncIOScheduler | None = None
 
     # --- the HTTP handle ---------------------------------------------------------------------------------------
@@ -215,7 +193,12 @@ class Agent:
         the state file cannot be written. Shown here and in `reconciler status`."""
         document = {**self.reconciler.status.as_dict(), "statusPublish": self.publish_state()}
         troubles = [
-            ("StatusPublished", "PublishFailing", self._publish_error, f"{self._publish_failures} failure(s) in a row"),
+            (
+                "StatusPublished",
+                "PublishFailing",
+                self.publishing.error,
+                f"{self.publishing.failures} failure(s) in a row",
+            ),
             ("StateSaved", "WriteFailing", self.state_error, "kept in memory until it can be written"),
             ("StateRestored", "Damaged", self.state_damaged, "until the next write of the state file"),
         ]
@@ -230,14 +213,7 @@ class Agent:
         return document
 
     def publish_state(self) -> dict[str, Any]:
-        """How publishing status to git goes: shown in /status (the status branch cannot say it cannot be
-        reached)."""
-        return {
-            "ok": self._publish_error is None,
-            "error": self._publish_error or "",
-            "failuresInARow": self._publish_failures,
-            "lastPublished": self._last_published_at,
-        }
+        return self.publishing.state()
 
     def config_document(self) -> dict[str, Any]:
         desired = self.reconciler.desired
@@ -355,59 +331,12 @@ class Agent:
         self.state_error = error
         self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(0)
 
-    def _heartbeat_at(self, now: float) -> float:
-        """The last tick of this node's heartbeat grid: every --status-heartbeat, shifted by an offset taken
-        from the node's name so that a fleet's heartbeats do not all fall in the same second. On a grid, a
-        restart within one period publishes the same heartbeat (no commit)."""
-        period = max(1.0, self.settings.status_heartbeat.total_seconds())
-        offset = int(hashlib.sha256(self.settings.node.encode()).hexdigest()[:8], 16) % int(period)
-        return (now - offset) // period * period + offset
-
     async def publish(self, *, final: bool = False) -> str | None:
         """Commit this node's status files to the status branch if they changed; the new commit or None."""
         if self.reconciler.saved.attempted_revision is None and self.reconciler.stall is None:
             return None  # nothing loaded yet: there is no status worth a commit
-        async with self._publish_lock:
-            now = self.clock.now()
-            # the final status says when the node was last alive to the second, not to the heartbeat's grid
-            heartbeat = _iso(now if self.reconciler.stopped_at is not None else self._heartbeat_at(now))
-            files = status_files(self.reconciler.status, heartbeat=heartbeat)
-            digest = _digest(files)
-            if digest == self._published and not final:
-                return None
-            status = self.reconciler.status
-            message = self.settings.status_message.format(
-                node=self.settings.node, revision=(status.applied_revision or "-")[:12]
-            )
-            if self.publisher is None:
-                return None
-            try:
-                commit = await asyncio.to_thread(
-                    self.publisher.publish, files, prefix=status_prefix(self.settings.node), message=message
-                )
-            except Exception as exc:  # any failure to publish is counted and retried; it never stops the agent
-                self._publish_failed(str(exc) or type(exc).__name__)
-                return None
-            if self._publish_error is not None:
-                log.info("status publish works again after %d failure(s)", self._publish_failures)
-            self.metrics.condition.labels("Node", self.settings.node, "StatusPublished").set(1)
-            self._publish_error, self._publish_failures = None, 0
-            self._last_published_at = self.clock.now()
-            self._published = digest
-            self.metrics.status_publish.labels("committed" if commit else "unchanged").inc()
-            if commit:
-                log.info("status published commit=%s", commit[:12])
-            return commit
-
-    def _publish_failed(self, error: str) -> None:
-        self.metrics.status_publish.labels("error").inc()
-        self.metrics.status_publish_errors.inc()
-        self.metrics.errors.labels("status").inc()
-        if _shape(error) != _shape(self._publish_error or ""):  # once per change, not once per attempt
-            log.warning("status publish failed error=%s", error)
-        self._publish_error = error
-        self._publish_failures += 1
-        self.metrics.condition.labels("Node", self.settings.node, "StatusPublished").set(0)
+        stopped = self.reconciler.stopped_at is not None
+        return await self.publishing.publish(self.reconciler.status, stopped=stopped, final=final)
 
     # --- workers ---------------------------------------------------------------------------------------------
 
@@ -612,8 +541,8 @@ class Agent:
             await asyncio.wait_for(self.publish(final=True), timeout=self._left(deadline))
         except TimeoutError:
             self._unclean("the final status publish timed out")
-        if self._publish_error is not None:
-            self._unclean(f"the final status was not published: {self._publish_error}")
+        if self.publishing.error is not None:
+            self._unclean(f"the final status was not published: {self.publishing.error}")
         await self._close_capabilities(deadline)
 
     def _unclean(self, why: str) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.agent.runner import STATE_FILE, STATUS_FILE, Agent
+from reconciler.agent.runner import Agent
+from reconciler.agent.state_store import STATE_FILE, STATUS_FILE
 from reconciler.agent.tick import TickOutcome, TickResult
 from reconciler.capabilities.edge_network import saved_networks
 from reconciler.console import main as console_main

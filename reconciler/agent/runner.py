@@ -1,5 +1,5 @@
-"""The running agent: scheduler, workers, HTTP API, the state file, graceful shutdown; it composes the reconciler
-(``tick``) and status publishing (``publishing``).
+"""The running agent: scheduler, workers, HTTP API, graceful shutdown; it composes the reconciler (``tick``),
+status publishing (``publishing``) and the state dir's files (``state_store``).
 
 APScheduler (3.x, on the agent's event loop) owns the clocks: the git poll (with jitter), the drift-correction
 resync, each resource's own observe interval and status publishing. Its jobs only *wake* work, so triggers
@@ -30,8 +30,7 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.publishing import StatusPublishing
+from reconciler.agent.state_store import StateStore
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
 from reconciler.capabilities.registry import AnyCapability, CapabilityContext, build_capabilities
@@ -48,7 +48,7 @@ from reconciler.loading.loader import LoadOptions
 from reconciler.model.values import host_and_port
 from reconciler.planning.plan import Plan
 from reconciler.settings import AgentSettings
-from reconciler.status.state_file import CapabilityState, SavedState, StateFileError, decode
+from reconciler.status.state_file import CapabilityState
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.cpus import usable_cpus
 from reconciler.system.files import FileSystem, LocalFileSystem
@@ -61,45 +61,9 @@ from reconciler.system.source import DesiredStateSource, StatusPublisher
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-STATUS_FILE = "status.json"
 EXIT_CLEAN, EXIT_UNCLEAN = 0, 3
 WATCHDOG_GRACE = 1.5  # seconds past --shutdown-timeout before the watchdog ends everything
 SCRAPE_TIMEOUT = 5.0  # seconds a capability may take to read its metrics before a scrape (Prometheus: 10 s)
-
-
-PREVIOUS_STATE_FILE = "state.json.1"  # the state file as it was before the last write
-DAMAGED_KEPT = 3
-
-
-@dataclass(frozen=True)
-class LoadedState:
-    saved: SavedState
-    content: bytes | None  # the good file's bytes, as read
-    damaged: str | None = None  # why the state file could not be used, and what was done instead
-
-
-def load_saved_state(settings: AgentSettings, files: FileSystem, now: float) -> LoadedState:
-    """The state file; a damaged one is kept aside (never overwritten) and the previous good one used."""
-    path = settings.state_dir / STATE_FILE
-    content = files.read_bytes(path)
-    if content is None:
-        return LoadedState(SavedState(), None)
-    try:
-        return LoadedState(decode(content), content)
-    except StateFileError as exc:
-        why = f"{path} ({len(content)} bytes) is damaged: {exc}"
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
-    aside = files.keep_aside(path, stamp, DAMAGED_KEPT)
-    kept = f"kept as {aside.name}" if aside is not None else "left where it is"
-    previous = files.read_bytes(settings.state_dir / PREVIOUS_STATE_FILE)
-    try:
-        restored = decode(previous) if previous is not None else None
-    except StateFileError:
-        restored = None
-    done = f"restored from {PREVIOUS_STATE_FILE}" if restored is not None else "started without saved state"
-    log.error("state file damaged path=%s reason=%s %s; %s", path, why.split(": ", 1)[-1], kept, done)
-    return LoadedState(restored or SavedState(), previous if restored is not None else None, f"{why}; {kept}; {done}")
 
 
 class Agent:
@@ -126,13 +90,8 @@ class Agent:
         self.metrics = metrics or Metrics()
         self.publishing = StatusPublishing(settings, publisher, self.clock, self.metrics)
         self.webhook_secret = settings.webhook_secret
-        loaded = load_saved_state(settings, self.files, self.clock.now())
-        saved = loaded.saved
-        self.state_damaged = loaded.damaged  # shown as StateRestored=False until the next good write
-        self._previous_state = loaded.content
-        if loaded.damaged is not None:
-            self.metrics.errors.labels("state").inc()
-            self.metrics.condition.labels("Node", settings.node, "StateRestored").set(0)
+        self.store = StateStore(settings, self.files, self.metrics, self.clock.now())
+        saved = self.store.saved
         context: CapabilityContext | None = None
         if capabilities is None:
             context = CapabilityContext(
@@ -176,10 +135,8 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None  # while run() runs: where a stop from a thread goes
         self._stop_early = False  # a stop signal came before run() started
         self._retry_sync_at = 0.0
-        self._persisted: tuple[bytes, bytes] | None = None
         self._clean = True  # the stop so far went as planned
         self._watchdog: threading.Timer | None = None
-        self.state_error: str | None = None  # why the state file cannot be written now (a full disk, say)
         self.scheduler: AsyncIOScheduler | None = None
 
     # --- the HTTP handle ---------------------------------------------------------------------------------------
@@ -302,34 +259,18 @@ class Agent:
             part = capability.saved()
             if part is not None:
                 saved.capabilities[kind] = CapabilityState(capability.state_version, dict(part))
-        state = self.reconciler.saved.encode()
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
-        if self._persisted == (state, snapshot):
-            return
-        previous = self._persisted[0] if self._persisted is not None else self._previous_state
-        written = [] if previous is None or previous == state else [(PREVIOUS_STATE_FILE, previous)]
-        try:  # and the previous good file beside it: one damaged write loses at most one interval
-            for name, content in ((STATE_FILE, state), (STATUS_FILE, snapshot), *written):
-                path = self.settings.state_dir / name
-                self.files.write_atomic(path, content)
-        except OSError as exc:  # the old files stay whole (atomic writes); the next persist tries again
-            self._state_failed(f"cannot write {path}: {exc.strerror or exc}")
-            return
-        if self.state_error is not None:
-            log.info("state file written again")
-            self.state_error = None
-        self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(1)
-        if self.state_damaged is not None:  # this write's snapshot still says so; the next one will not
-            self.state_damaged = None
-            self.metrics.condition.labels("Node", self.settings.node, "StateRestored").set(1)
-        self._persisted = (state, snapshot)
+        self.store.write(self.reconciler.saved.encode(), snapshot)
 
-    def _state_failed(self, error: str) -> None:
-        self.metrics.errors.labels("state").inc()
-        if error != self.state_error:  # once per change, not once per pass
-            log.error("state file not written error=%s", error)
-        self.state_error = error
-        self.metrics.condition.labels("Node", self.settings.node, "StateSaved").set(0)
+    @property
+    def state_error(self) -> str | None:
+        """Why the state file cannot be written now (a full disk, say)."""
+        return self.store.error
+
+    @property
+    def state_damaged(self) -> str | None:
+        """Why the state file read at start could not be used; None once a good one was written."""
+        return self.store.damaged
 
     async def publish(self, *, final: bool = False) -> str | None:
         """Commit this node's status files to the status branch if they changed; the new commit or None."""

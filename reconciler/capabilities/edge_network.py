@@ -271,12 +271,8 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                     labels=zone.labels,
                     addresses=records[name],
                     soa=spec.soa,
-                    nameservers=[ns if isinstance(ns, str) else str(ns.name) for ns in spec.nameserver_list],
-                    glue={
-                        str(ns.name): [str(a) for a in ns.addresses]
-                        for ns in spec.nameserver_list
-                        if not isinstance(ns, str)
-                    },
+                    nameservers=spec.nameserver_names,
+                    glue=spec.glue,
                     include=self._read(zone.include),
                     template=self._read(zone.template),
                 )

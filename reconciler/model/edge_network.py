@@ -159,8 +159,16 @@ class EdgeNetworkSpec(Spec):
     output: Output = Field(description="Where zone files go.")
 
     @property
-    def nameserver_list(self) -> tuple[Nameserver | str, ...]:
-        return tuple(ns if isinstance(ns, Nameserver) else str(ns) for ns in self.nameservers)
+    def nameserver_names(self) -> tuple[str, ...]:
+        """The NS records' names, as given or as ``{name, addresses}``."""
+        return tuple(str(ns.name) if isinstance(ns, Nameserver) else str(ns) for ns in self.nameservers)
+
+    @property
+    def glue(self) -> dict[str, tuple[str, ...]]:
+        """Name server -> its addresses, for those given with them (written where a server lies in its zone)."""
+        return {
+            str(ns.name): tuple(str(a) for a in ns.addresses) for ns in self.nameservers if isinstance(ns, Nameserver)
+        }
 
     @property
     def edge_list(self) -> tuple[Edge, ...]:

@@ -65,8 +65,8 @@ def test_the_bundled_example_zone_passes_named_checkzone(tmp_path: Path) -> None
         labels=zone.labels,
         addresses=["192.0.2.21"],
         soa=spec.soa,
-        nameservers=[str(ns.name) for ns in spec.nameserver_list if not isinstance(ns, str)],
-        glue={str(ns.name): [str(a) for a in ns.addresses] for ns in spec.nameserver_list if not isinstance(ns, str)},
+        nameservers=spec.nameserver_names,
+        glue=spec.glue,
         include=(example / zone.include).read_text(),
     )
     path = tmp_path / "example.org.zone"

@@ -107,9 +107,7 @@ def test_an_in_zone_name_server_without_an_address_is_refused_at_validation() ->
     glued = EdgeNetworkSpec.model_validate(
         {**spec, "nameservers": [{"name": "ns1.example.org.", "addresses": ["192.0.2.53"]}]}
     )
-    assert glued.nameserver_list[0] == Nameserver.model_validate(
-        {"name": "ns1.example.org.", "addresses": ["192.0.2.53"]}
-    )
-    assert EdgeNetworkSpec.model_validate({**spec, "nameservers": ["ns.example.net."]}).nameserver_list == (
-        "ns.example.net",
-    )
+    assert glued.nameservers[0] == Nameserver.model_validate({"name": "ns1.example.org.", "addresses": ["192.0.2.53"]})
+    assert (glued.nameserver_names, glued.glue) == (("ns1.example.org",), {"ns1.example.org": ("192.0.2.53",)})
+    bare = EdgeNetworkSpec.model_validate({**spec, "nameservers": ["ns.example.net."]})
+    assert (bare.nameserver_names, bare.glue) == (("ns.example.net",), {})

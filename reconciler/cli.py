@@ -40,6 +40,7 @@ from reconciler.settings import (
     WEBHOOK_SECRET_ENV,
     AgentSettings,
     GitIdentity,
+    argument_type,
     check_status_message,
 )
 from reconciler.status.fleet import fleet_rows
@@ -199,13 +200,6 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _listen(text: str) -> str:
-    try:
-        return parse_api_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def _nameserver(text: str) -> str:
     try:
         nameserver(text)
@@ -292,7 +286,7 @@ def _agent_flags(parser: argparse.ArgumentParser) -> None:
     _option(parser, "path", ".", "folder of the desired state inside the repository")
     _node_flag(parser)
     _state_dir_flag(parser)
-    _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics", _listen)
+    _option(parser, "listen", "127.0.0.1:9900", "address of the HTTP API and metrics", argument_type(parse_api_listen))
     _option(parser, "interval", "30s", "git poll interval (a webhook fetches at once)", _duration)
     _option(parser, "resync-interval", "5m", "reconcile everything this often even without changes", _duration)
     _option(

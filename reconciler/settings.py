@@ -6,16 +6,33 @@ process list or in ``GET /config``.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 DEFAULT_STATE_DIR = Path("/var/lib/reconciler")
 WEBHOOK_SECRET_ENV = "RECONCILER_WEBHOOK_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
 STATUS_MESSAGE_PLACEHOLDERS = ("node", "revision")
 MAX_AUTO_WORKERS = 4  # --proxy-workers auto: one per CPU up to this (docs/decisions.md, "Where it runs")
+
+
+def argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as an argparse ``type``: its ValueError's own words become the usage error (argparse would say
+    only "invalid value")."""
+
+    def checked(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return checked
 
 
 def check_status_message(template: str) -> str:

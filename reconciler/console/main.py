@@ -17,7 +17,7 @@ from reconciler.console.auth import Sessions, TokenBook
 from reconciler.console.service import Console
 from reconciler.errors import ReconcilerError, SettingsError
 from reconciler.model.values import host_and_port, parse_api_listen, parse_duration
-from reconciler.settings import GitIdentity
+from reconciler.settings import GitIdentity, argument_type
 from reconciler.system.clock import SystemClock
 from reconciler.system.console_git import ConsoleClone
 from reconciler.system.forge import FORGE_TOKEN_ENV, KINDS, Forge
@@ -41,7 +41,10 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     console.add_argument("--branch", default=_env("branch", "main"), help="default: main")
     console.add_argument("--path", default=_env("path", ""), help="folder of the desired state in the repository")
     console.add_argument(
-        "--listen", default=_env("listen", "127.0.0.1:9901"), type=_listen, help="default: 127.0.0.1:9901"
+        "--listen",
+        default=_env("listen", "127.0.0.1:9901"),
+        type=argument_type(parse_api_listen),
+        help="default: 127.0.0.1:9901",
     )
     console.add_argument(
         "--mode",
@@ -150,13 +153,6 @@ def build(args: argparse.Namespace) -> ConsoleApp:
     )
     stale = parse_duration(args.stale_after).total_seconds()
     return ConsoleApp(console, access, status_branch=args.status_branch, stale_after=stale, legacy_list=args.legacy_api)
-
-
-def _listen(text: str) -> str:
-    try:
-        return parse_api_listen(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _Stop:

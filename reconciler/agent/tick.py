@@ -420,7 +420,8 @@ class Reconciler:
         self.resources[slot.key] = ResourceStatus(
             kind, name, revision, merged, outcome.observations, outcome.details, applied_revision=slot.applied
         )
-        self.saved.made.add(slot.label)
+        if not self.settings.dry_run:  # a dry run makes nothing, so it records nothing to remove later
+            self.saved.made.add(slot.label)
         self.metrics.set_conditions(kind, name, merged)
         if outcome.result is PassResult.HELD:
             slot.held = revision

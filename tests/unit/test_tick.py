@@ -275,6 +275,14 @@ def test_a_dry_run_shows_a_removal_and_keeps_it_pending(tmp_path: Path) -> None:
     assert "EgressAllowList/b" in world.agent.reconciler.saved.made
 
 
+def test_a_dry_run_records_nothing_as_made(tmp_path: Path) -> None:
+    """A resource only dry-run has nothing in the world to remove later."""
+    world = World(tmp_path, dry_run=True)
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    assert world.agent.reconciler.saved.made == set()
+
+
 def test_a_state_file_from_before_made_lists_the_resources_with_conditions() -> None:
     """Written by an agent that did not record ``made``: every resource with conditions had passes."""
     old = {

@@ -28,7 +28,6 @@ from reconciler.capabilities.edge_network import saved_networks
 from reconciler.console import main as console_main
 from reconciler.errors import ReconcilerError, RemoteNotFoundError, SettingsError, SourceError
 from reconciler.loading.report import FORMATTERS
-from reconciler.model.edge_network import Rotation
 from reconciler.model.json_schema import generate_schemas, render_schema
 from reconciler.model.values import NODE_NAME_PATTERN, parse_api_listen, parse_duration
 from reconciler.render import nagios
@@ -553,20 +552,23 @@ def _check(args: argparse.Namespace) -> int:
     except StateFileError as exc:
         print(f"{service} UNKNOWN - the state file cannot be read: {exc}")
         return 3
-    found = saved_networks(part.state).get(args.network) if part is not None else None
-    if found is None:
+    network = saved_networks(part.version, part.state).get(args.network) if part is not None else None
+    if network is None:
         print(f"{service} UNKNOWN - no state of EdgeNetwork {args.network} in {args.state_dir}")
         return 3
-    network, per = found
     if kind == "integrity":
         result = nagios.integrity(args.network, {h: e for h, e in network.errors.items() if e}, warning, critical)
     elif kind == "latency":
         last = {h: history.last.seconds for h, history in network.histories.items() if history.last is not None}
         result = nagios.latency(args.network, list(network.live), last, warning, critical)
     else:
-        window = per if per is not None else Rotation().per.total_seconds()  # the spec's own default
         result = nagios.rotation(
-            args.network, list(network.changes), now=SystemClock().now(), per=window, warning=warning, critical=critical
+            args.network,
+            list(network.changes),
+            now=SystemClock().now(),
+            per=network.per,
+            warning=warning,
+            critical=critical,
         )
     print(result.line)
     return result.code

@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from reconciler.capabilities.base import Capability, Observed
+from reconciler.agent.resource_states import ResourceStates
+from reconciler.capabilities.base import AnyCapability, Capability, Observed
 from reconciler.errors import FetchError, PublishError
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.model.observed import NameFacts, ResolvedAddress
 from reconciler.model.source_tree import SourceFile, SourceTree
 from reconciler.planning.plan import TargetPlan
+from reconciler.status.state_file import CapabilityState
 from reconciler.system.commands import CommandResult
 from reconciler.system.http import Fetched
 from reconciler.system.resolver import literal
@@ -192,13 +194,21 @@ class FakeConnector:
         return answer[:expect]
 
 
+@dataclass
+class RecordedState:
+    """What RecordingCapability keeps per resource: how many times it was observed, over restarts."""
+
+    observations: int = 0
+
+
 @dataclass(eq=False)
-class RecordingCapability(Capability[Resource, None, Any]):
+class RecordingCapability(Capability[Resource, None, Any, RecordedState]):
     """A capability whose observations, plans and failures a test sets, and which records what it applied.
 
     ``observe_delay`` makes the observation of a named resource take that long (a slow or hanging observer)."""
 
     resource_type = Resource
+    state_type = RecordedState
 
     kind: str
     targets: dict[str, list[TargetPlan[Any]]] = field(default_factory=dict)
@@ -210,8 +220,7 @@ class RecordingCapability(Capability[Resource, None, Any]):
     applied: list[tuple[str, TargetPlan[Any]]] = field(default_factory=list)
     observed: list[str] = field(default_factory=list)
     forgotten: list[tuple[str, str]] = field(default_factory=list)
-    saved_state: dict[str, Any] = field(default_factory=dict)
-    restored: list[Mapping[str, Any]] = field(default_factory=list)
+    counted: list[tuple[str, int]] = field(default_factory=list)  # (name, its state's observations) at observe
     used: list[DesiredState] = field(default_factory=list)
 
     def use(self, desired: DesiredState) -> None:
@@ -220,19 +229,21 @@ class RecordingCapability(Capability[Resource, None, Any]):
     def observe_interval(self, resource: Resource) -> timedelta | None:
         return self.interval
 
-    async def observe(self, resource: Resource) -> Observed[None]:
+    async def observe(self, resource: Resource, state: RecordedState) -> Observed[None]:
         name = resource.metadata.name
         self.observed.append(name)
+        state.observations += 1
+        self.counted.append((name, state.observations))
         if name in self.observe_delay:
             await asyncio.sleep(self.observe_delay[name])
         if name in self.failing_observe:
             raise self.failing_observe[name]
         return Observed(None, {"observedBy": "RecordingCapability"}, degraded=self.degraded.get(name))
 
-    def plan(self, resource: Resource, facts: None, *, now: float) -> Sequence[TargetPlan[Any]]:
+    def plan(self, resource: Resource, facts: None, state: RecordedState, *, now: float) -> Sequence[TargetPlan[Any]]:
         return list(self.targets.get(resource.metadata.name, []))
 
-    async def apply(self, resource: Resource, target: TargetPlan[Any]) -> None:
+    async def apply(self, resource: Resource, target: TargetPlan[Any], state: RecordedState) -> None:
         """Fails as ``failing_apply`` says: by resource name, or by ``"<name> <target>"`` for one target."""
         name = resource.metadata.name
         failure = self.failing_apply.get(name) or self.failing_apply.get(f"{name} {target.target}")
@@ -240,14 +251,8 @@ class RecordingCapability(Capability[Resource, None, Any]):
             raise failure
         self.applied.append((resource.metadata.name, target))
 
-    async def forget(self, name: str) -> None:
+    async def forget(self, name: str, state: RecordedState | None) -> None:
         self.forgotten.append((self.kind, name))
-
-    def saved(self) -> Mapping[str, Any] | None:
-        return self.saved_state or None
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        self.restored.append(dict(state))
 
 
 @dataclass
@@ -288,3 +293,48 @@ class FakeRouteTable:
     async def delete(self, prefix: str) -> None:
         self.calls.append(("delete", prefix))
         self.routes.pop(prefix, None)
+
+
+C = TypeVar("C", bound=AnyCapability)
+
+
+class Driven(Generic[C]):
+    """A capability driven as the agent drives it, through the framework's per-resource states (``states``):
+    for tests that call observe, plan and apply themselves."""
+
+    def __init__(self, capability: C, kind: str | None = None) -> None:
+        self.capability = capability
+        self.kind = kind or capability.resource_type.KIND
+        self.states = ResourceStates({self.kind: capability})
+
+    def state(self, name: str) -> Any:
+        return self.states.of(self.kind, name)
+
+    async def observe(self, resource: Resource) -> Observed[Any]:
+        return await self.capability.observe(resource, self.state(resource.metadata.name))
+
+    def plan(self, resource: Resource, facts: Any, *, now: float) -> Sequence[TargetPlan[Any]]:
+        return self.capability.plan(resource, facts, self.state(resource.metadata.name), now=now)
+
+    async def apply(self, resource: Resource, target: TargetPlan[Any]) -> None:
+        await self.capability.apply(resource, target, self.state(resource.metadata.name))
+
+    async def forget(self, name: str) -> None:
+        await self.capability.forget(name, self.states.by_kind[self.kind].get(name))
+        self.states.drop(self.kind, name)
+
+    async def cycle(self, resource: Resource, *, now: float) -> list[TargetPlan[Any]]:
+        """One pass: observe, plan, apply every target with changes; the targets planned."""
+        observed = await self.observe(resource)
+        targets = list(self.plan(resource, observed.facts, now=now))
+        for target in targets:
+            if target.changes:
+                await self.apply(resource, target)
+        return targets
+
+    def saved(self) -> CapabilityState | None:
+        """This kind's part of the state file, as the agent writes it (None: the kind keeps no state)."""
+        return self.states.encode().get(self.kind)
+
+    def restore(self, part: CapabilityState) -> None:
+        self.states.restore({self.kind: part})

@@ -39,6 +39,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.publishing import StatusPublishing
+from reconciler.agent.resource_states import ResourceStates
 from reconciler.agent.state_store import StateStore
 from reconciler.agent.tick import Reconciler, TickResult
 from reconciler.api import server
@@ -48,7 +49,6 @@ from reconciler.loading.loader import LoadOptions
 from reconciler.model.values import host_and_port
 from reconciler.planning.plan import Plan
 from reconciler.settings import AgentSettings
-from reconciler.status.state_file import CapabilityState
 from reconciler.system.clock import Clock, SystemClock
 from reconciler.system.cpus import usable_cpus
 from reconciler.system.files import FileSystem, LocalFileSystem
@@ -105,14 +105,9 @@ class Agent:
             )
             capabilities = build_capabilities(context)
         self.capabilities = capabilities
-        for kind, capability in capabilities.items():
-            part = saved.capabilities.get(kind)
-            if part is not None and part.version == capability.state_version:
-                capability.restore(part.state)
-            elif part is not None:
-                log.warning(
-                    "saved state ignored kind=%s version=%d expected=%d", kind, part.version, capability.state_version
-                )
+        self.states = ResourceStates(capabilities)
+        self.states.restore(saved.capabilities)
+        for capability in capabilities.values():
             for collector in capability.collectors():
                 self.metrics.register(collector)
         self.files.ensure_directory(settings.state_dir)
@@ -123,6 +118,7 @@ class Agent:
             capabilities=capabilities,
             metrics=self.metrics,
             saved=saved,
+            states=self.states,
             load_options=load_options,
             on_pass=self._flush,
         )
@@ -255,10 +251,7 @@ class Agent:
     def persist(self) -> None:
         """Write the state file and the local status snapshot, atomically, when they changed."""
         saved = self.reconciler.saved
-        for kind, capability in self.capabilities.items():
-            part = capability.saved()
-            if part is not None:
-                saved.capabilities[kind] = CapabilityState(capability.state_version, dict(part))
+        saved.capabilities.update(self.states.encode())
         snapshot = json.dumps(self.status_document(), indent=2).encode() + b"\n"
         self.store.write(self.reconciler.saved.encode(), snapshot)
 

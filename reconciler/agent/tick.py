@@ -27,13 +27,14 @@ from typing import Any
 
 from reconciler.agent.backoff import Backoff
 from reconciler.agent.metrics import Metrics
+from reconciler.agent.resource_states import ResourceStates
 from reconciler.capabilities.registry import AnyCapability
 from reconciler.errors import PathNotFoundError, Problem, ReconcilerError, Severity, is_retryable
 from reconciler.loading.loader import FileCache, LoadOptions, load_tree
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.planning import gate
-from reconciler.planning.plan import Action, Change, Plan, TargetPlan
+from reconciler.planning.plan import Action, Change, Plan, TargetPlan, Whole
 from reconciler.settings import AgentSettings
 from reconciler.status import conditions as cond
 from reconciler.status.conditions import Condition
@@ -134,6 +135,7 @@ class Reconciler:
         capabilities: Mapping[str, AnyCapability],
         metrics: Metrics,
         saved: SavedState,
+        states: ResourceStates | None = None,
         load_options: LoadOptions | None = None,
         observe_timeout: float = 30.0,
         concurrency: int = 16,
@@ -145,6 +147,7 @@ class Reconciler:
         self.capabilities = capabilities
         self.metrics = metrics
         self.saved = saved
+        self.states = states or ResourceStates(capabilities)
         self.load_options = load_options or LoadOptions()
         self.observe_timeout = observe_timeout
         self.on_pass = on_pass  # told once per loop turn in which passes ended (the agent persists its state)
@@ -293,10 +296,10 @@ class Reconciler:
                 changes = tuple(await capability.removal(name))
             except Exception as exc:  # what it made cannot be listed: the removal is still shown, and made
                 changes = (Change(label, Action.REMOVE, before=f"what it made (cannot be listed: {exc})"),)
-            self.removals.append(TargetPlan(kind, name, "removed", len(changes), changes))
+            self.removals.append(TargetPlan(kind, name, Whole("removed"), len(changes), changes))
         if capability is not None and not self.settings.dry_run:
             try:
-                await capability.forget(name)
+                await capability.forget(name, self.states.by_kind.get(kind, {}).get(name))
             except Exception as exc:  # retried with the next revision; the resource stays listed
                 self.metrics.errors.labels("applier").inc()
                 log.warning("forget failed resource=%s error=%s", label, exc)
@@ -304,6 +307,7 @@ class Reconciler:
             log.info("removed resource=%s changes=%d", label, len(changes))
         if not self.settings.dry_run:
             self.saved.made.discard(label)
+            self.states.drop(kind, name)
         self.resources.pop(key, None)
         self.saved.conditions.pop(label, None)
         self.metrics.forget_resource(kind, name)
@@ -311,11 +315,11 @@ class Reconciler:
 
     # --- one pass over one resource ------------------------------------------------------------------------
 
-    async def _observe(self, slot: _Slot, capability: AnyCapability, resource: Any, timeout: float) -> Any:
+    async def _observe(self, slot: _Slot, capability: AnyCapability, resource: Any, state: Any, timeout: float) -> Any:
         async with self.limit:
             started = self.clock.monotonic()
             try:
-                return await asyncio.wait_for(capability.observe(resource), timeout)
+                return await asyncio.wait_for(capability.observe(resource, state), timeout)
             finally:
                 self.metrics.observe_seconds.labels(slot.resource.KIND).observe(self.clock.monotonic() - started)
 
@@ -325,13 +329,14 @@ class Reconciler:
             message = f"this agent does not enforce {slot.resource.KIND} yet; the resource is validated only"
             return _Outcome(cond.degraded("NotEnforced", message))
         resource = capability.narrow(slot.resource)
+        state = self.states.of(*slot.key)
         timeout = capability.observe_timeout(resource) or self.observe_timeout
         try:
-            observed = await self._observe(slot, capability, resource, timeout)
+            observed = await self._observe(slot, capability, resource, state, timeout)
         except Exception as exc:  # a failing observer degrades only its own resource
             return self._failure(slot, "ObserveFailed", "observer", "observe failed", exc, timeout=timeout)
         outcome = _Outcome(cond.ready("Applied"), dict(observed.summary), dict(observed.details))
-        outcome.targets = list(capability.plan(resource, observed.facts, now=self.clock.now()))
+        outcome.targets = list(capability.plan(resource, observed.facts, state, now=self.clock.now()))
         held = self._held(slot, resource, outcome.targets)
         if held:
             outcome.conditions = cond.stalled("SafetyGate", held)
@@ -345,7 +350,7 @@ class Reconciler:
         changing = [t for t in outcome.targets if t.changes]
         for done, target in enumerate(changing):
             try:
-                await capability.apply(resource, target)
+                await capability.apply(resource, target, state)
             except Exception as exc:  # a failing applier degrades only its own resource
                 # an apply is not a transaction: say that what is in force is partly this revision
                 part = (
@@ -364,7 +369,7 @@ class Reconciler:
         if any(t.changes for t in outcome.targets):
             # The status should show the world after the change, not before it.
             try:
-                observed = await self._observe(slot, capability, resource, timeout)
+                observed = await self._observe(slot, capability, resource, state, timeout)
                 outcome.observations, outcome.details = dict(observed.summary), dict(observed.details)
             except Exception as exc:  # the change is applied; the next observation will catch up
                 log.info("observe after apply failed resource=%s error=%s", slot.label, exc)

@@ -3,9 +3,9 @@
 Observing probes every edge and canary (``observers/http_probe``), adds the results to each edge's history, and
 selects the live set (``planning/edges``: tiers, modes, sticky edges, the rotation budget, canaries) and renders
 each zone (``render/zone``). Planning compares each zone with what was last written; applying writes the changed
-zones (checked by ``named-checkzone`` first), then runs ``afterChange`` once. Histories, the live set, the
-rotation times, the serials and the zones' content are this capability's part of the state file, so a restart
-neither rewrites a zone nor spends the rotation budget again.
+zones (checked by ``named-checkzone`` first) and moves the published live set, then runs ``afterChange`` once.
+Histories, the live set, the rotation times, the serials and the zones' content are each network's state,
+written to the state file, so a restart neither rewrites a zone nor spends the rotation budget again.
 """
 
 from __future__ import annotations
@@ -16,18 +16,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import PlainSerializer, PlainValidator
 
 from reconciler.appliers.zone import ZoneApplier, zone_group
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.state import Runtime, read_part
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
-from reconciler.model.edge_network import EdgeNetwork
+from reconciler.model.edge_network import EdgeNetwork, Rotation
 from reconciler.model.observed import EdgeProbeFacts
 from reconciler.observers.http_probe import ProbeSpec, probe_all, probe_canaries
 from reconciler.planning.edges import (
@@ -41,7 +43,7 @@ from reconciler.planning.edges import (
     select_live,
     tier,
 )
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, TargetPlan, Whole
 from reconciler.render.zone import RenderedZone, ZoneTemplateError, next_serial, render_zone
 from reconciler.system.clock import Clock
 from reconciler.system.commands import CommandRunner
@@ -49,7 +51,7 @@ from reconciler.system.files import file_permissions, read_bytes_if_exists
 from reconciler.system.http import HttpFetcher
 from reconciler.system.resolver import Resolver
 
-ZONES_TARGET = "zones"
+ZONES_TARGET = Whole("zones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,39 @@ class ZonePermissions:
         return f"{self.path} mode {self.mode:04o}" + (f" group {self.group}" if self.group else "")
 
 
+@dataclass(frozen=True, slots=True)
+class ZoneRecord:
+    """An address a zone publishes (added or removed)."""
+
+    zone: str
+    address: str
+
+    def __str__(self) -> str:
+        return self.address
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSet:
+    """The live set the zones publish, and the times of its changes within the rotation window."""
+
+    live: tuple[str, ...]
+    changes: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return ", ".join(self.live) or "none"
+
+
+ZoneValue = ZoneWrite | ZonePermissions | ZoneRecord | LiveSet | str
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneFile:
+    """A zone file on disk as the plan needs it."""
+
+    exists: bool
+    permissions_wanted: bool  # its mode or group is not what the spec names
+
+
 def _permissions_wanted(path: Path, mode: int, group: str | None) -> bool:
     """Whether a zone file lacks the mode or group the spec names (a group this machine lacks: the apply says so)."""
     found = file_permissions(path)
@@ -99,55 +134,63 @@ class EdgeFacts:
     zones: Mapping[str, RenderedZone]
     records: Mapping[str, tuple[str, ...]]  # zone -> the addresses it publishes
     problems: tuple[str, ...]
+    files: Mapping[str, ZoneFile] = field(default_factory=dict)  # zone -> its file, for each rendered zone
+
+
+def _histories_from_json(data: object) -> dict[str, History]:
+    if not isinstance(data, Mapping):
+        raise ValueError("histories are an object of edges")
+    try:
+        return {str(h): History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p)) for h, p in data.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"a history cannot be read: {exc}") from None
+
+
+def _histories_to_json(histories: Mapping[str, History]) -> dict[str, list[list[Any]]]:
+    return {h: [[p.at, p.seconds, p.ok] for p in history.probes] for h, history in histories.items()}
+
+
+def _failed_only(errors: Mapping[str, str]) -> dict[str, str]:
+    return {h: e for h, e in errors.items() if e}
 
 
 @dataclass
-class _Network:
-    histories: dict[str, History] = field(default_factory=dict)
+class NetworkState:
+    """What one edge network keeps between rounds: written to the state file, the histories, what the zones
+    publish (live set, rotation times, serials, bodies, records), each edge's address and last error, and the
+    rotation window the checks read; in memory, what the last round found."""
+
+    histories: Annotated[
+        dict[str, History], PlainValidator(_histories_from_json), PlainSerializer(_histories_to_json)
+    ] = field(default_factory=dict)
     live: tuple[str, ...] = ()
     changes: tuple[float, ...] = ()
     serials: dict[str, int] = field(default_factory=dict)
     bodies: dict[str, str] = field(default_factory=dict)
     records: dict[str, list[str]] = field(default_factory=dict)
     addresses: dict[str, str] = field(default_factory=dict)  # edge -> the address it last resolved to
-    pending: Selection | None = None  # the selection the planned zones publish, in force once they are written
-    errors: dict[str, str] = field(default_factory=dict)  # edge -> why its last probe failed ('' when it passed)
-    tiers: dict[str, str] = field(default_factory=dict)  # edge -> its tier at the last round
-    modes: dict[str, tuple[str, str]] = field(default_factory=dict)  # edge -> (mode, comment) from the desired state
-    canaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # zone -> its canary at the last round
-    canaries_off: str = ""  # why no canary was used at the last round
+    # edge -> why its last probe failed ('' when it passed; only failures are written)
+    errors: Annotated[dict[str, str], PlainSerializer(_failed_only)] = field(default_factory=dict)
+    per: float = Rotation().per.total_seconds()  # the rotation window (spec.rotation.per), for the checks
+    live_count: Annotated[int | None, Runtime] = None  # spec.liveCount, beside the live set in the metrics
+    tiers: Annotated[dict[str, str], Runtime] = field(default_factory=dict)  # edge -> its tier at the last round
+    # edge -> (mode, comment) from the desired state
+    modes: Annotated[dict[str, tuple[str, str]], Runtime] = field(default_factory=dict)
+    # zone -> its canary at the last round
+    canaries: Annotated[dict[str, dict[str, Any]], Runtime] = field(default_factory=dict)
+    canaries_off: Annotated[str, Runtime] = ""  # why no canary was used at the last round
 
 
-def saved_networks(state: Mapping[str, Any]) -> dict[str, tuple[_Network, float | None]]:
-    """The networks of this capability's part of the state file, with each one's rotation window when recorded;
-    a field left out reads as empty, a record that cannot be read is left out. ``restore`` and the Nagios checks
-    (``reconciler check``) read it."""
-    networks = state.get("networks", {})
-    found: dict[str, tuple[_Network, float | None]] = {}
-    if not isinstance(networks, dict):
-        return found
-    for name, data in networks.items():
-        with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
-            network = _Network(
-                histories={
-                    h: History(tuple(Probe(float(a), float(s), bool(o)) for a, s, o in p))
-                    for h, p in data.get("histories", {}).items()
-                },
-                live=tuple(str(h) for h in data.get("live", ())),
-                changes=tuple(float(t) for t in data.get("changes", ())),
-                serials={str(z): int(s) for z, s in data.get("serials", {}).items()},
-                bodies={str(z): str(b) for z, b in data.get("bodies", {}).items()},
-                records={str(z): [str(a) for a in r] for z, r in data.get("records", {}).items()},
-                addresses={str(h): str(a) for h, a in data.get("addresses", {}).items()},
-                errors={str(h): str(e) for h, e in data.get("errors", {}).items()},
-            )
-            found[str(name)] = (network, float(data["per"]) if "per" in data else None)
-    return found
+def saved_networks(version: int, part: Mapping[str, Any]) -> dict[str, NetworkState]:
+    """The networks of this capability's part of the state file (``reconciler check`` reads them); a record that
+    cannot be read is left out."""
+    return read_part(EdgeNetworkCapability, version, part)[0]
 
 
-class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
+class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, ZoneValue, NetworkState]):
     resource_type = EdgeNetwork
-    state_version = 1
+    state_type = NetworkState
+    state_version = 2
 
     def __init__(self, fetcher: HttpFetcher, resolver: Resolver, runner: CommandRunner, clock: Clock) -> None:
         self.fetcher = fetcher
@@ -155,13 +198,16 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
         self.applier = ZoneApplier(runner)
         self.clock = clock
         self.files_root: str | None = None
-        self.networks: dict[str, _Network] = {}
-        self.rotation_windows: dict[str, float] = {}  # network -> rotation.per, for the checks that read the state
-        self.live_wanted: dict[str, int] = {}  # network -> liveCount, beside the live set in the metrics
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EdgeNetworkCapability:
         return cls(context.fetcher, context.resolver, context.runner, context.clock)
+
+    @classmethod
+    def upgrade_state(cls, version: int, part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Version 1 kept every network's record under ``networks``, as today's."""
+        networks = part.get("networks") if version == 1 else None
+        return networks if isinstance(networks, dict) else None
 
     def use(self, desired: DesiredState) -> None:
         self.files_root = desired.files_root
@@ -186,11 +232,10 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
 
     # --- observe ---------------------------------------------------------------------------------------------
 
-    async def observe(self, resource: EdgeNetwork) -> Observed[EdgeFacts]:
+    async def observe(self, resource: EdgeNetwork, state: NetworkState) -> Observed[EdgeFacts]:
         spec = resource.spec
-        state = self.networks.setdefault(resource.metadata.name, _Network())
-        self.rotation_windows[resource.metadata.name] = spec.rotation.per.total_seconds()
-        self.live_wanted[resource.metadata.name] = spec.liveCount
+        state.per = spec.rotation.per.total_seconds()
+        state.live_count = spec.liveCount
         probe = ProbeSpec(
             url=spec.object.url,
             host=spec.object.host,
@@ -231,7 +276,6 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             for e in edges
         ]
         selection = select_live(candidates, state.live, state.changes, judging, now=now)
-        state.pending = selection
         failed_canaries = sum(1 for a in set(canaries.values()) if not probes[a].ok)
         averages = {h: history.average for h, history in state.histories.items()}
         per_zone = place_canaries(
@@ -278,7 +322,13 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                 )
             except ZoneTemplateError as exc:
                 problems.append(str(exc))
-        facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems))
+        output = spec.output
+        files = {}
+        for name in zones:
+            path = Path(output.dir) / f"{name}.zone"
+            exists = read_bytes_if_exists(path) is not None
+            files[name] = ZoneFile(exists, exists and _permissions_wanted(path, output.mode, output.group))
+        facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems), files)
         return Observed(
             facts,
             self._summary(resource, facts, state),
@@ -286,7 +336,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             details={"timings": self._timings(resource, state)},
         )
 
-    def _timings(self, resource: EdgeNetwork, state: _Network) -> dict[str, dict[str, float]]:
+    def _timings(self, resource: EdgeNetwork, state: NetworkState) -> dict[str, dict[str, float]]:
         """Each probed edge's last fetch and windowed mean, in seconds: new at every round, so never committed."""
         timings = {}
         for edge in resource.spec.edge_list:
@@ -295,7 +345,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
                 timings[edge.host] = {"last": round(history.last.seconds, 3), "average": round(history.average, 3)}
         return timings
 
-    def _summary(self, resource: EdgeNetwork, facts: EdgeFacts, state: _Network) -> dict[str, Any]:
+    def _summary(self, resource: EdgeNetwork, facts: EdgeFacts, state: NetworkState) -> dict[str, Any]:
         edges = []
         for edge in resource.spec.edge_list:
             shown: dict[str, Any] = {
@@ -324,16 +374,18 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
 
     # --- plan and apply --------------------------------------------------------------------------------------
 
-    def plan(self, resource: EdgeNetwork, facts: EdgeFacts, *, now: float) -> Sequence[TargetPlan[Any]]:
-        state = self.networks.get(resource.metadata.name, _Network())
+    def plan(
+        self, resource: EdgeNetwork, facts: EdgeFacts, state: NetworkState, *, now: float
+    ) -> Sequence[TargetPlan[ZoneValue]]:
         today = datetime.fromtimestamp(now, UTC).date()
-        changes: list[Change[Any]] = []
+        changes: list[Change[ZoneValue]] = []
         output = resource.spec.output
         for name, rendered in sorted(facts.zones.items()):
             path = str(Path(output.dir) / f"{name}.zone")
             written = state.bodies.get(name)
-            if written == rendered.body and read_bytes_if_exists(Path(path)) is not None:
-                if _permissions_wanted(Path(path), output.mode, output.group):
+            file = facts.files.get(name, ZoneFile(exists=False, permissions_wanted=False))
+            if written == rendered.body and file.exists:
+                if file.permissions_wanted:
                     mode = ZonePermissions(name, path, output.mode, output.group)
                     changes.append(Change(f"{name} permissions", Action.CHANGE, after=mode, member=False))
                 continue
@@ -341,16 +393,29 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             write = ZoneWrite(name, path, serial, rendered.body, rendered.with_serial(serial))
             before = sorted(state.records.get(name, []))
             after = list(facts.records[name])
-            changes += [Change(f"{name} {a}", Action.ADD, after=a, member=False) for a in after if a not in before]
-            changes += [Change(f"{name} {a}", Action.REMOVE, before=a, member=False) for a in before if a not in after]
+            changes += [
+                Change(f"{name} {a}", Action.ADD, after=ZoneRecord(name, a), member=False)
+                for a in after
+                if a not in before
+            ]
+            changes += [
+                Change(f"{name} {a}", Action.REMOVE, before=ZoneRecord(name, a), member=False)
+                for a in before
+                if a not in after
+            ]
             before_file = "the zone as last written" if written is not None else None
             changes.append(Change(f"{name} file", Action.CHANGE, before_file, write, member=False))
+        live = facts.selection
+        # the live set moves with what the zones publish: with a zone written, or when every zone is as it
+        # should be already (two edges behind one address)
+        if live.live != state.live and (changes or len(facts.zones) == len(resource.spec.zones)):
+            moved = LiveSet(live.live, live.changes)
+            changes.append(Change("live set", Action.CHANGE, LiveSet(state.live, state.changes), moved, member=False))
         if not changes:
             return []
         return [TargetPlan(resource.KIND, resource.metadata.name, ZONES_TARGET, len(state.live), tuple(changes))]
 
-    async def apply(self, resource: EdgeNetwork, target: TargetPlan[Any]) -> None:
-        state = self.networks.setdefault(resource.metadata.name, _Network())
+    async def apply(self, resource: EdgeNetwork, target: TargetPlan[ZoneValue], state: NetworkState) -> None:
         output = resource.spec.output
         writes = [c.after for c in target.changes if isinstance(c.after, ZoneWrite)]
         for write in writes:
@@ -366,28 +431,22 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             state.serials[write.zone] = write.serial
             state.bodies[write.zone] = write.body
         for change in target.changes:
-            if isinstance(change.after, ZonePermissions):
-                permit = change.after
-                await asyncio.to_thread(self.applier.permit, Path(permit.path), permit.zone, permit.mode, permit.group)
-                continue
-            zone, _, address = change.key.partition(" ")
-            if address == "file":
-                continue
-            listed = state.records.setdefault(zone, [])
-            if change.action is Action.ADD and address not in listed:
-                listed.append(address)
-            elif change.action is Action.REMOVE and address in listed:
-                listed.remove(address)
-        if state.pending is not None:  # the live set and the rotation budget move with what was published
-            state.live, state.changes = state.pending.live, state.pending.changes
+            value = change.after if change.after is not None else change.before
+            if isinstance(value, ZonePermissions):
+                await asyncio.to_thread(self.applier.permit, Path(value.path), value.zone, value.mode, value.group)
+            elif isinstance(value, ZoneRecord):
+                listed = state.records.setdefault(value.zone, [])
+                if change.action is Action.ADD and value.address not in listed:
+                    listed.append(value.address)
+                elif change.action is Action.REMOVE and value.address in listed:
+                    listed.remove(value.address)
+            elif isinstance(value, LiveSet):  # the live set and the rotation budget move with what was published
+                state.live, state.changes = value.live, value.changes
         if writes and resource.spec.output.afterChange:
             await asyncio.to_thread(self.applier.after_change, resource.spec.output.afterChange)
 
-    async def forget(self, name: str) -> None:
-        # the zone files stay: removing a published zone is the operator's call
-        self.networks.pop(name, None)
-        self.live_wanted.pop(name, None)
-        self.rotation_windows.pop(name, None)
+    async def forget(self, name: str, state: NetworkState | None) -> None:
+        return None  # the zone files stay: removing a published zone is the operator's call
 
     async def close(self, deadline: float) -> None:
         closing = getattr(self.fetcher, "close", None)
@@ -395,33 +454,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(closing(), max(0.1, deadline - asyncio.get_running_loop().time()))
 
-    # --- state and routes ------------------------------------------------------------------------------------
-
-    def saved(self) -> Mapping[str, Any] | None:
-        return {
-            "networks": {
-                name: {
-                    "histories": {
-                        h: [[p.at, p.seconds, p.ok] for p in history.probes] for h, history in state.histories.items()
-                    },
-                    "live": list(state.live),
-                    "changes": list(state.changes),
-                    "serials": dict(state.serials),
-                    "bodies": dict(state.bodies),
-                    "records": {z: list(r) for z, r in state.records.items()},
-                    "addresses": dict(state.addresses),
-                    "errors": {h: e for h, e in state.errors.items() if e},
-                    "per": self.rotation_windows.get(name, 600.0),
-                }
-                for name, state in sorted(self.networks.items())
-            }
-        }
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        for name, (network, per) in saved_networks(state).items():
-            self.networks[name] = network
-            if per is not None:  # the rotation window the checks read, until the first observation sets it
-                self.rotation_windows[name] = per
+    # --- metrics and routes ------------------------------------------------------------------------------------
 
     def collectors(self) -> Sequence[Collector]:
         return (EdgeCollector(self),)
@@ -429,7 +462,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
     def routes(self) -> Sequence[web.RouteDef]:
         async def network(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            state = self.networks.get(name)
+            state = self.states.get(name)
             if state is None:
                 return web.json_response({"error": f"no EdgeNetwork {name} on this node"}, status=404)
             wanted = {key: request.query[key] for key in ("tier", "mode", "live") if key in request.query}
@@ -465,7 +498,7 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, Any]):
 
         async def edge(request: web.Request) -> web.Response:
             name, host = request.match_info["name"], request.match_info["edge"]
-            state = self.networks.get(name)
+            state = self.states.get(name)
             history = state.histories.get(host) if state is not None else None
             if state is None or history is None:
                 return web.json_response({"error": f"no edge {host} in EdgeNetwork {name} on this node"}, status=404)
@@ -515,7 +548,7 @@ class EdgeCollector(Collector):
         wanted = GaugeMetricFamily(
             "reconciler_edge_live_wanted", "How many edges should be live (spec.liveCount).", labels=["network"]
         )
-        for network, state in sorted(self.capability.networks.items()):
+        for network, state in sorted(self.capability.states.items()):
             for edge, history in sorted(state.histories.items()):
                 if history.last is None:
                     continue
@@ -524,8 +557,8 @@ class EdgeCollector(Collector):
                 live.add_metric([network, edge], 1.0 if edge in state.live else 0.0)
                 failed.add_metric([network, edge], 0.0 if history.last.ok else 1.0)
             rotations.add_metric([network], float(len(state.changes)))
-            if network in self.capability.live_wanted:
-                wanted.add_metric([network], float(self.capability.live_wanted[network]))
+            if state.live_count is not None:
+                wanted.add_metric([network], float(state.live_count))
         yield from (last, mean, live, failed, rotations, wanted)
 
 

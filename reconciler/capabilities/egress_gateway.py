@@ -7,28 +7,29 @@ two (``planning/firewall``); applying carries out each target in order: sets swa
 jump rule each, forwarding, stale sets destroyed, and connections to addresses no longer allowed cut.
 
 The memory of answers (until when each address that left a domain's answer stays) and of protected entries is
-this capability's part of the state file, so a restart neither drops an address early nor forgets a protected
-entry. Per-destination counters are read from the counting sets at scrape time.
+each gateway's state, written to the state file, so a restart neither drops an address early nor forgets a
+protected entry. Per-destination counters are read from the counting sets at scrape time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import ConfigDict, PlainSerializer, PlainValidator
 
 from reconciler.appliers.firewall import JUMPS, PREFIX, FirewallApplier, jumps, temporary_name
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
-from reconciler.errors import ApplyError, ReconcilerError
+from reconciler.capabilities.state import Runtime
+from reconciler.errors import ReconcilerError
 from reconciler.model import DesiredState
 from reconciler.model.egress_allow_list import EgressAllowList
 from reconciler.model.egress_gateway import EgressGateway
@@ -38,16 +39,14 @@ from reconciler.observers.dns import Answers, resolve_public
 from reconciler.observers.firewall import read_firewall, set_counters
 from reconciler.planning.egress import EgressPlan, Memory, PartCache, plan_egress, selected_lists
 from reconciler.planning.firewall import (
-    CUT_TARGET,
-    RULES_TARGET,
-    SET_TARGET,
-    STALE,
+    CutTarget,
     FirewallValue,
     Forwarding,
     Jump,
     Ruleset,
+    RulesTarget,
+    SetTarget,
     plan_firewall,
-    target_set,
 )
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.render.firewall import (
@@ -78,19 +77,58 @@ class GatewayFacts:
     families: tuple[int, ...]
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class LoadSet(SetTarget):
+    """A set to load or edit, with what it should be (its type and counters come from the spec)."""
+
+    spec: SetSpec | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class _Rendered:
-    egress: EgressPlan
     sets: dict[str, SetSpec] = field(default_factory=dict)
     rulesets: list[Ruleset] = field(default_factory=list)
-    named: dict[str, str] | None = None
+
+
+def _memory_from_json(data: object) -> Memory:
+    if not isinstance(data, Mapping):
+        raise ValueError("the memory of answers is an object")
+    try:
+        return Memory.from_json(data)
+    except (AttributeError, TypeError) as exc:
+        raise ValueError(f"the memory of answers cannot be read: {exc}") from None
+
+
+@dataclass
+class GatewayState:
+    """Written to the state file, the memory of answers and protected entries; in memory, the members last
+    planned (for the counters' hostnames) and what each of its sets was last made to hold."""
+
+    __pydantic_config__ = ConfigDict(arbitrary_types_allowed=True)
+
+    memory: Annotated[Memory, PlainValidator(_memory_from_json), PlainSerializer(Memory.as_json)] = field(
+        default_factory=Memory
+    )
+    egress: Annotated[EgressPlan | None, Runtime] = None
+    # network -> the names that allow it; worked out at the first scrape after a pass, not on every pass
+    named: Annotated[dict[str, str] | None, Runtime] = None
+    # set -> the members we last made it hold, whatever happened to it since (a hand flush): what was allowed,
+    # for the cut of connections to addresses that are no longer
+    made: Annotated[dict[str, frozenset[str]], Runtime] = field(default_factory=dict)
 
     @property
     def hostnames(self) -> dict[str, str]:
-        """network -> the names that allow it; worked out at the first scrape, not on every pass."""
         if self.named is None:
-            self.named = _hostnames(self.egress)
+            self.named = _hostnames(self.egress) if self.egress is not None else {}
         return self.named
+
+
+def _with_spec(target: TargetPlan[FirewallValue], specs: Mapping[str, SetSpec]) -> TargetPlan[FirewallValue]:
+    """A set's target plan with the spec it is loaded from (everything the apply needs is in the plan)."""
+    key = target.target
+    if not isinstance(key, SetTarget) or key.stale or key.set not in specs:
+        return target
+    return replace(target, target=LoadSet(key.set, key.label, spec=specs[key.set]))
 
 
 def _families(gateway: EgressGateway) -> tuple[int, ...]:
@@ -115,12 +153,13 @@ def _hostnames(plan: EgressPlan) -> dict[str, str]:
 def render(gateway: EgressGateway, plan: EgressPlan, families: Sequence[int]) -> _Rendered:
     sets = {n: s for n, s in desired_sets(gateway.metadata.name, plan).items() if s.family in families}
     rulesets = [r(gateway, plan, f) for f in families for r in (render_filter, render_nat)]
-    return _Rendered(plan, sets, rulesets)
+    return _Rendered(sets, rulesets)
 
 
-class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallValue]):
+class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallValue, GatewayState]):
     resource_type = EgressGateway
-    state_version = 1
+    state_type = GatewayState
+    state_version = 2
 
     def __init__(self, runner: CommandRunner, resolver: Resolver, clock: Clock, *, replay: bool = False) -> None:
         self.runner = runner
@@ -130,12 +169,8 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         self.replay = replay  # dry run: a kernel we cannot read is planned against as empty
         self.lists: tuple[EgressAllowList, ...] = ()
         self.parts: PartCache = {}  # each list's static entries, derived once per revision and day
-        self.memory: dict[str, Memory] = {}
-        self.installed: dict[str, frozenset[str]] = {}  # set -> members known to be in the kernel
-        # set -> the members we last made it hold, whatever happened to it since (a hand flush): what was allowed,
-        # for the cut of connections to addresses that are no longer
-        self.made: dict[str, frozenset[str]] = {}
-        self.rendered: dict[str, _Rendered] = {}
+        # set -> members known to be in the kernel: a cache of the one kernel all gateways' sets are in
+        self.installed: dict[str, frozenset[str]] = {}
         self.resolve_failures = 0
         self.refused_answers = 0
         self.details: dict[str, dict[str, Any]] = {}
@@ -144,6 +179,12 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
     @classmethod
     def from_context(cls, context: CapabilityContext) -> EgressGatewayCapability:
         return cls(context.runner, context.resolver, context.clock, replay=context.settings.dry_run)
+
+    @classmethod
+    def upgrade_state(cls, version: int, part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Version 1 kept every gateway's memory under ``memory``."""
+        memory = part.get("memory") if version == 1 else None
+        return {name: {"memory": m} for name, m in memory.items()} if isinstance(memory, dict) else None
 
     def use(self, desired: DesiredState) -> None:
         self.lists = desired.of_kind(EgressAllowList)
@@ -155,10 +196,9 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
 
     # --- observe ---------------------------------------------------------------------------------------------
 
-    async def observe(self, resource: EgressGateway) -> Observed[GatewayFacts]:
-        name = resource.metadata.name
+    async def observe(self, resource: EgressGateway, state: GatewayState) -> Observed[GatewayFacts]:
         lists = selected_lists(resource, self.lists)
-        memory = self.memory.get(name, Memory())
+        memory = state.memory
         domains = {str(e.domain) for lst in lists for e in lst.spec.entries if e.domain is not None}
         domains |= {str(p["domain"]) for p in memory.protected.values() if p.get("domain")}
         domains = {d for d in domains if not d.startswith("*.")}
@@ -166,7 +206,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         egress = plan_egress(
             resource, lists, answers.facts, memory, now=self.clock.now(), refused=answers.refused, cache=self.parts
         )
-        self.memory[name] = egress.memory
+        state.memory, state.egress, state.named = egress.memory, egress, None
         self.resolve_failures += sum(1 for facts in answers.facts.values() if facts.error)
         self.refused_answers += sum(len(v) for v in answers.refused.values())
         families = _families(resource)
@@ -223,11 +263,12 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
 
     # --- plan and apply --------------------------------------------------------------------------------------
 
-    def plan(self, resource: EgressGateway, facts: GatewayFacts, *, now: float) -> Sequence[TargetPlan[FirewallValue]]:
+    def plan(
+        self, resource: EgressGateway, facts: GatewayFacts, state: GatewayState, *, now: float
+    ) -> Sequence[TargetPlan[FirewallValue]]:
         rendered = render(resource, facts.egress, facts.families)
-        self.rendered[resource.metadata.name] = rendered
         wanted = {name: spec.members for name, spec in rendered.sets.items()}
-        return plan_firewall(
+        targets = plan_firewall(
             resource.KIND,
             resource.metadata.name,
             sets=wanted,
@@ -243,30 +284,28 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             cut_from={f: counting_set_name(resource.metadata.name, f, COUNT_OUT) for f in facts.families}
             if resource.spec.cutEstablished
             else None,
-            allowed_before=self.made,
+            allowed_before=state.made,
         )
+        return [_with_spec(target, rendered.sets) for target in targets]
 
-    async def apply(self, resource: EgressGateway, target: TargetPlan[FirewallValue]) -> None:
-        rendered = self.rendered.get(resource.metadata.name)
-        if rendered is None:
-            raise ApplyError("applied before planned")
-        if target.target.startswith(SET_TARGET):
-            await asyncio.to_thread(self._apply_set, rendered, target)
-        elif target.target.startswith(RULES_TARGET):
+    async def apply(self, resource: EgressGateway, target: TargetPlan[FirewallValue], state: GatewayState) -> None:
+        key = target.target
+        if isinstance(key, SetTarget):
+            await asyncio.to_thread(self._apply_set, key, target, state)
+        elif isinstance(key, RulesTarget):
             await asyncio.to_thread(self._apply_rules, target)
-        elif target.target.startswith(CUT_TARGET):
-            family = int(target.target.removeprefix(CUT_TARGET))
-            await asyncio.to_thread(self.applier.cut, family, [c.key for c in target.changes])
+        elif isinstance(key, CutTarget):
+            await asyncio.to_thread(self.applier.cut, key.family, [str(c.before) for c in target.changes])
 
-    def _apply_set(self, rendered: _Rendered, target: TargetPlan[FirewallValue]) -> None:
-        name = target_set(target.target)
+    def _apply_set(self, key: SetTarget, target: TargetPlan[FirewallValue], state: GatewayState) -> None:
+        name = key.set
         removed = {str(c.before) for c in target.changes if c.action is Action.REMOVE and c.member}
         added = {str(c.after) for c in target.changes if c.action is Action.ADD and c.member}
-        spec = rendered.sets.get(name)
-        if spec is None or any(c.key == STALE and c.action is Action.REMOVE for c in target.changes):
+        spec = key.spec if isinstance(key, LoadSet) else None
+        if key.stale or spec is None:
             self.applier.destroy_set(name)
             self.installed.pop(name, None)
-            self.made.pop(name, None)
+            state.made.pop(name, None)
         else:
             before = self.installed.get(name)
             members = (before or frozenset()) - removed | added
@@ -275,7 +314,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
             else:
                 lines = target.payload or set_lines(spec, sorted(members), name=temporary_name(name))
                 self.applier.load_set(spec, lines, exists=before is not None)
-            self.installed[name] = self.made[name] = members
+            self.installed[name] = state.made[name] = members
 
     def _apply_rules(self, target: TargetPlan[FirewallValue]) -> None:
         for change in target.changes:
@@ -292,31 +331,18 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
     async def removal(self, name: str) -> Sequence[Change[Any]]:
         return [Change(item, Action.REMOVE, before=item) for item in await asyncio.to_thread(self.applier.made)]
 
-    async def forget(self, name: str) -> None:
+    async def forget(self, name: str, state: GatewayState | None) -> None:
         await asyncio.to_thread(self.applier.remove)
         self.installed.clear()
-        self.made.clear()
-        self.memory.pop(name, None)
-        self.rendered.pop(name, None)
 
-    # --- state, metrics, routes ------------------------------------------------------------------------------
-
-    def saved(self) -> Mapping[str, Any] | None:
-        return {"memory": {name: memory.as_json() for name, memory in sorted(self.memory.items())}}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        memory = state.get("memory", {})
-        if isinstance(memory, dict):
-            for name, data in memory.items():
-                with contextlib.suppress(AttributeError, TypeError, ValueError):  # unreadable: not kept
-                    self.memory[str(name)] = Memory.from_json(data)
+    # --- metrics and routes ------------------------------------------------------------------------------
 
     def _counting_sets(self) -> list[tuple[str, str, Mapping[str, str]]]:
         """(set, direction label, hostnames) of every counting set we installed, taken on the event loop so that
         reading the sets in a thread never iterates what the loop changes."""
         return [
-            (name, label, rendered.hostnames)
-            for gateway, rendered in sorted(self.rendered.items())
+            (name, label, state.hostnames)
+            for gateway, state in sorted(self.states.items())
             for family in (4, 6)
             for direction, label in DIRECTIONS.items()
             if (name := counting_set_name(gateway, family, direction)) in self.installed

@@ -13,6 +13,7 @@ from typing import Any
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.state import NoState
 from reconciler.model.egress_route import EgressRoute
 from reconciler.model.internal_ranges import DEFAULT_RANGES
 from reconciler.planning.plan import Action, Change, TargetPlan
@@ -22,7 +23,7 @@ from reconciler.system.routes import RouteTable
 DRIFT_INTERVAL = timedelta(seconds=30)
 
 
-class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
+class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route, NoState]):
     resource_type = EgressRoute
 
     def __init__(self, table: RouteTable) -> None:
@@ -35,12 +36,14 @@ class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
     def observe_interval(self, resource: EgressRoute) -> timedelta | None:
         return DRIFT_INTERVAL
 
-    async def observe(self, resource: EgressRoute) -> Observed[dict[str, str]]:
+    async def observe(self, resource: EgressRoute, state: NoState) -> Observed[dict[str, str]]:
         installed = await self.table.ours()
         hops = {f"ipv{family}": str(hop) for family, hop in sorted(resource.spec.next_hops().items())}
         return Observed(installed, {"nextHops": hops, "routes": len(installed)})
 
-    def plan(self, resource: EgressRoute, facts: dict[str, str], *, now: float) -> Sequence[TargetPlan[Route]]:
+    def plan(
+        self, resource: EgressRoute, facts: dict[str, str], state: NoState, *, now: float
+    ) -> Sequence[TargetPlan[Route]]:
         spec = resource.spec
         internal = spec.internalRanges if spec.internalRanges is not None else DEFAULT_RANGES.networks
         return plan_routes(
@@ -51,7 +54,7 @@ class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
             installed=facts,
         )
 
-    async def apply(self, resource: EgressRoute, target: TargetPlan[Route]) -> None:
+    async def apply(self, resource: EgressRoute, target: TargetPlan[Route], state: NoState) -> None:
         for change in target.changes:
             if change.action is Action.REMOVE:
                 await self.table.delete(change.key)
@@ -62,6 +65,6 @@ class EgressRouteCapability(Capability[EgressRoute, dict[str, str], Route]):
         routes = await self.table.ours()
         return [Change(prefix, Action.REMOVE, before=f"{prefix} via {routes[prefix]}") for prefix in sorted(routes)]
 
-    async def forget(self, name: str) -> None:
+    async def forget(self, name: str, state: NoState | None) -> None:
         for prefix in sorted(await self.table.ours()):
             await self.table.delete(prefix)

@@ -9,8 +9,8 @@ manual bans (``planning/pool``). Planning compares the proxy app the pool should
 never waits for the safety gate; applying runs the app on this capability's proxy manager (the same engine and
 workers as TCPProxy) and hands it the availability.
 
-Its part of the state file keeps each member's health (bans and cool-downs survive a restart) and each log's
-position (no line is counted twice, none skipped).
+Each pool's state keeps its members' health (bans and cool-downs survive a restart) and each log's position (no
+line is counted twice, none skipped), and, in memory only, the open logs and what the last scan found.
 """
 
 from __future__ import annotations
@@ -21,15 +21,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, cast
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from pydantic import ConfigDict, PlainSerializer, PlainValidator
 
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext, PassRequests
 from reconciler.capabilities.ip_pool_compat import compat_routes
+from reconciler.capabilities.state import Runtime
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.health.registry import strategy_of
 from reconciler.model import DesiredState, HealthStrategy
@@ -41,7 +43,7 @@ from reconciler.observers.access_log import LogCounts, LogReader, Requests, read
 from reconciler.observers.nginx_members import NginxMember, server_members, upstream_members
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.planning.pool import MemberHealth, failure_test, health_from_json, health_to_json, judge
-from reconciler.planning.tcp_proxy import apply_changes, plan_app
+from reconciler.planning.tcp_proxy import AppTarget, ProxyMember, apply_changes, plan_app
 from reconciler.proxy.manager import ProxyManager
 from reconciler.system.clock import Clock
 from reconciler.system.files import file_signature
@@ -73,27 +75,56 @@ class PoolFacts:
     app: ProxyAppFacts | None
 
 
-@dataclass
-class _Pool:
-    """What one pool keeps between observations."""
+def _health_from_json(data: object) -> dict[str, MemberHealth]:
+    if not isinstance(data, Mapping):
+        raise ValueError("health is an object of members")
+    try:
+        return {str(ip): health_from_json(h) for ip, h in data.items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"a member's health cannot be read: {exc!r}") from None
 
-    health: dict[str, MemberHealth] = field(default_factory=dict)
-    tails: dict[str, LogTail] = field(default_factory=dict)  # resolved log path -> its tail
-    positions: dict[str, TailPosition] = field(default_factory=dict)  # from the state file, until a tail opens
-    counts: LogCounts = field(default_factory=LogCounts)
-    members: tuple[NginxMember, ...] = ()
-    resource: IPPool | None = None  # as last observed (the old tool's /api/config shows its settings)
-    watched: dict[str, tuple[int, int, float] | None] = field(default_factory=dict)  # nginx file -> stat at scan
-    judged: bool = False  # health holds a verdict (a finished scan, or the state file's); not while the first runs
+
+def _health_to_json(health: Mapping[str, MemberHealth]) -> dict[str, Any]:
+    return {ip: health_to_json(h) for ip, h in sorted(health.items())}
+
+
+Health = Annotated[dict[str, MemberHealth], PlainValidator(_health_from_json), PlainSerializer(_health_to_json)]
+
+
+@dataclass
+class PoolState:
+    """What one pool keeps between scans: written to the state file, the members' health and each log's
+    (inode, offset); in memory, the rest."""
+
+    __pydantic_config__ = ConfigDict(arbitrary_types_allowed=True)
+
+    health: Health = field(default_factory=dict)
+    logs: dict[str, tuple[int, int]] = field(default_factory=dict)  # resolved log path -> (inode, offset)
+    tails: Annotated[dict[str, LogTail], Runtime] = field(default_factory=dict)  # resolved log path -> its tail
+    counts: Annotated[LogCounts, Runtime] = field(default_factory=LogCounts)
+    members: Annotated[tuple[NginxMember, ...], Runtime] = ()
+    resource: Annotated[IPPool | None, Runtime] = None  # as last observed (the old tool's /api/config)
+    # nginx file -> its stat at the scan
+    watched: Annotated[dict[str, tuple[int, int, float] | None], Runtime] = field(default_factory=dict)
+    # health holds a verdict (a finished scan, or the state file's); not while the first scan runs
+    judged: Annotated[bool, Runtime] = True
+
+    def close(self) -> None:
+        for tail in self.tails.values():
+            tail.close()
+
+
+PoolValue = ProxyMember | Availability
 
 
 def app_key(name: str) -> str:
     return f"{APP_PREFIX}{name}"
 
 
-class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
+class IPPoolCapability(Capability[IPPool, PoolFacts, PoolValue, PoolState]):
     resource_type = IPPool
-    state_version = 1
+    state_type = PoolState
+    state_version = 2
 
     def __init__(
         self,
@@ -111,7 +142,6 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         self.passes = passes or PassRequests()
         self.strategies: dict[str, HealthStrategy] = {}
         self.files_root: str | None = None
-        self.pools: dict[str, _Pool] = {}
         self.watcher: asyncio.Task[None] | None = None
 
     @classmethod
@@ -126,6 +156,15 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         )
         api_port = settings.listen.rsplit(":", 1)[-1]
         return cls(manager, context.clock, replay=settings.dry_run, passes=context.passes, api_port=api_port)
+
+    def new_state(self) -> PoolState:
+        return PoolState(judged=False)
+
+    @classmethod
+    def upgrade_state(cls, version: int, part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Version 1 kept every pool's record under ``pools``, as today's."""
+        pools = part.get("pools") if version == 1 else None
+        return pools if isinstance(pools, dict) else None
 
     def use(self, desired: DesiredState) -> None:
         self.strategies = {s.metadata.name: s for s in desired.of_kind(HealthStrategy)}
@@ -169,12 +208,12 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         """A pool whose nginx file on the machine changed is scanned at once, not at its next scanInterval."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            for name, state in list(self.pools.items()):
+            for name, state in list(self.states.items()):
                 if any(file_signature(Path(path)) != seen for path, seen in state.watched.items()):
                     state.watched = {}  # asked once; the scan records the new state
                     self.passes.request(IPPool.KIND, name)
 
-    def _scan(self, pool: IPPool, reader: LogReader, members: Sequence[NginxMember], state: _Pool) -> Requests:
+    def _scan(self, pool: IPPool, reader: LogReader, members: Sequence[NginxMember], state: PoolState) -> Requests:
         log = pool.spec.accessLog
         found = Requests()
         if reader.by == "file":
@@ -188,20 +227,24 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
                 keys[format_host_port(member.ip, member.port).encode()] = member.ip
             tail = self._tail(state, self._path(log.path), from_end=log.from_ == "end")
             read_requests(reader, tail.read(), keys, into=found)
+        for path, tail in state.tails.items():
+            if (position := tail.position) is not None:
+                state.logs[path] = (position.inode, position.offset)
         return found
 
-    def _tail(self, state: _Pool, path: Path, *, from_end: bool) -> LogTail:
+    def _tail(self, state: PoolState, path: Path, *, from_end: bool) -> LogTail:
         tail = state.tails.get(str(path))
         if tail is None:
-            tail = state.tails[str(path)] = LogTail(path, state.positions.pop(str(path), None), from_end=from_end)
+            saved = state.logs.get(str(path))
+            position = TailPosition(*saved) if saved is not None else None
+            tail = state.tails[str(path)] = LogTail(path, position, from_end=from_end)
         return tail
 
-    async def observe(self, resource: IPPool) -> Observed[PoolFacts]:
+    async def observe(self, resource: IPPool, state: PoolState) -> Observed[PoolFacts]:
         name = resource.metadata.name
         strategy = self.strategies.get(resource.spec.strategy)
         if strategy is None:
             raise ObserveError(f"no HealthStrategy named {resource.spec.strategy}")
-        state = self.pools.setdefault(name, _Pool())
         # the files' state before reading them: a change while they are read is seen by the watcher
         state.watched = {path: file_signature(Path(path)) for path in self._nginx_files(resource)}
         members, problems = await asyncio.to_thread(self._members, resource)
@@ -275,38 +318,42 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         listen = tuple((str(proxy.listen.host), port) for port in proxy.listen.ports)
         return AppConfig(app_key(pool.metadata.name), listen, targets, settings, None)
 
-    def plan(self, resource: IPPool, facts: PoolFacts, *, now: float) -> Sequence[TargetPlan[Any]]:
+    def plan(
+        self, resource: IPPool, facts: PoolFacts, state: PoolState, *, now: float
+    ) -> Sequence[TargetPlan[PoolValue]]:
         key = app_key(resource.metadata.name)
         want = self.desired_app(resource, facts.members)
         planned = plan_app(key, want, facts.app, kind=IPPool.KIND, name=resource.metadata.name)
         if planned is None or want is None:
-            return [planned] if planned is not None else []
+            return [_widened(planned)] if planned is not None else []
         port_of = (
             {format_host_port(resource.spec.proxy.next, m.port): m.ip for m in facts.members}
             if resource.spec.proxy
             else {}
         )
         running = {t.address: t for t in facts.app.targets} if facts.app else {}
-        health: list[Change[Any]] = []
+        health: list[Change[PoolValue]] = []
         for address, _ in want.targets:
             member = facts.health.get(port_of.get(address, ""))
             verdict = member.verdict if member is not None else None
             up, reason = (verdict.available, verdict.reason) if verdict else (True, "")
             have = running.get(address)
             if have is None or (have.health != "down") != up or (not up and have.reason != reason):
-                before = "new" if have is None else ("available" if have.health != "down" else "unavailable")
-                health.append(
-                    Change(f"member {address}", Action.CHANGE, before, Availability(address, up, reason), member=False)
-                )
-        return [TargetPlan(planned.kind, planned.name, planned.target, planned.size, (*planned.changes, *health))]
+                before = None if have is None else Availability(address, have.health != "down", have.reason or "")
+                after = Availability(address, up, reason)
+                health.append(Change(f"member {address}", Action.CHANGE, before, after, member=False))
+        widened = _widened(planned)
+        return [TargetPlan(planned.kind, planned.name, planned.target, planned.size, (*widened.changes, *health))]
 
-    async def apply(self, resource: IPPool, target: TargetPlan[Any]) -> None:
-        key = target.target.removeprefix("app:")
-        config = apply_changes(key, self.manager.config(key), target.changes)
-        configured = any(not isinstance(c.after, Availability) for c in target.changes)
+    async def apply(self, resource: IPPool, target: TargetPlan[PoolValue], state: PoolState) -> None:
+        if not isinstance(target.target, AppTarget):
+            raise TypeError(f"an IPPool has no target {target.target}")
+        key = target.target.key
+        configuring = [c for c in target.changes if not isinstance(c.after, Availability)]
         try:
-            if configured:
-                await self.manager.set_app(key, config)
+            if configuring:
+                proxy_changes = cast("list[Change[ProxyMember]]", configuring)  # every value but an Availability
+                await self.manager.set_app(key, apply_changes(key, self.manager.config(key), proxy_changes))
         except OSError as exc:
             raise ApplyError(str(exc)) from exc
         judged = {
@@ -314,48 +361,22 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
         }
         self.manager.set_health(key, judged)
 
-    async def forget(self, name: str) -> None:
+    async def forget(self, name: str, state: PoolState | None) -> None:
         await self.manager.set_app(app_key(name), None)
-        state = self.pools.pop(name, None)
         if state is not None:
-            for tail in state.tails.values():
-                tail.close()
+            state.close()
 
     async def close(self, deadline: float) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.watcher
-        for state in self.pools.values():
-            for tail in state.tails.values():
-                tail.close()
+        for state in self.states.values():
+            state.close()
         if not await self.manager.close_by(deadline):
             raise ApplyError("pool proxy connections did not drain in time: the proxy workers were ended")
 
-    # --- state and routes ------------------------------------------------------------------------------------
-
-    def saved(self) -> Mapping[str, Any] | None:
-        pools: dict[str, Any] = {}
-        for name, state in sorted(self.pools.items()):
-            positions = {p: t.position for p, t in state.tails.items()} | dict(state.positions)
-            pools[name] = {
-                "health": {ip: health_to_json(h) for ip, h in sorted(state.health.items())},
-                "logs": {p: [pos.inode, pos.offset] for p, pos in sorted(positions.items()) if pos is not None},
-            }
-        return {"pools": pools}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        pools = state.get("pools", {})
-        if not isinstance(pools, dict):
-            return
-        for name, data in pools.items():
-            with contextlib.suppress(KeyError, TypeError, ValueError):  # a record we cannot read is not kept
-                self.pools[str(name)] = _Pool(
-                    {str(ip): health_from_json(h) for ip, h in data.get("health", {}).items()},
-                    {},
-                    {str(p): TailPosition(int(i), int(o)) for p, (i, o) in data.get("logs", {}).items()},
-                    judged=True,
-                )
+    # --- metrics and routes ------------------------------------------------------------------------------------
 
     def collectors(self) -> Sequence[Collector]:
         return (PoolCollector(self),)
@@ -363,7 +384,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
     def routes(self) -> Sequence[web.RouteDef]:
         async def pool(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            state = self.pools.get(name)
+            state = self.states.get(name)
             if state is None:
                 return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
             if not state.judged:  # an empty answer would read as a pool without members
@@ -388,7 +409,7 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, Any]):
 
         async def rescan(request: web.Request) -> web.Response:
             name = request.match_info["name"]
-            if name not in self.pools:
+            if name not in self.states:
                 return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
             if not self.passes.request(IPPool.KIND, name):
                 return web.json_response({"error": "no agent runs passes here"}, status=503)
@@ -444,7 +465,7 @@ class PoolCollector(Collector):
         )
         apps = self.capability.manager.snapshot()
         now = self.capability.clock.now()
-        for pool, state in sorted(self.capability.pools.items()):
+        for pool, state in sorted(self.capability.states.items()):
             app = apps.get(app_key(pool))
             if app is not None:
                 connections.add_metric([pool], app.counters.connections)
@@ -469,6 +490,11 @@ class PoolCollector(Collector):
                 old["ipmanager_cooldown_list"].add_metric(row_old, 1.0 if until and until > now else 0.0)
                 old["ipmanager_consecutive_failure"].add_metric(row_old, float(_in_a_row(health)))
         yield from (available, cooling, failures, served, connections, empty, relayed, *old.values())
+
+
+def _widened(plan: TargetPlan[ProxyMember]) -> TargetPlan[PoolValue]:
+    """The proxy app's plan as a pool plan (its values are read, never written: widening them is safe)."""
+    return cast("TargetPlan[PoolValue]", plan)
 
 
 def _cooldown_until(health: MemberHealth) -> float | None:

@@ -63,7 +63,7 @@ def old_config(pool: IPPool, strategy: HealthStrategy | None, api_port: str) -> 
 
 
 def old_history(capability: IPPoolCapability, name: str) -> dict[str, Any]:
-    state = capability.pools[name]
+    state = capability.states[name]
     resource = state.resource
     strategy = capability.strategies.get(resource.spec.strategy) if resource is not None else None
     settings = strategy.spec.consecutive if strategy is not None else None
@@ -95,11 +95,11 @@ def old_history(capability: IPPoolCapability, name: str) -> dict[str, Any]:
 
 def compat_routes(capability: IPPoolCapability, api_port: str) -> Sequence[web.RouteDef]:
     def chosen(request: web.Request) -> str | web.Response:
-        names = sorted(capability.pools)
+        names = sorted(capability.states)
         wanted = request.query.get("pool")
         if wanted is None and len(names) == 1:
             return names[0]
-        if wanted is not None and wanted in capability.pools:
+        if wanted is not None and wanted in capability.states:
             return wanted
         problem = f"no IP pool {wanted} on this node" if wanted else "this node runs several pools: add ?pool=NAME"
         return web.json_response({"error": problem, "pools": names}, status=404 if wanted else 400)
@@ -111,7 +111,7 @@ def compat_routes(capability: IPPoolCapability, api_port: str) -> Sequence[web.R
         name = chosen(request)
         if isinstance(name, web.Response):
             return name
-        resource = capability.pools[name].resource
+        resource = capability.states[name].resource
         if resource is None:
             return web.json_response({"error": f"IP pool {name} has not been scanned yet"}, status=503)
         return web.json_response(old_config(resource, capability.strategies.get(resource.spec.strategy), api_port))

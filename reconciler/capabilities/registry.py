@@ -14,6 +14,7 @@ from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.capabilities.egress_gateway import EgressGatewayCapability
 from reconciler.capabilities.egress_route import EgressRouteCapability
 from reconciler.capabilities.ip_pool import IPPoolCapability
+from reconciler.capabilities.state import NoState, StateCodec, read_part
 from reconciler.capabilities.tcp_proxy import TCPProxyCapability
 
 CapabilityFactory = Callable[[CapabilityContext], AnyCapability]
@@ -35,4 +36,14 @@ def build_capabilities(
     return {kind: factory(context) for kind, factory in registry.items()}
 
 
-__all__ = ["REGISTRY", "AnyCapability", "Capability", "CapabilityContext", "Observed", "build_capabilities"]
+__all__ = [
+    "REGISTRY",
+    "AnyCapability",
+    "Capability",
+    "CapabilityContext",
+    "NoState",
+    "Observed",
+    "StateCodec",
+    "build_capabilities",
+    "read_part",
+]

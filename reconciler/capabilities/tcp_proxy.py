@@ -1,16 +1,15 @@
 """The TCPProxy capability: runs the apps of every TCPProxy resource in its own proxy manager.
 
 Observing reads what the manager runs (typed ``ProxyAppFacts``); applying carries out the gated plan's changes on
-the app's running config. Its part of the state file keeps the targets that were down when the agent stopped (so
-that after a restart they need ``rise`` good checks before they get traffic again) and the configs the apps ran
-with, which a dry run (``reconciler plan --state-dir``) plans against instead of an empty manager.
+the app's running config. Each resource's state keeps the targets of its apps that were down at the last pass
+(so that after a restart they need ``rise`` good checks before they get traffic again) and the configs its apps
+ran with, which a dry run (``reconciler plan --state-dir``) plans against instead of an empty manager.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -25,10 +24,8 @@ from reconciler.model.proxy_config import AppConfig, AppSettings, CheckSettings
 from reconciler.model.tcp_proxy import TCPProxy
 from reconciler.model.values import format_host_port
 from reconciler.planning.plan import TargetPlan
-from reconciler.planning.tcp_proxy import ProxyMember, apply_changes, plan_tcp_proxy
+from reconciler.planning.tcp_proxy import AppTarget, ProxyMember, app_key, apply_changes, plan_tcp_proxy
 from reconciler.proxy.manager import ProxyManager
-
-APP_TARGET = "app:"
 
 
 def summary(app: ProxyAppFacts) -> dict[str, Any]:
@@ -103,6 +100,17 @@ def config_from_json(key: str, data: Mapping[str, Any]) -> AppConfig:
     )
 
 
+def _recorded(state: ProxyState) -> dict[str, AppConfig]:
+    """The configs a resource's apps ran with, as recorded (a record that cannot be read is left out)."""
+    configs = {}
+    for key, data in state.apps.items():
+        try:
+            configs[key] = config_from_json(key, data)
+        except (KeyError, TypeError, ValueError):
+            continue
+    return configs
+
+
 def _as_facts(configs: Mapping[str, AppConfig]) -> dict[str, ProxyAppFacts]:
     """Recorded configs as the facts of apps that run them (health unknown: nothing was checked)."""
     return {
@@ -117,14 +125,35 @@ def _as_facts(configs: Mapping[str, AppConfig]) -> dict[str, ProxyAppFacts]:
     }
 
 
-class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
+@dataclass
+class ProxyState:
+    """One TCPProxy's apps, by app key: the addresses of targets down at the last pass, the configs they ran."""
+
+    targetsDown: dict[str, list[str]] = field(default_factory=dict)  # noqa: N815 - the state file's names
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # config_to_json of each running app
+
+
+class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember, ProxyState]):
     resource_type = TCPProxy
-    state_version = 1
+    state_type = ProxyState
+    state_version = 2
 
     def __init__(self, manager: ProxyManager, *, replay: bool = False) -> None:
         self.manager = manager
         self.replay = replay  # dry run: observe what the state file recorded; never record anything new
-        self.recorded: dict[str, AppConfig] = {}
+
+    @classmethod
+    def upgrade_state(cls, version: int, part: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Version 1 kept every app of every resource together, by app key (``<resource>/<app>``)."""
+        if version != 1:
+            return None
+        resources: dict[str, dict[str, dict[str, Any]]] = {}
+        for field_name in ("targetsDown", "apps"):
+            found = part.get(field_name, {})
+            for key, value in found.items() if isinstance(found, dict) else ():
+                name = str(key).split("/", 1)[0]
+                resources.setdefault(name, {"targetsDown": {}, "apps": {}})[field_name][str(key)] = value
+        return resources
 
     @classmethod
     def from_context(cls, context: CapabilityContext) -> TCPProxyCapability:
@@ -143,45 +172,47 @@ class TCPProxyCapability(Capability[TCPProxy, TCPProxyFacts, ProxyMember]):
     def observe_interval(self, resource: TCPProxy) -> timedelta | None:
         return resource.spec.healthCheck.interval * 5  # status follows health; checks run on their own clock
 
-    async def observe(self, resource: TCPProxy) -> Observed[TCPProxyFacts]:
+    async def observe(self, resource: TCPProxy, state: ProxyState) -> Observed[TCPProxyFacts]:
         prefix = f"{resource.metadata.name}/"
-        snapshot = _as_facts(self.recorded) if self.replay else self.manager.snapshot()
+        snapshot = _as_facts(_recorded(state)) if self.replay else self.manager.snapshot()
         running = {key: app for key, app in snapshot.items() if key.startswith(prefix)}
+        if not self.replay:
+            self._record(resource, state)
         summaries = {key: summary(app) for key, app in running.items()}
         return Observed(TCPProxyFacts(running), {"apps": summaries}, degraded=_without_targets(running))
 
-    def plan(self, resource: TCPProxy, facts: TCPProxyFacts, *, now: float) -> Sequence[TargetPlan[ProxyMember]]:
+    def _record(self, resource: TCPProxy, state: ProxyState) -> None:
+        """What runs now; an app not started yet keeps what was recorded for it (a restart: its first apply)."""
+        keys = {app_key(resource.metadata.name, app.name) for app in resource.spec.apps}
+        down = self.manager.health()
+        configs = {key: config for key in keys if (config := self.manager.config(key)) is not None}
+        state.targetsDown = {
+            key: down.get(key, []) if key in configs else state.targetsDown[key]
+            for key in sorted(keys)
+            if (key in configs and down.get(key)) or (key not in configs and key in state.targetsDown)
+        }
+        state.apps = {key: config_to_json(config) for key, config in sorted(configs.items())}
+
+    def plan(
+        self, resource: TCPProxy, facts: TCPProxyFacts, state: ProxyState, *, now: float
+    ) -> Sequence[TargetPlan[ProxyMember]]:
         return plan_tcp_proxy(resource, facts)
 
-    async def apply(self, resource: TCPProxy, target: TargetPlan[ProxyMember]) -> None:
-        key = target.target.removeprefix(APP_TARGET)
+    async def apply(self, resource: TCPProxy, target: TargetPlan[ProxyMember], state: ProxyState) -> None:
+        if not isinstance(target.target, AppTarget):
+            raise TypeError(f"a TCPProxy has no target {target.target}")
+        key = target.target.key
+        if self.manager.config(key) is None and key in state.targetsDown:  # down when the last process stopped
+            self.manager.known_down[key] = set(state.targetsDown[key])
         await self.manager.set_app(key, apply_changes(key, self.manager.config(key), target.changes))
 
-    async def forget(self, name: str) -> None:
+    async def forget(self, name: str, state: ProxyState | None) -> None:
         await self.manager.apply({}, scope=f"{name}/")
 
     async def close(self, deadline: float) -> None:
         """Established connections get what is left until ``deadline`` to finish; then the workers are ended."""
         if not await self.manager.close_by(deadline):
             raise ApplyError("proxied connections did not drain in time: the proxy workers were ended")
-
-    def saved(self) -> Mapping[str, Any] | None:
-        if self.replay:
-            down = {k: sorted(v) for k, v in self.manager.known_down.items()}
-            return {"targetsDown": down, "apps": {k: config_to_json(c) for k, c in self.recorded.items()}}
-        running = {key: config for key in self.manager.running if (config := self.manager.config(key)) is not None}
-        return {"targetsDown": self.manager.health(), "apps": {k: config_to_json(c) for k, c in running.items()}}
-
-    def restore(self, state: Mapping[str, Any]) -> None:
-        down = state.get("targetsDown", {})
-        if isinstance(down, dict):
-            self.manager.known_down = {str(k): {str(a) for a in v} for k, v in down.items() if isinstance(v, list)}
-        apps = state.get("apps", {})
-        if isinstance(apps, dict):
-            self.recorded = {}
-            for key, config in apps.items():
-                with contextlib.suppress(KeyError, TypeError, ValueError):  # a record we cannot read is not kept
-                    self.recorded[str(key)] = config_from_json(str(key), config)
 
     def collectors(self) -> Sequence[Collector]:
         return (ProxyCollector(self.manager.snapshot, self.manager.worker_restarts),)

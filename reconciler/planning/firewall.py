@@ -12,12 +12,41 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from reconciler.model.observed import ChainFacts, FirewallFacts
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, Target, TargetPlan
 
-SET_TARGET = "set "
-RULES_TARGET = "rules ipv"
-CUT_TARGET = "connections ipv"
 STALE = "(whole set)"
+
+
+@dataclass(frozen=True, slots=True)
+class SetTarget(Target):
+    """One of our ipsets; ``stale``: nothing uses it any more (it is destroyed)."""
+
+    set: str
+    label: str = ""
+    stale: bool = False
+
+    def __str__(self) -> str:
+        return f"set {self.set}" + (f" ({self.label})" if self.label else "")
+
+
+@dataclass(frozen=True, slots=True)
+class RulesTarget(Target):
+    """One family's chains, jump rules and forwarding."""
+
+    family: int
+
+    def __str__(self) -> str:
+        return f"rules ipv{self.family}"
+
+
+@dataclass(frozen=True, slots=True)
+class CutTarget(Target):
+    """The tracked connections of one family to addresses no longer allowed."""
+
+    family: int
+
+    def __str__(self) -> str:
+        return f"connections ipv{self.family}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,15 +109,6 @@ def delta_lines(name: str, changes: Sequence[Change[FirewallValue]]) -> str:
     return "".join(adds + [f"del {name} {c.key}\n" for c in changes if c.action is Action.REMOVE])
 
 
-def set_target(name: str, label: str = "") -> str:
-    return SET_TARGET + name + (f" ({label})" if label else "")
-
-
-def target_set(target: str) -> str:
-    """The set a target names (inverse of ``set_target``)."""
-    return target.removeprefix(SET_TARGET).split(" ", 1)[0]
-
-
 def plan_firewall(
     kind: str,
     name: str,
@@ -131,7 +151,7 @@ def plan_firewall(
             payload = delta_lines(set_name, changes)
         elif changes and (render := (payloads or {}).get(set_name)) is not None:
             payload = render(ordered[difference] if not current else sorted(wanted))
-        targets.append(TargetPlan(kind, name, set_target(set_name, shown), len(current), tuple(changes), payload))
+        targets.append(TargetPlan(kind, name, SetTarget(set_name, shown), len(current), tuple(changes), payload))
     for family in sorted({r.family for r in rulesets} | {j.family for j in jumps}):
         targets.append(
             _rules(kind, name, family, rulesets=rulesets, jumps=jumps, facts=facts, enable_forwarding=enable_forwarding)
@@ -140,13 +160,14 @@ def plan_firewall(
         current = facts.members.get(set_name, frozenset())
         stale: list[Change[FirewallValue]] = [Change(m, Action.REMOVE, before=m) for m in sorted(current)]
         stale.append(Change(STALE, Action.REMOVE, before=set_name, member=False))
-        targets.append(TargetPlan(kind, name, set_target(set_name, "no longer used"), len(current), tuple(stale)))
+        stale_set = SetTarget(set_name, "no longer used", stale=True)
+        targets.append(TargetPlan(kind, name, stale_set, len(current), tuple(stale)))
     for family, allowed in sorted((cut_from or {}).items()):
         current = facts.members.get(allowed, frozenset()) | (allowed_before or {}).get(allowed, frozenset())
         gone = sorted(current - sets.get(allowed, frozenset()))
         if gone:  # after every set and rule changed: a packet in between would open the connection again
             cuts: list[Change[FirewallValue]] = [Change(a, Action.REMOVE, before=a, member=False) for a in gone]
-            targets.append(TargetPlan(kind, name, f"{CUT_TARGET}{family}", len(current), tuple(cuts)))
+            targets.append(TargetPlan(kind, name, CutTarget(family), len(current), tuple(cuts)))
     return targets
 
 
@@ -176,4 +197,4 @@ def _rules(
         changes.append(Change("forwarding", Action.CHANGE, "off", Forwarding(family), member=False))
     payload = "".join(c.after.text for c in changes if isinstance(c.after, Ruleset))
     present = sum(len(chain.rules) for key, chain in facts.chains.items() if key.endswith(f" {family}"))
-    return TargetPlan(kind, name, f"{RULES_TARGET}{family}", present, tuple(changes), payload)
+    return TargetPlan(kind, name, RulesTarget(family), present, tuple(changes), payload)

@@ -1,7 +1,8 @@
 """A plan is immutable data: per target, the ordered changes that turn what is into what should be.
 
 A *target* is one thing an applier writes as a whole (an ipset, a route table, a zone file, a proxy's backend
-set). Its ``size`` is how many members it has now, which the safety gate compares the changes with.
+set), named by a typed key (a ``Target``: the applier dispatches on its type, never on its text). Its ``size`` is
+how many members it has now, which the safety gate compares the changes with.
 """
 
 from __future__ import annotations
@@ -48,6 +49,26 @@ class Change(Generic[V]):
         return {"key": self.key, "action": self.action.value, "before": self.shown_before, "after": self.shown_after}
 
 
+class Target:
+    """The key of what one target plan writes as a whole: a frozen dataclass per kind of target (an app, a set, a
+    family's chains), whose ``str()`` is the name people read, plans show and approvals hash."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Whole(Target):
+    """A resource's one target: its zones, its routes, what a removed one made."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+
 _ORDER = attrgetter("key", "action")
 
 
@@ -64,7 +85,7 @@ class TargetPlan(Generic[V]):
 
     kind: str
     name: str
-    target: str
+    target: Target
     size: int
     changes: tuple[Change[V], ...] = ()
     # What the applier feeds a tool for this target (``ipset restore`` lines, ``iptables-restore`` input), shown
@@ -87,7 +108,7 @@ class TargetPlan(Generic[V]):
         return {
             "kind": self.kind,
             "name": self.name,
-            "target": self.target,
+            "target": str(self.target),
             "size": self.size,
             "changes": [c.as_dict() for c in self.changes],
         }
@@ -107,7 +128,7 @@ class Plan:
     targets: tuple[TargetPlan[Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.targets, key=lambda t: (t.kind, t.name, t.target)))
+        ordered = tuple(sorted(self.targets, key=lambda t: (t.kind, t.name, str(t.target))))
         object.__setattr__(self, "targets", ordered)
 
     @property

@@ -13,10 +13,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from reconciler.model.values import IPAddress, IPNetwork
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, Target, TargetPlan
 
 UNIVERSE: Mapping[int, IPNetwork] = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("2000::/3")}
-ROUTES_TARGET = "routes ipv"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutesTarget(Target):
+    """Our routes of one address family."""
+
+    family: int
+
+    def __str__(self) -> str:
+        return f"routes ipv{self.family}"
 
 
 def public_prefixes(family: int, kept_off: Iterable[IPNetwork]) -> list[IPNetwork]:
@@ -86,5 +95,5 @@ def plan_routes(
             elif current[prefix] != via:
                 changes.append(Change(prefix, Action.CHANGE, Route(prefix, current[prefix]), Route(prefix, via)))
         changes += [Change(p, Action.REMOVE, before=Route(p, v)) for p, v in sorted(current.items()) if p not in wanted]
-        targets.append(TargetPlan(kind, name, f"{ROUTES_TARGET}{family}", len(current), tuple(changes)))
+        targets.append(TargetPlan(kind, name, RoutesTarget(family), len(current), tuple(changes)))
     return targets

@@ -15,7 +15,7 @@ from reconciler.model.observed import ProxyAppFacts, TCPProxyFacts
 from reconciler.model.proxy_config import AppConfig, AppSettings, AppTuning, CheckSettings
 from reconciler.model.tcp_proxy import TCPProxy
 from reconciler.model.values import format_host_port, host_and_port
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, Target, TargetPlan
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -34,6 +34,16 @@ class TargetWeight:
 
     def __str__(self) -> str:
         return f"weight {self.weight}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppTarget(Target):
+    """One app the proxy manager runs, by its key."""
+
+    key: str
+
+    def __str__(self) -> str:
+        return f"app:{self.key}"
 
 
 ProxyMember = ListenOn | TargetWeight | AppTuning
@@ -115,7 +125,7 @@ def plan_app(
         changes.append(Change("settings", action, have_tuning, wanted_tuning, member=False))
     if want is None and have is None:
         return None
-    return TargetPlan(kind, name or key.split("/", 1)[0], f"app:{key}", len(have_targets), tuple(changes))
+    return TargetPlan(kind, name or key.split("/", 1)[0], AppTarget(key), len(have_targets), tuple(changes))
 
 
 def plan_tcp_proxy(proxy: TCPProxy, facts: TCPProxyFacts) -> list[ProxyPlan]:

@@ -10,6 +10,7 @@ from typing import Any
 from reconciler.capabilities.egress_gateway import EgressGatewayCapability
 from reconciler.model import DesiredState, EgressAllowList, EgressGateway
 from reconciler.planning.plan import TargetPlan
+from reconciler.testing import Driven
 
 NOW = 1_800_000_000.0
 
@@ -36,14 +37,9 @@ def desired(*lists: EgressAllowList) -> DesiredState:
     return DesiredState({"EgressAllowList": {lst.metadata.name: lst for lst in lists}})
 
 
-async def converge(capability: EgressGatewayCapability, resource: EgressGateway) -> list[TargetPlan[Any]]:
+async def converge(capability: Driven[EgressGatewayCapability], resource: EgressGateway) -> list[TargetPlan[Any]]:
     """One pass as the agent runs it (observe, plan, apply the targets with changes); the targets applied."""
-    observed = await capability.observe(resource)
-    targets = list(capability.plan(resource, observed.facts, now=NOW))
-    for target in targets:
-        if target.changes:
-            await capability.apply(resource, target)
-    return [t for t in targets if t.changes]
+    return [t for t in await capability.cycle(resource, now=NOW) if t.changes]
 
 
 def run_in(namespace: str, *argv: str) -> str:

@@ -22,11 +22,11 @@ from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.cli import main
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState, EdgeNetwork
-from reconciler.status.state_file import CapabilityState, SavedState
+from reconciler.status.state_file import SavedState
 from reconciler.system.clock import SystemClock
 from reconciler.system.commands import SubprocessRunner
 from reconciler.system.http import HttpxFetcher
-from reconciler.testing import FakeResolver
+from reconciler.testing import Driven, FakeResolver
 from tests.conftest import require_root
 from tests.integration.agents import free_port
 
@@ -69,7 +69,7 @@ def _network(
     )
 
 
-async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> int:
+async def _pass(capability: Driven[EdgeNetworkCapability], network: EdgeNetwork) -> int:
     observed = await capability.observe(network)
     applied = 0
     for target in capability.plan(network, observed.facts, now=time.time()):
@@ -131,10 +131,10 @@ async def _published(folder: Path, zones: Path, port: int) -> dict[str, set[str]
             named.stderr.close()
 
 
-async def _canary_killer(capability: EdgeNetworkCapability, network: EdgeNetwork) -> None:
+async def _canary_killer(capability: Driven[EdgeNetworkCapability], network: EdgeNetwork) -> None:
     """canaryKiller 1: a refusing canary turns canaries off for the round; the other is cancelled or unused."""
     await _pass(capability, network)
-    state = capability.networks["edges"]
+    state = capability.state("edges")
     assert re.match(r"[12] canary probes failed \(canaryKiller 1\)", state.canaries_off), state.canaries_off
     assert not any(canary["used"] for canary in state.canaries.values())
     output = Path(network.spec.output.dir)
@@ -142,16 +142,17 @@ async def _canary_killer(capability: EdgeNetworkCapability, network: EdgeNetwork
     assert (output / "example.org.zone").read_text().count(" IN A ") == 8  # @ and www: the live set
 
 
-async def _introspection(capability: EdgeNetworkCapability, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def _introspection(
+    capability: Driven[EdgeNetworkCapability], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """GET /edges filters, metrics, and the latency check reading the saved state."""
     saved = capability.saved()
     assert saved is not None
-    parts = {"EdgeNetwork": CapabilityState(EdgeNetworkCapability.state_version, dict(saved))}
-    (tmp_path / "state.json").write_bytes(SavedState(capabilities=parts).encode())
-    assert await _query(capability, "live=true") == set(capability.networks["edges"].live)
-    assert await _query(capability, "tier=fail") == {f"127.0.0.{n}" for n in range(46, 50)}  # 5 s and more
-    assert await _query(capability, "tier=pass_threshold&live=true") == {"127.0.0.40", "127.0.0.41"}
-    metrics = generate_latest(_registry(capability)).decode()
+    (tmp_path / "state.json").write_bytes(SavedState(capabilities={"EdgeNetwork": saved}).encode())
+    assert await _query(capability.capability, "live=true") == set(capability.state("edges").live)
+    assert await _query(capability.capability, "tier=fail") == {f"127.0.0.{n}" for n in range(46, 50)}  # 5 s and more
+    assert await _query(capability.capability, "tier=pass_threshold&live=true") == {"127.0.0.40", "127.0.0.41"}
+    metrics = generate_latest(_registry(capability.capability)).decode()
     assert 'reconciler_edge_live{edge="127.0.0.40",network="edges"} 1.0' in metrics
     assert 'reconciler_edge_live_wanted{network="edges"} 4.0' in metrics
     assert 'reconciler_edge_live{edge="127.0.0.49",network="edges"} 0.0' in metrics
@@ -179,16 +180,16 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         await runner.setup()
         for address in [*DELAYS, CANARY]:
             await web.TCPSite(runner, address, port).start()
-        capability = EdgeNetworkCapability(
-            HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock()
+        capability = Driven(
+            EdgeNetworkCapability(HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock())
         )
         network = _network(output, port, marker)
-        capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
+        capability.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
         assert await _pass(capability, network) == 1
         zone_file = output / "example.org.zone"
         first = zone_file.read_text()
         assert marker.exists()
-        state = capability.networks["edges"]
+        state = capability.state("edges")
         assert state.live == ("127.0.0.40", "127.0.0.41", "127.0.0.42", "127.0.0.43")
 
         # the fast canary takes the place of the slowest live edge in its own zone only
@@ -214,7 +215,7 @@ def test_the_fastest_edges_published_through_a_real_named(tmp_path: Path, capsys
         with pytest.raises(ApplyError, match="fails named-checkzone, the old zone stays"):
             await _pass(capability, broken)
         assert zone_file.read_text() == first
-        await capability.close(asyncio.get_running_loop().time() + 5)
+        await capability.capability.close(asyncio.get_running_loop().time() + 5)
         await runner.cleanup()
 
     asyncio.run(scenario())

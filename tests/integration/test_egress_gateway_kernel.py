@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from reconciler.capabilities.egress_gateway import EgressCollector, EgressGatewayCapability
 from reconciler.render.firewall import COUNT_OUT, counting_set_name
 from reconciler.system.commands import CommandResult, CommandRunner, NamespaceRunner, SubprocessRunner
-from reconciler.testing import FakeClock, FakeResolver
+from reconciler.testing import Driven, FakeClock, FakeResolver
 from tests.conftest import require_root
 from tests.integration.egress_kernel import NOW, allow_list, converge, desired, gateway, kernel_state, run_in
 
@@ -74,10 +74,10 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
     run_in(namespace, "iptables", "-A", "FORWARD", "-s", "192.0.2.99", "-j", "ACCEPT")
     run_in(namespace, "ipset", "create", "unrelated", "hash:ip")
     resolver = FakeResolver({"api.partner.example": ("203.0.113.30",)})
-    capability = EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), resolver, FakeClock())
+    capability = Driven(EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), resolver, FakeClock()))
     resource = gateway()
     lists = allow_list({"ip": "203.0.113.10"}, {"domain": "api.partner.example"}, {"ip": "2001:db8::10"})
-    capability.use(desired(lists))
+    capability.capability.use(desired(lists))
 
     async def scenario() -> None:
         first = await converge(capability, resource)
@@ -96,11 +96,11 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         run_in(namespace, "ipset", "flush", out)
         run_in(namespace, "ip6tables", "-I", "FORWARD", "-j", "RECON-EGRESS")  # a second copy
         repaired = await converge(capability, resource)
-        assert {t.target.split(" (")[0] for t in repaired} == {f"set {out}", "rules ipv4", "rules ipv6"}
+        assert {str(t.target).split(" (")[0] for t in repaired} == {f"set {out}", "rules ipv4", "rules ipv6"}
         assert kernel_state(namespace) == state
 
         run_in(namespace, "ipset", "-exist", "add", out, "203.0.113.10", "packets", "7", "bytes", "700")
-        capability.use(desired(allow_list({"ip": "203.0.113.10"}, {"ip": "203.0.113.20"})))
+        capability.capability.use(desired(allow_list({"ip": "203.0.113.10"}, {"ip": "203.0.113.20"})))
         changed = await converge(capability, resource)
         assert changed
         saved = run_in(namespace, "ipset", "list", "-o", "save", out)
@@ -110,7 +110,7 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         assert "2001:db8::10" not in kernel_state(namespace)  # the IPv6 set went with its last member
 
         # a scrape reads the counters in a thread: the event loop keeps running while the kernel is slow to answer
-        scraped = await _scrape_while_the_loop_runs(capability)
+        scraped = await _scrape_while_the_loop_runs(capability.capability)
         assert 'iptables_bytes_count{hostname="203.0.113.10",ip="203.0.113.10",type="OUTPUT"} 700.0' in scraped
 
         # every set of ours flushed by hand, and 203.0.113.20 leaves the list before they are back: its
@@ -118,10 +118,12 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
         for flushed in run_in(namespace, "ipset", "list", "-n").split():
             if flushed.startswith("RECON-"):
                 run_in(namespace, "ipset", "flush", flushed)
-        capability.use(desired(allow_list({"ip": "203.0.113.10"})))
+        capability.capability.use(desired(allow_list({"ip": "203.0.113.10"})))
         observed = await capability.observe(resource)
         planned = capability.plan(resource, observed.facts, now=NOW)
-        assert [c.key for t in planned if t.target.startswith("connections") for c in t.changes] == ["203.0.113.20/32"]
+        assert [c.key for t in planned if str(t.target).startswith("connections") for c in t.changes] == [
+            "203.0.113.20/32"
+        ]
 
         await capability.forget("gw")
         after = kernel_state(namespace)
@@ -133,8 +135,10 @@ def test_converges_repairs_drift_keeps_counters_and_removes_only_its_own(namespa
 
 
 def test_forwarding_off_degrades_the_gateway_unless_it_may_turn_it_on(namespace: str) -> None:
-    capability = EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), FakeResolver(), FakeClock())
-    capability.use(desired(allow_list({"ip": "203.0.113.10"})))
+    capability = Driven(
+        EgressGatewayCapability(NamespaceRunner(SubprocessRunner(), namespace), FakeResolver(), FakeClock())
+    )
+    capability.capability.use(desired(allow_list({"ip": "203.0.113.10"})))
     run_in(namespace, "sysctl", "-qw", "net.ipv4.ip_forward=0")
     run_in(namespace, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=0")
 

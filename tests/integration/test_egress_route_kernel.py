@@ -16,6 +16,7 @@ from reconciler.capabilities.egress_route import EgressRouteCapability
 from reconciler.model import EgressRoute
 from reconciler.planning.plan import TargetPlan
 from reconciler.system.routes import NetlinkRouteTable
+from reconciler.testing import Driven
 from tests.conftest import require_root
 
 pytestmark = pytest.mark.integration
@@ -56,7 +57,7 @@ def _route(gateway: str = "10.88.0.1") -> EgressRoute:
     )
 
 
-async def _converge(capability: EgressRouteCapability, resource: EgressRoute) -> list[TargetPlan[Any]]:
+async def _converge(capability: Driven[EgressRouteCapability], resource: EgressRoute) -> list[TargetPlan[Any]]:
     observed = await capability.observe(resource)
     targets = [t for t in capability.plan(resource, observed.facts, now=0.0) if t.changes]
     for target in targets:
@@ -73,11 +74,11 @@ def _via(namespace: str, address: str) -> str:
 
 def test_routes_are_installed_repaired_and_removed(namespace: str) -> None:
     subprocess.run(["ip", "-n", namespace, "route", "add", "192.0.2.0/24", "via", "10.88.0.9"], check=True)
-    capability = EgressRouteCapability(NetlinkRouteTable(namespace))
+    capability = Driven(EgressRouteCapability(NetlinkRouteTable(namespace)))
 
     async def scenario() -> None:
         first = await _converge(capability, _route())
-        assert {t.target for t in first} == {"routes ipv4", "routes ipv6"}
+        assert {str(t.target) for t in first} == {"routes ipv4", "routes ipv6"}
         assert _via(namespace, "172.64.0.1") == "10.88.0.1"
         assert _via(namespace, "172.200.0.1") == "10.88.0.1"
         assert _via(namespace, "2001:db8::1") == "fd88::1"
@@ -99,11 +100,13 @@ def test_routes_are_installed_repaired_and_removed(namespace: str) -> None:
         assert _via(namespace, "8.8.8.8") == "10.88.0.1"
 
         moved = await _converge(capability, _route("10.88.0.3"))
-        assert len(moved[0].changes) == len(await capability.table.ours()) - 1  # every IPv4 route, not the IPv6 one
+        assert (
+            len(moved[0].changes) == len(await capability.capability.table.ours()) - 1
+        )  # every IPv4 route, not the IPv6 one
         assert _via(namespace, "172.64.0.1") == "10.88.0.3"
 
         await capability.forget("via-gw")
-        assert await capability.table.ours() == {}
+        assert await capability.capability.table.ours() == {}
         assert _via(namespace, "172.64.0.1") == ""
         assert _via(namespace, "192.0.2.1") == "10.88.0.9"
 

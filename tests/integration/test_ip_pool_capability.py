@@ -18,7 +18,7 @@ from reconciler.capabilities.ip_pool import IPPoolCapability, app_key
 from reconciler.model import DesiredState, HealthStrategy, IPPool
 from reconciler.observers.nginx_members import NginxMember
 from reconciler.proxy.manager import ProxyManager
-from reconciler.testing import FakeClock
+from reconciler.testing import Driven, FakeClock
 from tests.integration.agents import free_port
 from tests.integration.test_proxy import Echo
 
@@ -59,7 +59,7 @@ def _line(port: int, status: int) -> str:
     return f'198.51.100.7 - [{STAMP}] "CONNECT x:443 HTTP/1.1" {status} {port} 127.0.0.1:{port} 0.010\n'
 
 
-async def _pass(capability: IPPoolCapability, pool: IPPool) -> dict[str, Any]:
+async def _pass(capability: Driven[IPPoolCapability], pool: IPPool) -> dict[str, Any]:
     observed = await capability.observe(pool)
     for target in capability.plan(pool, observed.facts, now=0.0):
         if target.changes:
@@ -83,8 +83,10 @@ def test_members_judged_from_the_log_drive_the_pool_proxy(tmp_path: Path) -> Non
         listen = free_port()
         pool = _pool(log, (first.port, second.port), listen)
         clock = FakeClock(wall=NOW)
-        capability = IPPoolCapability(ProxyManager(workers=0), clock)
-        capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+        capability = Driven(IPPoolCapability(ProxyManager(workers=0), clock))
+        capability.capability.use(
+            DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}})
+        )
         log.write_text(
             _line(first.port, 200) + _line(first.port, 502) + _line(first.port, 502) + _line(second.port, 200)
         )
@@ -107,18 +109,18 @@ def test_members_judged_from_the_log_drive_the_pool_proxy(tmp_path: Path) -> Non
 
         saved = capability.saved()
         assert saved is not None
-        await capability.close(asyncio.get_running_loop().time() + 5)
+        await capability.capability.close(asyncio.get_running_loop().time() + 5)
         with log.open("a") as out:
             out.write(_line(second.port, 502))
-        again = IPPoolCapability(ProxyManager(workers=0), clock)
+        again = Driven(IPPoolCapability(ProxyManager(workers=0), clock))
         again.restore(saved)
-        again.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+        again.capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
         await _pass(again, pool)
-        health = again.pools["egress"].health
+        health = again.state("egress").health
         assert health["203.0.113.6"].requests == {"2xx": 1, "5xx": 1}  # the old line was not counted again
         assert health["203.0.113.5"].requests == {"2xx": 1, "5xx": 2}
-        assert again.manager.snapshot()[app_key("egress")].targets
-        await again.close(asyncio.get_running_loop().time() + 5)
+        assert again.capability.manager.snapshot()[app_key("egress")].targets
+        await again.capability.close(asyncio.get_running_loop().time() + 5)
         await first.stop()
         await second.stop()
 
@@ -132,21 +134,21 @@ def test_the_pool_route_answers_503_until_the_first_scan_has_judged(
     log = tmp_path / "access.log"
     log.write_text(_line(19001, 200))
     pool = _pool(log, (19001, 19002), free_port())
-    capability = IPPoolCapability(ProxyManager(workers=0), FakeClock(wall=NOW))
-    capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+    capability = Driven(IPPoolCapability(ProxyManager(workers=0), FakeClock(wall=NOW)))
+    capability.capability.use(DesiredState({"HealthStrategy": {"two-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
     reading, release = threading.Event(), threading.Event()
-    members = capability._members
+    members = capability.capability._members
 
     def slow_members(resource: IPPool) -> tuple[tuple[NginxMember, ...], tuple[str, ...]]:
         reading.set()
         release.wait(5)
         return members(resource)
 
-    monkeypatch.setattr(capability, "_members", slow_members)
+    monkeypatch.setattr(capability.capability, "_members", slow_members)
 
     async def scenario() -> Sequence[tuple[int, dict[str, Any]]]:
         app = web.Application()
-        app.add_routes(capability.routes())
+        app.add_routes(capability.capability.routes())
         answers = []
         async with TestClient(TestServer(app)) as client:
             scan = asyncio.create_task(capability.observe(pool))

@@ -17,6 +17,7 @@ from reconciler.health.consecutive import ConsecutiveState
 from reconciler.model import DesiredState, HealthStrategy, IPPool
 from reconciler.proxy.manager import ProxyManager
 from reconciler.system.clock import SystemClock
+from reconciler.testing import Driven
 from tests.integration.agents import free_ports
 from tests.integration.nginx_server import nginx
 
@@ -62,7 +63,7 @@ async def _through(port: int, count: int) -> list[bytes]:
     return answers
 
 
-async def _pass(capability: IPPoolCapability, pool: IPPool) -> dict[str, Any]:
+async def _pass(capability: Driven[IPPoolCapability], pool: IPPool) -> dict[str, Any]:
     observed = await capability.observe(pool)
     for target in capability.plan(pool, observed.facts, now=0.0):
         if target.changes:
@@ -91,10 +92,12 @@ def test_a_pool_in_front_of_a_real_nginx(tmp_path: Path) -> None:
     port_of = {str(port): ip for ip, port in ports.items()}
 
     async def scenario() -> None:
-        capability = IPPoolCapability(ProxyManager(workers=0), SystemClock())
+        capability = Driven(IPPoolCapability(ProxyManager(workers=0), SystemClock()))
         try:
             pool = _pool(members_conf, log, listen)
-            capability.use(DesiredState({"HealthStrategy": {"three-in-a-row": STRATEGY}, "IPPool": {"egress": pool}}))
+            capability.capability.use(
+                DesiredState({"HealthStrategy": {"three-in-a-row": STRATEGY}, "IPPool": {"egress": pool}})
+            )
             verdicts = await _pass(capability, pool)
             assert sorted(verdicts) == MEMBERS
             assert all(available for available, _ in verdicts.values())
@@ -115,20 +118,20 @@ def test_a_pool_in_front_of_a_real_nginx(tmp_path: Path) -> None:
             await asyncio.sleep(2.2)  # the cool-down
             verdicts = await _pass(capability, pool)
             assert all(available for available, _ in verdicts.values())
-            assert capability.pools["egress"].health["127.0.0.12"].state == ConsecutiveState()  # a fresh count
+            assert capability.state("egress").health["127.0.0.12"].state == ConsecutiveState()  # a fresh count
 
             with log.open("ab") as out:
                 out.write(b"garbage\n\x00\xff binary\n" + b"127.0.0.1 - [truncated\n")
             banned = _pool(members_conf, log, listen, banned=("127.0.0.14",))
             verdicts = await _pass(capability, banned)
             assert verdicts["127.0.0.14"] == (False, "Banned: listed in spec.banned")
-            assert capability.pools["egress"].counts.unparsable == 3
+            assert capability.state("egress").counts.unparsable == 3
             answers = await _through(listen, 40)
             reached = {m.decode() for a in answers for m in re.findall(rb"ok (\S+)", a)}
             assert reached == set(MEMBERS) - {"127.0.0.12", "127.0.0.13", "127.0.0.14"}  # the others answer ok
             assert "127.0.0.14" not in reached
         finally:  # a failed assertion must not leave the proxy's listener to the garbage collector
-            await capability.close(asyncio.get_running_loop().time() + 5)
+            await capability.capability.close(asyncio.get_running_loop().time() + 5)
 
     with nginx(tmp_path, http_block):
         asyncio.run(scenario())

@@ -15,7 +15,8 @@ from reconciler.errors import is_retryable
 from reconciler.model import TCPProxy
 from reconciler.planning.tcp_proxy import desired_apps
 from reconciler.proxy.manager import ProxyManager
-from reconciler.testing import FakeResolver
+from reconciler.status.state_file import CapabilityState
+from reconciler.testing import Driven, FakeResolver
 from tests.conftest import descriptors_exhausted
 from tests.integration.agents import free_port
 
@@ -65,7 +66,7 @@ def test_apply_converges_a_settings_change_is_applied_and_forget_removes() -> No
 
     async def scenario() -> None:
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-        capability = TCPProxyCapability(manager)
+        capability = Driven(TCPProxyCapability(manager))
         ports, target = [free_port(), free_port()], free_port()
         proxy = _proxy(ports, target)
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
@@ -74,7 +75,7 @@ def test_apply_converges_a_settings_change_is_applied_and_forget_removes() -> No
         observed = await capability.observe(proxy)
         assert all(not p.changes for p in capability.plan(proxy, observed.facts, now=0))
         assert set(observed.summary["apps"]) == {"apps/web"}
-        assert capability.observe_interval(proxy) is not None
+        assert capability.capability.observe_interval(proxy) is not None
 
         changed = _proxy(ports, target, retries=4)
         [plan] = capability.plan(changed, (await capability.observe(changed)).facts, now=0)
@@ -92,13 +93,29 @@ def test_apply_converges_a_settings_change_is_applied_and_forget_removes() -> No
 
 
 def test_down_targets_are_saved_and_restored() -> None:
-    """The capability's part of the state file names the targets that are down; a new process starts them down."""
+    """A resource's state names its apps' targets that are down; a new process starts them down (this one from a
+    version 1 state file, where every resource's apps were kept together) and writes them down again."""
     manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-    capability = TCPProxyCapability(manager)
-    capability.restore({"targetsDown": {"apps/web": ["127.0.0.1:1"]}})
-    assert manager.known_down == {"apps/web": {"127.0.0.1:1"}}
-    assert capability.saved() == {"targetsDown": {}, "apps": {}}
-    assert len(capability.collectors()) == 1
+    capability = Driven(TCPProxyCapability(manager))
+    target = free_port()  # nothing listens there: it stays down
+    down = f"127.0.0.1:{target}"
+    capability.restore(CapabilityState(1, {"targetsDown": {"apps/web": [down]}, "apps": {}}))
+    assert capability.state("apps").targetsDown == {"apps/web": [down]}
+    assert len(capability.capability.collectors()) == 1
+
+    async def scenario() -> None:
+        proxy = _proxy([free_port()], target)
+        await capability.cycle(proxy, now=0)
+        running = manager.snapshot()["apps/web"]
+        assert {t.address: (t.health, t.reason) for t in running.targets}[down] == ("down", "down before the restart")
+        await capability.observe(proxy)
+        saved = capability.saved()
+        assert saved is not None
+        assert saved.state["resources"]["apps"]["targetsDown"] == {"apps/web": [down]}
+        await capability.forget("apps")
+        await manager.close()
+
+    asyncio.run(scenario())
 
 
 def test_running_configs_are_recorded_and_a_dry_run_observes_them() -> None:
@@ -107,15 +124,16 @@ def test_running_configs_are_recorded_and_a_dry_run_observes_them() -> None:
 
     async def scenario() -> None:
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-        capability = TCPProxyCapability(manager)
+        capability = Driven(TCPProxyCapability(manager))
         proxy = _proxy([free_port()], free_port())
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
         await capability.apply(proxy, plan)
+        await capability.observe(proxy)  # as the agent does after an apply: the state records what runs
         saved = capability.saved()
         await manager.close()
         assert saved is not None
-        replay = TCPProxyCapability(ProxyManager(drain=0.1, resolver=FakeResolver()), replay=True)
-        replay.restore(json.loads(json.dumps(saved)))
+        replay = Driven(TCPProxyCapability(ProxyManager(drain=0.1, resolver=FakeResolver()), replay=True))
+        replay.restore(CapabilityState(saved.version, json.loads(json.dumps(saved.state))))
         observed = await replay.observe(proxy)
         assert all(not p.changes for p in replay.plan(proxy, observed.facts, now=0))
         [app] = observed.facts.apps.values()
@@ -148,7 +166,7 @@ def test_targets_are_unknown_until_checked_and_an_app_without_a_healthy_target_i
 
     async def scenario() -> None:
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-        capability = TCPProxyCapability(manager)
+        capability = Driven(TCPProxyCapability(manager))
         proxy = _checked(f"127.0.0.1:{free_port()}", "100ms")
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
         await capability.apply(proxy, plan)
@@ -177,7 +195,7 @@ def test_a_port_in_use_fails_the_apply_and_the_next_pass_binds_it_once_free() ->
 
     async def scenario() -> None:
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-        capability = TCPProxyCapability(manager)
+        capability = Driven(TCPProxyCapability(manager))
         blocker = socket.create_server(("127.0.0.1", 0))  # no SO_REUSEPORT: ours cannot share it
         port, target = blocker.getsockname()[1], free_port()
         proxy = _proxy([port], target)
@@ -211,7 +229,7 @@ def test_checks_this_machine_cannot_make_are_shown_as_its_own_problem() -> None:
         server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0)
         target = server.sockets[0].getsockname()[1]
         manager = ProxyManager(drain=0.1, resolver=FakeResolver())
-        capability = TCPProxyCapability(manager)
+        capability = Driven(TCPProxyCapability(manager))
         proxy = _checked(f"127.0.0.1:{target}", "200ms")
         [plan] = capability.plan(proxy, (await capability.observe(proxy)).facts, now=0)
         await capability.apply(proxy, plan)
@@ -228,7 +246,7 @@ def test_checks_this_machine_cannot_make_are_shown_as_its_own_problem() -> None:
         assert reason == "ChecksNotMade"
         assert message.startswith("health checks cannot be made on this machine (its own problem, not the targets')")
         registry = CollectorRegistry()
-        for collector in capability.collectors():
+        for collector in capability.capability.collectors():
             registry.register(collector)
         value = registry.get_sample_value("reconciler_proxy_checks_not_made_total", {"app": "apps/web"})
         assert value is not None

@@ -23,7 +23,7 @@ from reconciler.render.status import render_edges_csv
 from reconciler.system.clock import SystemClock
 from reconciler.system.commands import SubprocessRunner
 from reconciler.system.http import HttpxFetcher
-from reconciler.testing import FakeResolver
+from reconciler.testing import Driven, FakeResolver
 from tests.conftest import require_root
 from tests.integration.agents import free_port
 from tests.integration.edge_server import PATH, EdgeServers
@@ -69,7 +69,7 @@ def _network(
     )
 
 
-async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> list[str]:
+async def _pass(capability: Driven[EdgeNetworkCapability], network: EdgeNetwork) -> list[str]:
     """One pass; the keys of the changes applied."""
     observed = await capability.observe(network)
     keys: list[str] = []
@@ -79,8 +79,8 @@ async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> list
     return keys
 
 
-def _capability() -> EdgeNetworkCapability:
-    return EdgeNetworkCapability(HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock())
+def _capability() -> Driven[EdgeNetworkCapability]:
+    return Driven(EdgeNetworkCapability(HttpxFetcher(SystemClock()), FakeResolver(), SubprocessRunner(), SystemClock()))
 
 
 def _bind_checks(path: Path) -> subprocess.CompletedProcess[str]:
@@ -98,7 +98,7 @@ def test_zone_files_are_readable_by_bind_and_a_chmod_is_put_back(zones: Path) ->
     async def scenario() -> None:
         capability = _capability()
         default = _network(zones, port)
-        capability.use(DesiredState({"EdgeNetwork": {"edges": default}}))
+        capability.capability.use(DesiredState({"EdgeNetwork": {"edges": default}}))
         assert "example.org file" in await _pass(capability, default)
         assert zone_file.stat().st_mode & 0o777 == 0o644
         checked = _bind_checks(zone_file)
@@ -113,7 +113,7 @@ def test_zone_files_are_readable_by_bind_and_a_chmod_is_put_back(zones: Path) ->
         assert await _pass(capability, default) == []
 
         grouped = _network(zones, port, mode="0640", group="bind")
-        capability.use(DesiredState({"EdgeNetwork": {"edges": grouped}}))
+        capability.capability.use(DesiredState({"EdgeNetwork": {"edges": grouped}}))
         assert await _pass(capability, grouped) == ["example.org permissions"]
         found = zone_file.stat()
         assert (found.st_mode & 0o777, found.st_gid) == (0o640, bind_gid)
@@ -121,7 +121,7 @@ def test_zone_files_are_readable_by_bind_and_a_chmod_is_put_back(zones: Path) ->
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
         unknown = _network(zones, port, group="no-such-group")
-        capability.use(DesiredState({"EdgeNetwork": {"edges": unknown}}))
+        capability.capability.use(DesiredState({"EdgeNetwork": {"edges": unknown}}))
         with pytest.raises(ApplyError, match=r"output\.group no-such-group is not a group on this machine"):
             await _pass(capability, unknown)
 
@@ -139,7 +139,7 @@ def test_a_zone_that_never_passed_says_no_file_is_written(zones: Path, tmp_path:
 
     async def scenario() -> None:
         capability = _capability()
-        capability.use(DesiredState({"EdgeNetwork": {"edges": with_include}}, files_root=str(tmp_path)))
+        capability.capability.use(DesiredState({"EdgeNetwork": {"edges": with_include}}, files_root=str(tmp_path)))
         with pytest.raises(ApplyError) as raised:
             await _pass(capability, with_include)
         message = str(raised.value)

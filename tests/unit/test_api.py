@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from reconciler.api.server import build_app, signature_valid
-from reconciler.planning.plan import Action, Change, Plan, TargetPlan
+from reconciler.planning.plan import Action, Change, Plan, TargetPlan, Whole
 
 SECRET = "It's a Secret to Everybody"
 
@@ -37,7 +37,7 @@ class Handle:
 
     def current_plan(self) -> Plan:
         change = Change("203.0.113.7", Action.ADD, after="203.0.113.7")
-        return Plan("abc", "gw-1", (TargetPlan("EgressAllowList", "a", "set:a", 0, (change,)),))
+        return Plan("abc", "gw-1", (TargetPlan("EgressAllowList", "a", Whole("set:a"), 0, (change,)),))
 
     async def metrics_exposition(self) -> bytes:
         return b"reconciler_up 1\n"

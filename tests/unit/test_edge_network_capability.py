@@ -14,9 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
-from reconciler.capabilities.edge_network import EdgeNetworkCapability
+from reconciler.capabilities.edge_network import EdgeNetworkCapability, saved_networks
 from reconciler.model import DesiredState, EdgeNetwork
-from reconciler.testing import FakeClock, FakeCommandRunner, FakeFetcher, FakeResolver
+from reconciler.status.state_file import CapabilityState
+from reconciler.testing import Driven, FakeClock, FakeCommandRunner, FakeFetcher, FakeResolver
 
 
 def _network(output: Path) -> EdgeNetwork:
@@ -43,40 +44,57 @@ def _capability() -> EdgeNetworkCapability:
     return EdgeNetworkCapability(FakeFetcher(), FakeResolver(), FakeCommandRunner(), FakeClock())
 
 
-async def _pass(capability: EdgeNetworkCapability, network: EdgeNetwork) -> None:
-    observed = await capability.observe(network)
-    for target in capability.plan(network, observed.facts, now=time.time()):
-        await capability.apply(network, target)
-
-
 def test_a_restored_state_saves_back_unchanged_and_forget_drops_all_of_it(tmp_path: Path) -> None:
     """The rotation window (30m) was written back as the default 600 s after a restore until the first observation,
     and forget kept it: a restored state is now saved byte for byte as it was read, and forget leaves nothing."""
     network = _network(tmp_path / "zones")
-    first = _capability()
-    first.use(DesiredState({"EdgeNetwork": {"edges": network}}))
-    asyncio.run(_pass(first, network))
-    saved = json.dumps(first.saved(), sort_keys=True)
+    first = Driven(_capability())
+    first.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
+    asyncio.run(first.cycle(network, now=time.time()))
+    part = first.saved()
+    assert part is not None
+    saved = json.dumps(part.state, sort_keys=True)
     assert '"per": 1800.0' in saved
+    assert len(part.state["resources"]["edges"]["live"]) == 2
 
-    restored = _capability()
-    restored.restore(json.loads(saved))
-    assert json.dumps(restored.saved(), sort_keys=True) == saved
-    assert restored.rotation_windows == {"edges": 1800.0}
+    restored = Driven(_capability())
+    restored.restore(part)
+    again = restored.saved()
+    assert again is not None
+    assert json.dumps(again.state, sort_keys=True) == saved
+    assert restored.state("edges").per == 1800.0
 
     asyncio.run(restored.forget("edges"))
-    assert (restored.networks, restored.rotation_windows, restored.live_wanted) == ({}, {}, {})
-    assert restored.saved() == {"networks": {}}
+    assert dict(restored.capability.states) == {}
+    assert again.version == 2
+    assert restored.saved() == CapabilityState(2, {"resources": {}})
+
+
+def test_a_version_1_part_is_read_as_it_was_written(tmp_path: Path) -> None:
+    """The state file of the agent before per-resource states kept every network under ``networks``: an upgrade
+    keeps the histories, the live set and the rotation window."""
+    network = _network(tmp_path / "zones")
+    first = Driven(_capability())
+    first.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
+    asyncio.run(first.cycle(network, now=time.time()))
+    part = first.saved()
+    assert part is not None
+    old = CapabilityState(1, {"networks": part.state["resources"]})
+    upgraded = Driven(_capability())
+    upgraded.restore(old)
+    assert upgraded.saved() == part
+    assert saved_networks(1, old.state)["edges"].live == first.state("edges").live
 
 
 def test_the_routes_and_metrics_show_each_edge(tmp_path: Path) -> None:
     """GET /edges/NAME filters as edgemanage's edge_query did; /edges/NAME/EDGE adds the hourly means and recent
     probes; the metrics give every edge its times, live and failed; an unknown network or edge is a 404."""
     network = _network(tmp_path / "zones")
-    capability = _capability()
+    driven = Driven(_capability())
+    capability = driven.capability
     capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
-    asyncio.run(_pass(capability, network))
-    live = capability.networks["edges"].live
+    asyncio.run(driven.cycle(network, now=time.time()))
+    live = driven.state("edges").live
     assert len(live) == 2
 
     async def ask() -> dict[str, Any]:

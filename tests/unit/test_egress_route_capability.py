@@ -8,7 +8,7 @@ import ipaddress
 
 from reconciler.capabilities.egress_route import EgressRouteCapability
 from reconciler.model import EgressRoute
-from reconciler.testing import FakeRouteTable
+from reconciler.testing import Driven, FakeRouteTable
 
 
 def _route(**spec: object) -> EgressRoute:
@@ -22,13 +22,8 @@ def _route(**spec: object) -> EgressRoute:
     )
 
 
-async def _pass(capability: EgressRouteCapability, route: EgressRoute) -> int:
-    observed = await capability.observe(route)
-    changed = 0
-    for target in capability.plan(route, observed.facts, now=0.0):
-        changed += len(target.changes)
-        await capability.apply(route, target)
-    return changed
+async def _pass(capability: Driven[EgressRouteCapability], route: EgressRoute) -> int:
+    return sum(len(target.changes) for target in await capability.cycle(route, now=0.0))
 
 
 def _via(table: FakeRouteTable, address: str) -> str | None:
@@ -40,7 +35,7 @@ def _via(table: FakeRouteTable, address: str) -> str | None:
 
 def test_routes_converge_are_repaired_and_their_removal_is_listed() -> None:
     table = FakeRouteTable({"198.51.100.0/24": "10.9.9.9"})  # a stale route of ours, through an old gateway
-    capability = EgressRouteCapability(table)
+    capability = Driven(EgressRouteCapability(table))
     route = _route()
 
     async def scenario() -> None:
@@ -59,7 +54,7 @@ def test_routes_converge_are_repaired_and_their_removal_is_listed() -> None:
         assert await _pass(capability, route) == 1
         assert table.calls[-1] == ("replace", first)
 
-        removal = await capability.removal("via-gw")
+        removal = await capability.capability.removal("via-gw")
         assert [c.key for c in removal] == sorted(table.routes)
         assert all(str(c.before).endswith(" via 10.88.0.1") for c in removal)
         await capability.forget("via-gw")

@@ -17,7 +17,7 @@ from reconciler.capabilities.context import PassRequests
 from reconciler.capabilities.ip_pool import IPPoolCapability
 from reconciler.model import DesiredState, HealthStrategy, IPPool
 from reconciler.proxy.manager import ProxyManager
-from reconciler.testing import FakeClock
+from reconciler.testing import Driven, FakeClock
 
 NOW = 1_800_000_000.0  # 15/Jan/2027:08:00:00 +0000
 STAMP = "15/Jan/2027:08:00:00 +0000"
@@ -79,10 +79,11 @@ def test_members_judged_shown_counted_saved_and_served_in_the_old_shapes(tmp_pat
     log = tmp_path / "access.log"
     log.write_text(_line(19001, 200) + _line(19001, 502) + _line(19001, 502) + _line(19002, 200))
     calls: list[tuple[str, str]] = []
-    capability = _capability(PassRequests(lambda kind, name: calls.append((kind, name))))
+    driven = Driven(_capability(PassRequests(lambda kind, name: calls.append((kind, name)))))
+    capability = driven.capability
     pool = _pool(log)
 
-    observed = asyncio.run(capability.observe(pool))
+    observed = asyncio.run(driven.observe(pool))
     members = {m["ip"]: m for m in observed.summary["members"]}
     assert (members["203.0.113.5"]["available"], members["203.0.113.6"]["available"]) == (False, True)
     assert "2 failures in a row" in members["203.0.113.5"]["reason"]
@@ -109,9 +110,10 @@ def test_members_judged_shown_counted_saved_and_served_in_the_old_shapes(tmp_pat
     assert (answers["renew"], calls) == ("Renewed", [("IPPool", "egress")])
     assert answers["other"] == (404, "no IP pool other on this node")
 
-    saved = capability.saved()
+    saved = driven.saved()
     assert saved is not None
-    again = _capability()
+    assert set(saved.state["resources"]["egress"]) == {"health", "logs"}  # open files and counts stay in memory
+    again = Driven(_capability())
     again.restore(saved)
     assert again.saved() == saved  # health and log positions, as read
     with log.open("a") as out:
@@ -119,9 +121,13 @@ def test_members_judged_shown_counted_saved_and_served_in_the_old_shapes(tmp_pat
     judged = asyncio.run(again.observe(pool))
     shown = {m["ip"]: m["available"] for m in judged.summary["members"]}
     assert shown == {"203.0.113.5": False, "203.0.113.6": True}  # one new failure; the old lines not counted again
-    assert again.pools["egress"].health["203.0.113.6"].requests == {"2xx": 1, "5xx": 1}
+    assert again.state("egress").health["203.0.113.6"].requests == {"2xx": 1, "5xx": 1}
+    tails = list(again.state("egress").tails.values())
+    assert tails
+    assert all(tail.current is not None for tail in tails)
     asyncio.run(again.forget("egress"))
-    assert again.pools == {}
+    assert dict(again.capability.states) == {}
+    assert all(tail.current is None for tail in tails)  # forget closed the open log
 
 
 def test_the_pool_proxy_is_planned_with_each_members_health_and_served_on_its_routes(tmp_path: Path) -> None:
@@ -141,26 +147,27 @@ def test_the_pool_proxy_is_planned_with_each_members_health_and_served_on_its_ro
         }
     )
     calls: list[tuple[str, str]] = []
-    capability = _capability(PassRequests(lambda kind, name: calls.append((kind, name))))
+    driven = Driven(_capability(PassRequests(lambda kind, name: calls.append((kind, name)))))
+    capability = driven.capability
 
     async def scenario() -> dict[str, Any]:
-        observed = await capability.observe(pool)
-        [target] = capability.plan(pool, observed.facts, now=NOW)
-        assert target.target == "app:pool:egress"
+        observed = await driven.observe(pool)
+        [target] = driven.plan(pool, observed.facts, now=NOW)
+        assert str(target.target) == "app:pool:egress"
         availability = {c.key: str(c.after) for c in target.changes if c.key.startswith("member ")}
         assert set(availability) == {"member 127.0.0.1:19001", "member 127.0.0.1:19002"}
-        await capability.apply(pool, target)
+        await driven.apply(pool, target)
         running = {t.address: t.health for t in capability.manager.snapshot()["pool:egress"].targets}
         assert running == {"127.0.0.1:19001": "down", "127.0.0.1:19002": "up"}
-        again = await capability.observe(pool)
-        assert [t.changes for t in capability.plan(pool, again.facts, now=NOW)] == [()]  # converged
+        again = await driven.observe(pool)
+        assert [t.changes for t in driven.plan(pool, again.facts, now=NOW)] == [()]  # converged
         app = web.Application()
         app.add_routes(capability.routes())
         async with TestClient(TestServer(app)) as client:
             shown = await (await client.get("/pools/egress")).json()
             rescan = (await client.post("/pools/egress/rescan")).status
             unknown = (await client.get("/pools/other")).status
-        await capability.forget("egress")
+        await driven.forget("egress")
         assert "pool:egress" not in capability.manager.snapshot()
         await capability.manager.close()
         return {"shown": shown, "rescan": rescan, "unknown": unknown}

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.model.proxy_config import AppSettings, AppTuning, CheckSettings
 from reconciler.planning import gate
-from reconciler.planning.plan import Action, Change, Plan, TargetPlan
+from reconciler.planning.plan import Action, Change, Plan, TargetPlan, Whole
 from reconciler.planning.tcp_proxy import ListenOn, TargetWeight
 from reconciler.render.plan import render_json, render_markdown, render_text
 from tests.golden import assert_golden
@@ -18,7 +18,7 @@ def _target(size: int, removed: int = 0, changed: int = 0, added: int = 0, name:
     changes = [Change(f"r{i}", Action.REMOVE, before=f"203.0.113.{i}") for i in range(removed)]
     changes += [Change(f"c{i}", Action.CHANGE, before="a", after="b") for i in range(changed)]
     changes += [Change(f"a{i}", Action.ADD, after=f"198.51.100.{i}") for i in range(added)]
-    return TargetPlan("EgressAllowList", name, "ipset:RECON-partners-v4", size, tuple(changes))
+    return TargetPlan("EgressAllowList", name, Whole("ipset:RECON-partners-v4"), size, tuple(changes))
 
 
 def test_order_and_checksum_do_not_depend_on_input_order() -> None:
@@ -62,7 +62,7 @@ def _proxy_plan() -> Plan:
             member=False,
         ),
     )
-    return Plan("0123456789abcdef", "proxy-1", (TargetPlan("TCPProxy", "apps", "app:apps/web", 2, changes),))
+    return Plan("0123456789abcdef", "proxy-1", (TargetPlan("TCPProxy", "apps", Whole("app:apps/web"), 2, changes),))
 
 
 def test_plan_renderings_match_their_golden_files() -> None:

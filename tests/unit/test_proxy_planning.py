@@ -106,7 +106,7 @@ def test_port_ranges_expand_and_a_fresh_plan_adds_everything() -> None:
     [app] = desired_apps(proxy).values()
     assert app.listen == (("0.0.0.0", 5300), ("0.0.0.0", 5301), ("0.0.0.0", 5302))
     [plan] = plan_tcp_proxy(proxy, TCPProxyFacts())
-    assert plan.target == "app:apps/web"
+    assert str(plan.target) == "app:apps/web"
     assert [(c.action, c.key) for c in plan.changes] == [
         (Action.ADD, "listen 0.0.0.0:5300"),
         (Action.ADD, "listen 0.0.0.0:5301"),
@@ -126,7 +126,7 @@ def test_carrying_out_a_plan_gives_exactly_the_desired_app() -> None:
     [plan] = plan_tcp_proxy(proxy, TCPProxyFacts())
     assert apply_changes(want.key, None, plan.changes) == want
     old = AppConfig("apps/old", (("0.0.0.0", 6000),), (("192.0.2.99:1", 1),))
-    plans = {p.target: p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/old": _running(old)}))}
+    plans = {str(p.target): p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/old": _running(old)}))}
     assert apply_changes("apps/old", old, plans["app:apps/old"].changes) is None
     # only what the plan says changes: a listener the plan does not name stays
     partial = [c for c in plan.changes if c.key != "listen 0.0.0.0:5302"]
@@ -149,7 +149,7 @@ def test_a_converged_proxy_plans_nothing_and_changes_are_precise() -> None:
         settings=AppSettings(retries=5),
     )
     old = _running(AppConfig("apps/old", (("0.0.0.0", 6000),), (("192.0.2.99:1", 1),)))
-    plans = {p.target: p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/web": web, "apps/old": old}))}
+    plans = {str(p.target): p for p in plan_tcp_proxy(proxy, TCPProxyFacts({"apps/web": web, "apps/old": old}))}
     shown = [(c.action, c.key, c.shown_before, c.shown_after) for c in plans["app:apps/web"].changes]
     assert shown[0] == (Action.REMOVE, "listen 0.0.0.0:5303", "0.0.0.0:5303", None)
     assert shown[2] == (Action.CHANGE, "target 192.0.2.11:7001", "weight 1", "weight 3")

@@ -58,12 +58,12 @@ def test_an_address_is_routed_exactly_when_no_kept_off_range_holds_it(
 def test_plan_adds_what_is_missing_changes_the_next_hop_and_removes_the_rest() -> None:
     hop = ipaddress.ip_address("10.88.0.1")
     (fresh,) = plan_routes("EgressRoute", "r", hops={4: hop}, kept_off=INTERNAL, installed={})
-    assert fresh.target == "routes ipv4"
+    assert str(fresh.target) == "routes ipv4"
     assert len(fresh.changes) == len(public_prefixes(4, INTERNAL))
     assert all(c.action is Action.ADD for c in fresh.changes)
     installed = {str(c.after.prefix): "10.88.0.1" for c in fresh.changes if c.after is not None}
     assert plan_routes("EgressRoute", "r", hops={4: hop}, kept_off=INTERNAL, installed=installed)[0].changes == ()
     moved = dict(installed, **{"172.64.0.0/10": "10.88.0.9", "2000::/3": "fd88::1"})
     targets = plan_routes("EgressRoute", "r", hops={4: hop}, kept_off=INTERNAL, installed=moved)
-    changes = {(t.target, c.key, c.action) for t in targets for c in t.changes}
+    changes = {(str(t.target), c.key, c.action) for t in targets for c in t.changes}
     assert changes == {("routes ipv4", "172.64.0.0/10", Action.CHANGE), ("routes ipv6", "2000::/3", Action.REMOVE)}

@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.runner import Agent
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, TargetPlan, Whole
 from reconciler.settings import AgentSettings
 from reconciler.testing import FakeGit, RecordingCapability
 from tests.conftest import allow_list
@@ -57,7 +57,9 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
     git = FakeGit()
     capability = RecordingCapability("EgressAllowList")
     capability.failing_apply["a"] = OSError("cannot apply")
-    capability.targets["a"] = [TargetPlan("EgressAllowList", "a", "set:a", 1, (Change("x", Action.ADD, after="x"),))]
+    capability.targets["a"] = [
+        TargetPlan("EgressAllowList", "a", Whole("set:a"), 1, (Change("x", Action.ADD, after="x"),))
+    ]
     git.push({"a.yaml": allow_list("a", "203.0.113.1")})
     agent = _agent(tmp_path, git, capability)
 
@@ -123,7 +125,9 @@ def test_a_hanging_observer_delays_no_other_resource(tmp_path: Path) -> None:
     and the stop are not held up by it."""
     git = FakeGit()
     capability = RecordingCapability("EgressAllowList", observe_delay={"a": 30.0})
-    capability.targets["b"] = [TargetPlan("EgressAllowList", "b", "set:b", 1, (Change("x", Action.ADD, after="x"),))]
+    capability.targets["b"] = [
+        TargetPlan("EgressAllowList", "b", Whole("set:b"), 1, (Change("x", Action.ADD, after="x"),))
+    ]
     git.push({"a.yaml": allow_list("a", "203.0.113.1"), "b.yaml": allow_list("b", "203.0.113.2")})
     agent = _agent(tmp_path, git, capability)
     agent.reconciler.observe_timeout = 60.0

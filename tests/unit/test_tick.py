@@ -15,7 +15,7 @@ from reconciler.agent.runner import Agent
 from reconciler.capabilities.base import ConfigurationOnly
 from reconciler.capabilities.edge_network import EdgeNetworkCapability
 from reconciler.errors import ApplyError, ObserveError
-from reconciler.planning.plan import Action, Change, TargetPlan
+from reconciler.planning.plan import Action, Change, TargetPlan, Whole
 from reconciler.settings import AgentSettings
 from reconciler.status.state_file import decode
 from reconciler.system.files import LocalFileSystem
@@ -38,7 +38,7 @@ def _files(**lists: str) -> dict[str, str]:
 def _target(name: str, size: int = 1, removed: int = 0, added: int = 1) -> TargetPlan[str]:
     changes = [Change(f"old{i}", Action.REMOVE, before="x") for i in range(removed)]
     changes += [Change(f"new{i}", Action.ADD, after="y") for i in range(added)]
-    return TargetPlan("EgressAllowList", name, f"set:{name}", size, tuple(changes))
+    return TargetPlan("EgressAllowList", name, Whole(f"set:{name}"), size, tuple(changes))
 
 
 class World:
@@ -255,7 +255,9 @@ def test_a_new_process_removes_what_an_earlier_one_made(tmp_path: Path) -> None:
     world.restart()
     world.once()
     assert world.capability.forgotten == [("EgressAllowList", "b")]
-    assert [(t.resource, t.target) for t in world.agent.reconciler.plan.targets] == [("EgressAllowList/b", "removed")]
+    assert [(t.resource, str(t.target)) for t in world.agent.reconciler.plan.targets] == [
+        ("EgressAllowList/b", "removed")
+    ]
     assert sorted(world.agent.reconciler.saved.made) == ["EgressAllowList/a"]
     world.restart()
     world.once()
@@ -305,7 +307,7 @@ def test_a_revision_applied_part_way_says_what_is_in_force(tmp_path: Path) -> No
     world.capability.targets["a"] = [_target("a")]
     world.capability.targets["b"] = [
         _target("b"),
-        TargetPlan("EgressAllowList", "b", "set:b2", 1, (Change("n", Action.ADD, after="y"),)),
+        TargetPlan("EgressAllowList", "b", Whole("set:b2"), 1, (Change("n", Action.ADD, after="y"),)),
     ]
     world.capability.failing_apply["b set:b2"] = ApplyError("cannot bind 127.0.0.1:5302")
     second = world.git.push(_files(a="203.0.113.1", b="203.0.113.3"))
@@ -398,19 +400,30 @@ def test_a_retryable_failure_is_degraded_and_tried_again(tmp_path: Path) -> None
     assert slot.backoff.failures == 0
 
 
-def test_capability_state_is_saved_and_restored_by_version(tmp_path: Path) -> None:
-    """A capability's part of the state file comes back to it after a restart; another version does not."""
+def test_each_resources_state_is_the_frameworks_saved_restored_by_version_and_dropped(tmp_path: Path) -> None:
+    """The agent holds every resource's state: the capability finds it again after a restart (its observations
+    go on counting), a part written by another version of the capability is not used, and a resource that left
+    takes its state with it (out of memory and out of the state file)."""
     world = World(tmp_path)
-    world.capability.saved_state = {"offsets": {"/var/log/x": 42}}
-    world.git.push(_files(a="203.0.113.1"))
+    world.git.push(_files(a="203.0.113.1", b="203.0.113.2"))
     world.once()
     world.restart()
-    assert world.capability.restored == [{"offsets": {"/var/log/x": 42}}]
-    world.files.files[world.settings.state_dir / "state.json"] = world.files.files[
-        world.settings.state_dir / "state.json"
-    ].replace(b'"version": 1', b'"version": 7')
+    world.once()
+    assert ("a", 2) in world.capability.counted  # the second process went on from the first one's state
+    state_file = world.settings.state_dir / "state.json"
+    part = json.loads(world.files.files[state_file])["capabilities"]["EgressAllowList"]
+    assert part == {"version": 1, "state": {"resources": {"a": {"observations": 2}, "b": {"observations": 2}}}}
+
+    world.files.files[state_file] = world.files.files[state_file].replace(b'"version": 1', b'"version": 7')
     world.restart()
-    assert len(world.capability.restored) == 1  # a part written by another version of the capability is not used
+    world.once()
+    assert ("a", 1) in world.capability.counted  # a newer version's part: started as new
+
+    world.git.push(_files(a="203.0.113.1"))
+    world.once()
+    assert "b" not in world.capability.states
+    part = json.loads(world.files.files[state_file])["capabilities"]["EgressAllowList"]
+    assert sorted(part["state"]["resources"]) == ["a"]
 
 
 def test_a_resource_that_works_less_well_than_desired_is_degraded_not_failed(tmp_path: Path) -> None:

@@ -44,15 +44,21 @@ def _capability() -> EdgeNetworkCapability:
     return EdgeNetworkCapability(FakeFetcher(), FakeResolver(), FakeCommandRunner(), FakeClock())
 
 
-def test_a_restored_state_saves_back_unchanged_and_forget_drops_all_of_it(tmp_path: Path) -> None:
-    """The rotation window (30m) was written back as the default 600 s after a restore until the first observation,
-    and forget kept it: a restored state is now saved byte for byte as it was read, and forget leaves nothing."""
+def _after_one_round(tmp_path: Path) -> tuple[Driven[EdgeNetworkCapability], CapabilityState]:
+    """A capability that made one round over ``edges`` and its part of the state file."""
     network = _network(tmp_path / "zones")
     first = Driven(_capability())
     first.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
     asyncio.run(first.cycle(network, now=time.time()))
     part = first.saved()
     assert part is not None
+    return first, part
+
+
+def test_a_restored_state_saves_back_unchanged_and_forget_drops_all_of_it(tmp_path: Path) -> None:
+    """The rotation window (30m) was written back as the default 600 s after a restore until the first observation,
+    and forget kept it: a restored state is now saved byte for byte as it was read, and forget leaves nothing."""
+    _, part = _after_one_round(tmp_path)
     saved = json.dumps(part.state, sort_keys=True)
     assert '"per": 1800.0' in saved
     assert len(part.state["resources"]["edges"]["live"]) == 2
@@ -73,12 +79,7 @@ def test_a_restored_state_saves_back_unchanged_and_forget_drops_all_of_it(tmp_pa
 def test_a_version_1_part_is_read_as_it_was_written(tmp_path: Path) -> None:
     """The state file of the agent before per-resource states kept every network under ``networks``: an upgrade
     keeps the histories, the live set and the rotation window."""
-    network = _network(tmp_path / "zones")
-    first = Driven(_capability())
-    first.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
-    asyncio.run(first.cycle(network, now=time.time()))
-    part = first.saved()
-    assert part is not None
+    first, part = _after_one_round(tmp_path)
     old = CapabilityState(1, {"networks": part.state["resources"]})
     upgraded = Driven(_capability())
     upgraded.restore(old)

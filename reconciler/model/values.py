@@ -60,7 +60,10 @@ def parse_duration(text: str) -> timedelta:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"'{text}' is not a duration: use a number and a unit (ms, s, m, h, d, w), like 90s or 1h30m")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # a mistyped number of digits: timedelta ends at 999,999,999 days
+        raise ValueError(f"'{text}' is too long a duration: the longest is 999999999d") from None
 
 
 def format_duration(value: timedelta) -> str:

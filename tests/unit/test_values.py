@@ -34,7 +34,13 @@ def test_durations_parse(text: str, seconds: float) -> None:
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("60", "has no unit"), ("5 minutes", "not a duration"), ("", "not a duration"), ("1h-5m", "not a duration")],
+    [
+        ("60", "has no unit"),
+        ("5 minutes", "not a duration"),
+        ("", "not a duration"),
+        ("1h-5m", "not a duration"),
+        ("99999999999999w", "too long a duration"),
+    ],
 )
 def test_bad_durations_say_why(text: str, fragment: str) -> None:
     """A bare number is refused with the hint to add a unit."""

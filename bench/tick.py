@@ -93,7 +93,7 @@ def bench_observe_cycle(root: Path, runs: int) -> None:
     key = ("TCPProxy", "bench")
 
     async def measure() -> list[float]:
-        agent._accept(await agent.fetch())
+        agent.fetching.accept(await agent.fetching.fetch())
         await agent.tick()
         agent.reconciler.background = True  # as in the running agent: node summary and state file after a pass
         times = []

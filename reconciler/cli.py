@@ -439,11 +439,11 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         source.close()
     print(render_text(result.plan))
-    _print_status(agent.status_document())
+    _print_status(agent.handle.status_document())
     if agent.state_error is not None:
         print(f"reconciler: {agent.state_error}", file=sys.stderr)
         return EXIT_RUNTIME
-    stall = agent.reconciler.stall
+    stall = result.stall
     if stall is not None and stall[0] == "PathNotFound":  # --path names no folder: an input error, as documented
         print(f"reconciler: {stall[1]}", file=sys.stderr)
         return EXIT_USAGE
@@ -467,19 +467,18 @@ def _plan(args: argparse.Namespace) -> int:
         with temporary_directory("reconciler-plan-") as state_dir:
             agent = _local_agent(args.path, args.node, Path(state_dir), dry_run=True, force=False)
             result = asyncio.run(agent.run_once())
-    slots = agent.reconciler.slots
-    not_enforced = sorted(f"{kind}/{name}" for (kind, name), slot in slots.items() if slot.capability is None)
+    not_enforced = list(result.not_enforced)
     if args.format == "json":
         document = json.loads(RENDERERS["json"](result.plan))
         print(json.dumps({**document, "notEnforced": not_enforced}, indent=2))
     else:
         print(RENDERERS[args.format](result.plan).rstrip("\n"))
-        if agent.reconciler.desired is not None and not slots:
+        if result.resources == 0:
             print(f"no resource in {args.path} selects node {args.node} (spec.nodes)")
         if not_enforced:
             print(f"not enforced by this agent yet (validated only): {', '.join(not_enforced)}")
     if result.outcome is TickOutcome.STALLED:
-        _print_status(agent.status_document())
+        _print_status(agent.handle.status_document())
     return _exit_code(result)
 
 
@@ -487,7 +486,7 @@ def _apply(args: argparse.Namespace) -> int:
     agent = _local_agent(args.path, args.node, args.state_dir, dry_run=False, force=args.force)
     result = asyncio.run(agent.run_once())
     print(render_text(result.plan))
-    _print_status(agent.status_document())
+    _print_status(agent.handle.status_document())
     return _exit_code(result)
 
 

@@ -33,7 +33,7 @@ async def _until(condition: object, timeout: float = 5.0) -> None:
 def _observed_revision(agent: Agent, name: str) -> str | None:
     """The revision the allow-list's last finished pass observed; None until its first pass has recorded a status (the
     capability sees the apply a moment before that)."""
-    status = agent.reconciler.resources.get(("EgressAllowList", name))
+    status = agent.reconciler.view.resources.get(("EgressAllowList", name))
     return None if status is None else status.observed_revision
 
 
@@ -71,7 +71,7 @@ def test_a_new_revision_does_not_wait_behind_a_failing_one(tmp_path: Path) -> No
         capability.failing_apply.clear()
         revision = git.push({"a.yaml": allow_list("a", "203.0.113.2")})
         started = time.monotonic()
-        agent.trigger_sync("test")
+        agent.handle.trigger_sync("test")
         await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=2)
         assert time.monotonic() - started < 1
         await _until(lambda: revision.encode() in git.status.get("status/gw-1/agent.yaml", b""), timeout=2)
@@ -108,12 +108,12 @@ def test_fetch_failures_back_off_and_recover(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         task = asyncio.create_task(agent.run(), name="agent-under-test")
-        await _until(lambda: agent.sync_backoff.failures >= 2, timeout=5)
-        assert b"reconciler_git_fetch_backoff_seconds 0.0" not in await agent.metrics_exposition()
-        assert not agent.is_ready()
+        await _until(lambda: agent.fetching.backoff.failures >= 2, timeout=5)
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" not in await agent.handle.metrics_exposition()
+        assert not agent.handle.is_ready()
         git.fail_fetch = False
         await _until(lambda: agent.reconciler.saved.applied_revision == revision, timeout=5)
-        assert b"reconciler_git_fetch_backoff_seconds 0.0" in await agent.metrics_exposition()
+        assert b"reconciler_git_fetch_backoff_seconds 0.0" in await agent.handle.metrics_exposition()
         agent.stop()
         assert await asyncio.wait_for(task, 10) == 0
 
@@ -130,7 +130,7 @@ def test_a_hanging_observer_delays_no_other_resource(tmp_path: Path) -> None:
     ]
     git.push({"a.yaml": allow_list("a", "203.0.113.1"), "b.yaml": allow_list("b", "203.0.113.2")})
     agent = _agent(tmp_path, git, capability)
-    agent.reconciler.observe_timeout = 60.0
+    agent.reconciler.passes.observe_timeout = 60.0
 
     async def scenario() -> None:
         started = time.monotonic()
@@ -139,7 +139,7 @@ def test_a_hanging_observer_delays_no_other_resource(tmp_path: Path) -> None:
         assert time.monotonic() - started < 1.5
         assert agent.reconciler.slots[("EgressAllowList", "a")].lock.locked()  # a is still being observed
         revision = git.push({"a.yaml": allow_list("a", "203.0.113.1"), "b.yaml": allow_list("b", "203.0.113.3")})
-        agent.trigger_sync("test")
+        agent.handle.trigger_sync("test")
         await _until(lambda: _observed_revision(agent, "b") == revision, 2)
         assert [name for name, _ in capability.applied] == ["b", "b"]
         assert agent.reconciler.saved.applied_revision is None  # a has not finished at any revision
@@ -158,7 +158,7 @@ class _FailingScrape(RecordingCapability):
 def test_a_capability_that_cannot_read_its_metrics_costs_only_its_own(tmp_path: Path) -> None:
     """/metrics still answers, with the agent's own metrics, when one capability's read before the scrape fails."""
     agent = _agent(tmp_path, FakeGit(), _FailingScrape("EgressAllowList"))
-    exposition = asyncio.run(agent.metrics_exposition())
+    exposition = asyncio.run(agent.handle.metrics_exposition())
     assert b"reconciler_git_fetch_backoff_seconds" in exposition
 
 
@@ -198,7 +198,7 @@ def test_a_big_scrape_is_written_out_while_the_loop_goes_on(tmp_path: Path) -> N
         ticking = asyncio.create_task(ticker())
         await asyncio.sleep(0.02)
         before = turns
-        exposition = await agent.metrics_exposition()
+        exposition = await agent.handle.metrics_exposition()
         counted = turns - before
         done.set()
         await ticking

@@ -76,7 +76,7 @@ class World:
         return asyncio.run(self.agent.run_once()).outcome
 
     def condition(self, key: tuple[str, str], kind: str = "Ready") -> tuple[str, str]:
-        status = self.agent.reconciler.resources[key]
+        status = self.agent.reconciler.view.resources[key]
         found = next(c for c in status.conditions if c.type == kind)
         return found.status, found.reason
 
@@ -240,7 +240,7 @@ def test_removed_resources_are_forgotten(tmp_path: Path) -> None:
     world.git.push(_files(a="203.0.113.1"))
     world.once()
     assert world.capability.forgotten == [("EgressAllowList", "b")]
-    assert ("EgressAllowList", "b") not in world.agent.reconciler.resources
+    assert ("EgressAllowList", "b") not in world.agent.reconciler.view.resources
     assert "status/gw-1/EgressAllowList/b.yaml" not in world.git.status
 
 
@@ -312,7 +312,7 @@ def test_a_revision_applied_part_way_says_what_is_in_force(tmp_path: Path) -> No
     world.capability.failing_apply["b set:b2"] = ApplyError("cannot bind 127.0.0.1:5302")
     second = world.git.push(_files(a="203.0.113.1", b="203.0.113.3"))
     world.once()
-    status = world.agent.status_document()
+    status = world.agent.handle.status_document()
     resources = {r["name"]: r for r in status["resources"]}
     assert (resources["a"]["appliedRevision"], resources["b"]["appliedRevision"]) == (second, first)
     ready = next(c for c in resources["b"]["conditions"] if c["type"] == "Ready")
@@ -449,7 +449,7 @@ def test_a_held_plan_is_approved_by_its_checksum_once(tmp_path: Path) -> None:
     world.git.push(_files(a="203.0.113.1"))
     assert world.once() == "degraded"
     assert world.node("Stalled") == ("True", "SafetyGate")
-    status = world.agent.reconciler.resources[("EgressAllowList", "a")]
+    status = world.agent.reconciler.view.resources[("EgressAllowList", "a")]
     stalled = next(c for c in status.conditions if c.type == "Stalled")
     assert f"approve plan {big.checksum[:16]} (POST /plan/approve)" in stalled.message
     reconciler = world.agent.reconciler
@@ -503,13 +503,13 @@ def test_a_damaged_state_file_is_kept_aside_shown_and_the_previous_one_used(tmp_
     assert len(kept) == 1
     assert (folder / kept[0]).read_bytes() == content[: len(content) // 2]  # the damaged file, whole
     assert agent.reconciler.saved.applied_revision == first  # from state.json.1
-    restored = next(c for c in agent.status_document()["conditions"] if c["type"] == "StateRestored")
+    restored = next(c for c in agent.handle.status_document()["conditions"] if c["type"] == "StateRestored")
     assert restored["status"] == "False"
     assert "damaged" in restored["message"]
     assert "restored from state.json.1" in restored["message"]
     assert 'condition{kind="Node",name="gw-1",type="StateRestored"} 0.0' in _metrics(agent)
     agent.persist()
-    assert not any(c["type"] == "StateRestored" for c in agent.status_document()["conditions"])
+    assert not any(c["type"] == "StateRestored" for c in agent.handle.status_document()["conditions"])
     assert 'type="StateRestored"} 1.0' in _metrics(agent)
 
     for step in range(4):  # more damage: only the newest three kept
@@ -521,7 +521,7 @@ def test_a_damaged_state_file_is_kept_aside_shown_and_the_previous_one_used(tmp_
 
 
 def _metrics(agent: Agent) -> str:
-    return asyncio.run(agent.metrics_exposition()).decode()
+    return asyncio.run(agent.handle.metrics_exposition()).decode()
 
 
 EDGES = """apiVersion: reconciler/v1
@@ -567,6 +567,6 @@ def test_a_steady_edge_network_commits_only_its_heartbeat_in_five_minutes(tmp_pa
         [],
         ["status/dns-1/agent.yaml"],
     )
-    shown = next(r for r in agent.status_document()["resources"] if r["kind"] == "EdgeNetwork")["observations"]
+    shown = next(r for r in agent.handle.status_document()["resources"] if r["kind"] == "EdgeNetwork")["observations"]
     assert set(shown["timings"]) == {"192.0.2.21", "192.0.2.22", "192.0.2.23", "192.0.2.24"}
     assert b"timings" not in git.status["status/dns-1/EdgeNetwork/edges.yaml"]

@@ -20,7 +20,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from reconciler.observers.access_log import LogReader, read_requests
+from reconciler.formats.access_log import LogReader, read_requests
 from reconciler.system.log_tail import LogTail
 
 FORMAT = '$remote_addr - [$time_local] "$request" $status $server_port $upstream_addr $request_time'

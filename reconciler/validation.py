@@ -1,21 +1,24 @@
-"""Validation, the use case ``reconciler validate`` (CI, a pre-commit hook) and the console's edits share: read a
-tree (and its base revision), load it, check protected entries."""
+"""Validation, the use case ``reconciler validate`` (CI, a pre-commit hook), the console's edits and the agent's
+admission of a revision share: read a tree (and its base revision), load it, check protected entries, report."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 from reconciler.errors import PathNotFoundError, Problem, SettingsError, Severity
-from reconciler.loading.loader import LoadOptions, LoadResult, load_tree
+from reconciler.loading.loader import FileCache, LoadOptions, LoadResult, load_tree
 from reconciler.loading.protected import check_protected
+from reconciler.model.source_tree import SourceTree
 from reconciler.system.files import read_source_files, read_source_tree
 from reconciler.system.git import read_tree_at_revision
 
 log = logging.getLogger(__name__)
+
+NO_DOCUMENTS = "no documents found (pass --allow-empty if an empty tree is intended)"
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,14 @@ class ValidationReport:
 
     @property
     def valid(self) -> bool:
-        return not any(p.severity is Severity.ERROR for p in self.problems)
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity is Severity.ERROR]
+
+    def adding(self, more: Iterable[Problem]) -> ValidationReport:
+        return replace(self, problems=tuple(sorted((*self.problems, *more), key=lambda p: p.sort_key)))
 
 
 def validate_paths(
@@ -55,14 +65,23 @@ def validate_paths(
     options = replace(options or LoadOptions(), partial=True, today=today)
     files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
     tree = read_source_files(files, max_file_bytes=options.max_file_bytes)
-    return _report(tree.root, load_tree(tree, options), [], allow_empty)
+    return validate_tree(tree, options, allow_empty=allow_empty)
 
 
-def _report(root: str, result: LoadResult, more: list[Problem], allow_empty: bool) -> ValidationReport:
-    problems = list(result.problems) + more
-    if result.documents == 0 and not allow_empty and not any(p.severity is Severity.ERROR for p in problems):
-        problems.append(Problem(root, 0, 0, "no documents found (pass --allow-empty if an empty tree is intended)"))
-    return ValidationReport(root, result, tuple(sorted(problems, key=lambda p: p.sort_key)))
+def validate_tree(
+    tree: SourceTree,
+    options: LoadOptions,
+    *,
+    cache: FileCache | None = None,
+    allow_empty: bool = True,
+) -> ValidationReport:
+    """Load a tree already read and report every problem, sorted; with ``cache``, files unchanged since the last
+    load are not parsed again (the agent's admission of each revision)."""
+    result = load_tree(tree, options, cache=cache)
+    report = ValidationReport(tree.root, result, ()).adding(result.problems)
+    if result.documents == 0 and not allow_empty and report.valid:
+        report = report.adding([Problem(tree.root, 0, 0, NO_DOCUMENTS)])
+    return report
 
 
 def validate_path(
@@ -79,11 +98,10 @@ def validate_path(
     """
     options = replace(options or LoadOptions(), today=today)
     tree = read_source_tree(path, display_root=str(path), max_file_bytes=options.max_file_bytes)
-    result = load_tree(tree, options)
-    problems: list[Problem] = []
+    report = validate_tree(tree, options, allow_empty=allow_empty)
     if base is not None:
         base_tree = read_tree_at_revision(path, base, max_file_bytes=options.max_file_bytes)
         base_result = load_tree(base_tree, options)
-        problems.extend(check_protected(base_result, result, base))
-    log.info("validated root=%s documents=%d base=%s", tree.root, result.documents, base)
-    return _report(tree.root, result, problems, allow_empty)
+        report = report.adding(check_protected(base_result, report.result, base))
+    log.info("validated root=%s documents=%d base=%s", tree.root, report.result.documents, base)
+    return report

@@ -14,11 +14,12 @@ from dataclasses import dataclass, replace
 from reconciler.agent.metrics import Metrics
 from reconciler.capabilities.registry import AnyCapability
 from reconciler.errors import PathNotFoundError, Problem, ReconcilerError
-from reconciler.loading.loader import FileCache, LoadOptions, LoadResult, load_tree
+from reconciler.loading.loader import FileCache, LoadOptions, LoadResult
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.settings import AgentSettings
 from reconciler.system.source import DesiredStateSource
+from reconciler.validation import validate_tree
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,13 @@ class RevisionAdmission:
             return self._refused(revision, "PathNotFound", str(exc), "source")
         except ReconcilerError as exc:
             return self._refused(revision, "SourceUnreadable", str(exc), "source")
-        result = await asyncio.to_thread(load_tree, tree, self.load_options, cache=self.file_cache)
-        errors = result.errors
+        report = await asyncio.to_thread(validate_tree, tree, self.load_options, cache=self.file_cache)
+        result, errors = report.result, report.errors
         if errors:
             self.metrics.errors.labels("validation").inc()
             log.warning("revision invalid revision=%s errors=%d first=%s", revision[:12], len(errors), errors[0])
             stall = ("InvalidDesiredState", f"{len(errors)} error(s); first: {errors[0]}")
-            return Admission(revision, problems=result.problems, stall=stall)
+            return Admission(revision, problems=report.problems, stall=stall)
         return await self._select(revision, result, in_force)
 
     async def _select(self, revision: str, result: LoadResult, in_force: DesiredState | None) -> Admission:

@@ -33,13 +33,13 @@ from reconciler.capabilities.context import CapabilityContext, PassRequests
 from reconciler.capabilities.ip_pool_compat import compat_routes
 from reconciler.capabilities.state import Runtime
 from reconciler.errors import ApplyError, ObserveError
+from reconciler.formats.access_log import LogCounts, LogReader, Requests, read_requests, requests
 from reconciler.health.registry import strategy_of
 from reconciler.model import DesiredState, HealthStrategy
 from reconciler.model.ip_pool import IPPool
 from reconciler.model.observed import ProxyAppFacts
 from reconciler.model.proxy_config import AppConfig, AppSettings
 from reconciler.model.values import format_host_port
-from reconciler.observers.access_log import LogCounts, LogReader, Requests, read_requests, requests
 from reconciler.observers.nginx_members import NginxMember, server_members, upstream_members
 from reconciler.planning.plan import Action, Change, TargetPlan
 from reconciler.planning.pool import MemberHealth, failure_test, health_from_json, health_to_json, judge

@@ -9,7 +9,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from reconciler.observers.access_log import LogReader, Requests, read_requests, requests
+from reconciler.formats.access_log import LogReader, Requests, read_requests, requests
 from reconciler.system.log_tail import LogTail
 from tests.integration.agents import wait_for
 from tests.integration.nginx_server import free_port, nginx

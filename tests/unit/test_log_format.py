@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler.observers.access_log import LogReader, read_requests, requests
-from reconciler.observers.log_format import compile_format, split_list, variables
+from reconciler.formats.access_log import LogReader, read_requests, requests
+from reconciler.formats.log_format import compile_format, split_list, variables
 
 EXAMPLE = '$remote_addr - [$time_local] "$request" $status $server_port $upstream_addr $request_time'
 LINE = (

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 
-from reconciler.observers.log_format import LogParser, compile_format, split_list, variables
+from reconciler.formats.log_format import LogParser, compile_format, split_list, variables
 
 TIME_FIELDS = ("msec", "time_local")
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from reconciler.agent.metrics import Metrics
-from reconciler.agent.resource_pass import Key, PassResult, Slot
+from reconciler.agent.resource_pass import Key, PassOutcome, PassResult, Slot
 from reconciler.errors import Problem, Severity
 from reconciler.settings import AgentSettings
 from reconciler.status import conditions as cond
@@ -94,6 +94,22 @@ class NodeView:
         if self.settings.dry_run:
             return cond.ready("DryRun", "dry run: observed and planned, nothing on this machine was changed")
         return cond.ready("Applied", f"revision {applied[:12] if applied else '-'} applied")
+
+    def record(self, slot: Slot, outcome: PassOutcome, revision: str) -> None:
+        """A slot's pass ended: its outcome, its resource's status and conditions (and, unless a dry run, what
+        it made and the revision it is now applied at)."""
+        slot.outcome, slot.outcome_revision = outcome, revision
+        kind, name = slot.key
+        merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
+        self.saved.conditions[slot.label] = merged
+        if not outcome.failed and not self.settings.dry_run:
+            slot.applied = revision
+        self.resources[slot.key] = ResourceStatus(
+            kind, name, revision, merged, outcome.observations, outcome.details, applied_revision=slot.applied
+        )
+        if not self.settings.dry_run:  # a dry run makes nothing, so it records nothing to remove later
+            self.saved.made.add(slot.label)
+        self.metrics.set_conditions(kind, name, merged)
 
     def status(self, slots: Mapping[Key, Slot], desired_revision: str | None, *, record: bool = True) -> NodeStatus:
         """The node's status now. ``record`` merges its conditions into the saved history (not at start-up,

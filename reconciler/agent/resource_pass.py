@@ -91,6 +91,15 @@ class Slot:
     def ended(self, result: PassResult) -> bool:
         return self.outcome is not None and self.outcome.result is result
 
+    def approve(self, checksum: str, *, whole: bool) -> bool:
+        """Let this slot's held target plans with ``checksum`` (all of them when ``whole``: the node's plan was
+        approved) through the gate once; whether any was."""
+        if self.outcome is None or not self.ended(PassResult.GATED):
+            return False
+        chosen = {t.checksum for t in self.outcome.targets if whole or t.checksum == checksum}
+        self.approved |= chosen
+        return bool(chosen)
+
 
 class ResourcePass:
     """Runs one pass over a slot's resource through its capability, each observation bounded by a timeout and

@@ -23,9 +23,9 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from reconciler.agent.admission import RevisionAdmission
+from reconciler.agent.forgetting import Forgetting
 from reconciler.agent.metrics import Metrics
 from reconciler.agent.node_view import NodeView, failed
 from reconciler.agent.resource_pass import Key, PassOutcome, PassResult, ResourcePass, Slot
@@ -35,10 +35,8 @@ from reconciler.errors import Problem
 from reconciler.loading.loader import LoadOptions
 from reconciler.model import DesiredState
 from reconciler.model.common import Resource
-from reconciler.planning.plan import Action, Change, Plan, TargetPlan, Whole
+from reconciler.planning.plan import Plan
 from reconciler.settings import AgentSettings
-from reconciler.status import conditions as cond
-from reconciler.status.documents import ResourceStatus
 from reconciler.status.state_file import SavedState
 from reconciler.system.clock import Clock
 from reconciler.system.source import DesiredStateSource
@@ -66,8 +64,8 @@ class TickResult:
 
 class Reconciler:
     """Holds the desired state in force and reconciles it, one slot per resource: which revision is admitted is
-    ``admission``'s, a pass over one resource is ``passes``', the node's status is ``view``'s; this schedules the
-    slots' passes (one at a time per slot, retries with backoff) and removes what resources that left made."""
+    ``admission``'s, a pass over one resource is ``passes``', the node's status is ``view``'s, what resources that
+    left made is ``forgetting``'s; this schedules the slots' passes (one at a time per slot, retries with backoff)."""
 
     def __init__(
         self,
@@ -106,6 +104,9 @@ class Reconciler:
             concurrency=concurrency,
         )
         self.view = NodeView(settings, saved, clock, metrics)
+        self.forgetting = Forgetting(
+            settings, capabilities=capabilities, states=self.states, saved=saved, view=self.view, metrics=metrics
+        )
         self.on_pass = on_pass  # told once per loop turn in which passes ended (the agent persists its state)
         self.lock = asyncio.Lock()  # one load at a time
         self.fetched_revision: str | None = None
@@ -114,7 +115,6 @@ class Reconciler:
         self.desired_revision: str | None = None
         self.plan = Plan("", settings.node)
         self.slots: dict[Key, Slot] = {}
-        self.removals: list[TargetPlan[Any]] = []  # resources the newest revision removed, and what went with them
         self.ready = False
         self.background = False  # passes started by revisions and clocks run as tasks (the running agent)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -167,60 +167,17 @@ class Reconciler:
             elif slot.revision != revision:
                 slot.resource, slot.revision, slot.held = resource, revision, None
                 slot.backoff.reset()
-        self.removals = []
+        self.forgetting.begin()
         for key in sorted(set(self.slots) - set(wanted)):
             slot = self.slots[key]
-            if await self._forget(key, slot.capability):
+            if await self.forgetting.forget(key, slot.capability):
                 if slot.retry is not None:
                     slot.retry.cancel()
                 del self.slots[key]
-        # what earlier runs made for resources this process never held (a restart, run --once --force)
-        held = {f"{kind}/{name}" for kind, name in [*wanted, *self.slots]}
-        for label in sorted(self.saved.made - held):
-            kind, _, name = label.partition("/")
-            await self._forget((kind, name), self.capabilities.get(kind))
-
-    async def _forget(self, key: Key, capability: AnyCapability | None) -> bool:
-        """Remove what a resource that left the desired state made, after putting it in the plan; False when
-        that failed (the resource stays listed, and it is tried again with the next revision or start). A dry run
-        shows the removal and leaves the resource in the state file's ``made``: nothing was removed."""
-        kind, name = key
-        label = f"{kind}/{name}"
-        if capability is not None:
-            try:
-                changes = tuple(await capability.removal(name))
-            except Exception as exc:  # what it made cannot be listed: the removal is still shown, and made
-                changes = (Change(label, Action.REMOVE, before=f"what it made (cannot be listed: {exc})"),)
-            self.removals.append(TargetPlan(kind, name, Whole("removed"), len(changes), changes))
-        if capability is not None and not self.settings.dry_run:
-            try:
-                await capability.forget(name, self.states.by_kind.get(kind, {}).get(name))
-            except Exception as exc:  # retried with the next revision; the resource stays listed
-                self.metrics.errors.labels("applier").inc()
-                log.warning("forget failed resource=%s error=%s", label, exc)
-                return False
-            log.info("removed resource=%s changes=%d", label, len(changes))
-        if not self.settings.dry_run:
-            self.saved.made.discard(label)
-            self.states.drop(kind, name)
-        self.view.resources.pop(key, None)
-        self.saved.conditions.pop(label, None)
-        self.metrics.forget_resource(kind, name)
-        return True
+        await self.forgetting.orphans({f"{kind}/{name}" for kind, name in [*wanted, *self.slots]})
 
     def _record(self, slot: Slot, outcome: PassOutcome, revision: str) -> None:
-        slot.outcome, slot.outcome_revision = outcome, revision
-        kind, name = slot.key
-        merged = cond.carry_over(self.saved.conditions.get(slot.label, ()), outcome.conditions, now=self.clock.now())
-        self.saved.conditions[slot.label] = merged
-        if not outcome.failed and not self.settings.dry_run:
-            slot.applied = revision
-        self.view.resources[slot.key] = ResourceStatus(
-            kind, name, revision, merged, outcome.observations, outcome.details, applied_revision=slot.applied
-        )
-        if not self.settings.dry_run:  # a dry run makes nothing, so it records nothing to remove later
-            self.saved.made.add(slot.label)
-        self.metrics.set_conditions(kind, name, merged)
+        self.view.record(slot, outcome, revision)
         if outcome.result is PassResult.HELD:
             slot.held = revision
         if outcome.result is PassResult.RETRY:
@@ -334,24 +291,17 @@ class Reconciler:
         """Let the held plan(s) with ``checksum`` through the gate once: the node's whole plan (``GET /plan``) or
         one target's. The resources that will be reconciled now; empty when no held plan has that checksum."""
         whole = checksum == self.plan.checksum
-        approved = []
-        for key, slot in sorted(self.slots.items()):
-            if not (slot.outcome is not None and slot.ended(PassResult.GATED)):
-                continue
-            for target in slot.outcome.targets:
-                if whole or target.checksum == checksum:
-                    slot.approved.add(target.checksum)
-                    approved.append(slot.label)
-            if slot.label in approved:
-                self._start(key)
-        return sorted(set(approved))
+        approved = [key for key, slot in sorted(self.slots.items()) if slot.approve(checksum, whole=whole)]
+        for key in approved:
+            self._start(key)
+        return [self.slots[key].label for key in approved]
 
     def _summarise(self, *, notify: bool = True) -> None:
         """After passes: the plan, the applied revision and the node's status; ``notify`` tells ``on_pass`` (the
         agent persists), which ``tick()``'s caller does itself once the whole tick is over."""
         self._summary_pending = False
         targets = [t for s in self.slots.values() if s.outcome is not None for t in s.outcome.targets]
-        self.plan = Plan(self.desired_revision or "", self.settings.node, (*self.removals, *targets))
+        self.plan = Plan(self.desired_revision or "", self.settings.node, (*self.forgetting.removals, *targets))
         complete = all(s.outcome_revision == self.desired_revision for s in self.slots.values())
         if self.desired_revision is not None and complete and not failed(self.slots):
             self.saved.applied_revision = self.desired_revision

@@ -26,6 +26,7 @@ from pydantic import PlainSerializer, PlainValidator
 from reconciler.appliers.zone import ZoneApplier, zone_group
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext
+from reconciler.capabilities.routes import NotFoundError, state_route
 from reconciler.capabilities.state import Runtime, read_part
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
@@ -331,46 +332,10 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, ZoneValue, Networ
         facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems), files)
         return Observed(
             facts,
-            self._summary(resource, facts, state),
+            _summary(resource, facts, state),
             degraded=_degraded(resource, facts),
-            details={"timings": self._timings(resource, state)},
+            details={"timings": _timings(resource, state)},
         )
-
-    def _timings(self, resource: EdgeNetwork, state: NetworkState) -> dict[str, dict[str, float]]:
-        """Each probed edge's last fetch and windowed mean, in seconds: new at every round, so never committed."""
-        timings = {}
-        for edge in resource.spec.edge_list:
-            history = state.histories.get(edge.host, History())
-            if history.last is not None:
-                timings[edge.host] = {"last": round(history.last.seconds, 3), "average": round(history.average, 3)}
-        return timings
-
-    def _summary(self, resource: EdgeNetwork, facts: EdgeFacts, state: NetworkState) -> dict[str, Any]:
-        edges = []
-        for edge in resource.spec.edge_list:
-            shown: dict[str, Any] = {
-                "host": edge.host,
-                "tier": facts.tiers.get(edge.host, Tier.PASS).value,
-                "live": edge.host in state.live,  # published: what the zone files say, as GET /edges does
-                "mode": edge.mode,
-            }
-            if edge.comment:
-                shown["comment"] = edge.comment
-            if facts.probes.get(edge.host) is not None and facts.probes[edge.host].error:
-                shown["error"] = facts.probes[edge.host].error
-            edges.append(shown)
-        summary: dict[str, Any] = {"live": list(state.live), "edges": edges}
-        if tuple(facts.selection.live) != tuple(state.live):  # chosen, not yet in a zone (first pass, a failed check)
-            summary["selected"] = list(facts.selection.live)
-        if facts.selection.deferred:
-            summary["deferred"] = list(facts.selection.deferred)
-        if state.canaries:
-            summary["canaries"] = state.canaries
-        if state.canaries_off:
-            summary["canariesOff"] = state.canaries_off
-        if facts.problems:
-            summary["problems"] = list(facts.problems)
-        return summary
 
     # --- plan and apply --------------------------------------------------------------------------------------
 
@@ -460,69 +425,64 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, ZoneValue, Networ
         return (EdgeCollector(self),)
 
     def routes(self) -> Sequence[web.RouteDef]:
-        async def network(request: web.Request) -> web.Response:
-            name = request.match_info["name"]
-            state = self.states.get(name)
-            if state is None:
-                return web.json_response({"error": f"no EdgeNetwork {name} on this node"}, status=404)
-            wanted = {key: request.query[key] for key in ("tier", "mode", "live") if key in request.query}
-            edges = {}
-            for host, history in sorted(state.histories.items()):
-                mode, comment = state.modes.get(host, ("available", ""))
-                shown: dict[str, Any] = {
-                    "tier": state.tiers.get(host),
-                    "mode": mode,
-                    "live": host in state.live,
-                    "last": history.last.seconds if history.last else None,
-                    "average": history.average if history.probes else None,
-                    "probes": len(history.probes),
-                }
-                if comment:
-                    shown["comment"] = comment
-                if state.errors.get(host):
-                    shown["error"] = state.errors[host]
-                # the old edge_query's filters: ?tier=pass_threshold&mode=force&live=true
-                if all(str(shown[key]).lower() == value.lower() for key, value in wanted.items()):
-                    edges[host] = shown
-            return web.json_response(
-                {
-                    "name": name,
-                    "live": list(state.live),
-                    "rotations": list(state.changes),
-                    "serials": state.serials,
-                    "canaries": state.canaries,
-                    "canariesOff": state.canaries_off,
-                    "edges": edges,
-                }
-            )
+        return (
+            state_route("GET", "/edges/{name}", self, _network_view, what="EdgeNetwork"),
+            state_route("GET", "/edges/{name}/{edge}", self, _edge_view, what="EdgeNetwork"),
+        )
 
-        async def edge(request: web.Request) -> web.Response:
-            name, host = request.match_info["name"], request.match_info["edge"]
-            state = self.states.get(name)
-            history = state.histories.get(host) if state is not None else None
-            if state is None or history is None:
-                return web.json_response({"error": f"no edge {host} in EdgeNetwork {name} on this node"}, status=404)
-            mode, comment = state.modes.get(host, ("available", ""))
-            return web.json_response(
-                {
-                    "network": name,
-                    "edge": host,
-                    "tier": state.tiers.get(host),
-                    "mode": mode,
-                    "comment": comment,
-                    "live": host in state.live,
-                    "error": state.errors.get(host, ""),
-                    "hourly": [
-                        {"hour": _iso(hour), "average": round(mean, 4), "probes": count}
-                        for hour, mean, count in history.hourly()
-                    ],
-                    "recent": [
-                        {"at": _iso(p.at), "seconds": round(p.seconds, 4), "ok": p.ok} for p in history.probes[-20:]
-                    ],
-                }
-            )
 
-        return (web.get("/edges/{name}", network), web.get("/edges/{name}/{edge}", edge))
+def _network_view(name: str, state: NetworkState, request: web.Request) -> dict[str, Any]:
+    """A network's live set, rotations, serials, canaries and edges (the old edge_query's filters:
+    ``?tier=pass_threshold&mode=force&live=true``)."""
+    wanted = {key: request.query[key] for key in ("tier", "mode", "live") if key in request.query}
+    edges = {}
+    for host, history in sorted(state.histories.items()):
+        mode, comment = state.modes.get(host, ("available", ""))
+        shown: dict[str, Any] = {
+            "tier": state.tiers.get(host),
+            "mode": mode,
+            "live": host in state.live,
+            "last": history.last.seconds if history.last else None,
+            "average": history.average if history.probes else None,
+            "probes": len(history.probes),
+        }
+        if comment:
+            shown["comment"] = comment
+        if state.errors.get(host):
+            shown["error"] = state.errors[host]
+        if all(str(shown[key]).lower() == value.lower() for key, value in wanted.items()):
+            edges[host] = shown
+    return {
+        "name": name,
+        "live": list(state.live),
+        "rotations": list(state.changes),
+        "serials": state.serials,
+        "canaries": state.canaries,
+        "canariesOff": state.canaries_off,
+        "edges": edges,
+    }
+
+
+def _edge_view(name: str, state: NetworkState, request: web.Request) -> dict[str, Any]:
+    """One edge: its tier, mode, error, hourly means and the last 20 probes."""
+    host = request.match_info["edge"]
+    history = state.histories.get(host)
+    if history is None:
+        raise NotFoundError(f"no edge {host} in EdgeNetwork {name} on this node")
+    mode, comment = state.modes.get(host, ("available", ""))
+    return {
+        "network": name,
+        "edge": host,
+        "tier": state.tiers.get(host),
+        "mode": mode,
+        "comment": comment,
+        "live": host in state.live,
+        "error": state.errors.get(host, ""),
+        "hourly": [
+            {"hour": _iso(hour), "average": round(mean, 4), "probes": count} for hour, mean, count in history.hourly()
+        ],
+        "recent": [{"at": _iso(p.at), "seconds": round(p.seconds, 4), "ok": p.ok} for p in history.probes[-20:]],
+    }
 
 
 class EdgeCollector(Collector):
@@ -560,6 +520,44 @@ class EdgeCollector(Collector):
             if state.live_count is not None:
                 wanted.add_metric([network], float(state.live_count))
         yield from (last, mean, live, failed, rotations, wanted)
+
+
+def _timings(resource: EdgeNetwork, state: NetworkState) -> dict[str, dict[str, float]]:
+    """Each probed edge's last fetch and windowed mean, in seconds: new at every round, so never committed."""
+    timings = {}
+    for edge in resource.spec.edge_list:
+        history = state.histories.get(edge.host, History())
+        if history.last is not None:
+            timings[edge.host] = {"last": round(history.last.seconds, 3), "average": round(history.average, 3)}
+    return timings
+
+
+def _summary(resource: EdgeNetwork, facts: EdgeFacts, state: NetworkState) -> dict[str, Any]:
+    edges = []
+    for edge in resource.spec.edge_list:
+        shown: dict[str, Any] = {
+            "host": edge.host,
+            "tier": facts.tiers.get(edge.host, Tier.PASS).value,
+            "live": edge.host in state.live,  # published: what the zone files say, as GET /edges does
+            "mode": edge.mode,
+        }
+        if edge.comment:
+            shown["comment"] = edge.comment
+        if facts.probes.get(edge.host) is not None and facts.probes[edge.host].error:
+            shown["error"] = facts.probes[edge.host].error
+        edges.append(shown)
+    summary: dict[str, Any] = {"live": list(state.live), "edges": edges}
+    if tuple(facts.selection.live) != tuple(state.live):  # chosen, not yet in a zone (first pass, a failed check)
+        summary["selected"] = list(facts.selection.live)
+    if facts.selection.deferred:
+        summary["deferred"] = list(facts.selection.deferred)
+    if state.canaries:
+        summary["canaries"] = state.canaries
+    if state.canaries_off:
+        summary["canariesOff"] = state.canaries_off
+    if facts.problems:
+        summary["problems"] = list(facts.problems)
+    return summary
 
 
 def _iso(at: float) -> str:

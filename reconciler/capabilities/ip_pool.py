@@ -31,6 +31,7 @@ from pydantic import ConfigDict, PlainSerializer, PlainValidator
 from reconciler.capabilities.base import Capability, Observed
 from reconciler.capabilities.context import CapabilityContext, PassRequests
 from reconciler.capabilities.ip_pool_compat import compat_routes
+from reconciler.capabilities.routes import NotReadyError, state_route
 from reconciler.capabilities.state import Runtime
 from reconciler.errors import ApplyError, ObserveError
 from reconciler.formats.access_log import LogCounts, LogReader, Requests, read_requests, requests
@@ -119,6 +120,53 @@ PoolValue = ProxyMember | Availability
 
 def app_key(name: str) -> str:
     return f"{APP_PREFIX}{name}"
+
+
+def proxy_target(pool: IPPool, member: NginxMember) -> str:
+    """Where the proxy sends a member's connections: nginx (``next``) on the member's port, for members that
+    are nginx server blocks (or listed); the member itself for the servers of an upstream block."""
+    if pool.spec.members.upstream is not None or pool.spec.proxy is None:
+        return format_host_port(member.ip, member.port)
+    return format_host_port(pool.spec.proxy.next, member.port)
+
+
+def desired_app(pool: IPPool, members: Sequence[NginxMember]) -> AppConfig | None:
+    proxy = pool.spec.proxy
+    if proxy is None:
+        return None
+    settings = AppSettings(
+        balance=proxy.balance,
+        connect_timeout=proxy.dialTimeout.total_seconds(),
+        retries=2,
+        idle_timeout=proxy.idleTimeout.total_seconds() if proxy.idleTimeout else None,
+        on_empty=proxy.emptyPool,
+        eject_after=0,  # the access log judges members, not failed connects to nginx
+        max_lifetime=proxy.maxLifetime.total_seconds() if proxy.maxLifetime else None,
+        min_reuse=proxy.minReuseInterval.total_seconds(),
+    )
+    targets = tuple((proxy_target(pool, m), m.weight) for m in members if not m.down)
+    listen = tuple((str(proxy.listen.host), port) for port in proxy.listen.ports)
+    return AppConfig(app_key(pool.metadata.name), listen, targets, settings, None)
+
+
+def _summary(facts: PoolFacts) -> dict[str, Any]:
+    """Every member's availability and reason; counts change with every request and stay in /metrics."""
+    shown = []
+    for member in facts.members:
+        health = facts.health.get(member.ip)
+        verdict = health.verdict if health is not None else None
+        shown.append(
+            {
+                "ip": member.ip,
+                "port": member.port,
+                "available": verdict.available if verdict else True,
+                "reason": (verdict.reason if verdict else "") or "",
+            }
+        )
+    summary: dict[str, Any] = {"members": shown}
+    if facts.problems:
+        summary["problems"] = list(facts.problems)
+    return summary
 
 
 class IPPoolCapability(Capability[IPPool, PoolFacts, PoolValue, PoolState]):
@@ -269,60 +317,15 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, PoolValue, PoolState]):
         state.judged = True
         app = self.manager.snapshot().get(app_key(name))
         facts = PoolFacts(members, dict(state.health), state.counts, problems, app)
-        return Observed(facts, self._summary(facts), degraded=_empty(facts))
-
-    def _summary(self, facts: PoolFacts) -> dict[str, Any]:
-        """Every member's availability and reason; counts change with every request and stay in /metrics."""
-        shown = []
-        for member in facts.members:
-            health = facts.health.get(member.ip)
-            verdict = health.verdict if health is not None else None
-            shown.append(
-                {
-                    "ip": member.ip,
-                    "port": member.port,
-                    "available": verdict.available if verdict else True,
-                    "reason": (verdict.reason if verdict else "") or "",
-                }
-            )
-        summary: dict[str, Any] = {"members": shown}
-        if facts.problems:
-            summary["problems"] = list(facts.problems)
-        return summary
+        return Observed(facts, _summary(facts), degraded=_empty(facts))
 
     # --- plan and apply --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def target(pool: IPPool, member: NginxMember) -> str:
-        """Where the proxy sends a member's connections: nginx (``next``) on the member's port, for members that
-        are nginx server blocks (or listed); the member itself for the servers of an upstream block."""
-        if pool.spec.members.upstream is not None or pool.spec.proxy is None:
-            return format_host_port(member.ip, member.port)
-        return format_host_port(pool.spec.proxy.next, member.port)
-
-    def desired_app(self, pool: IPPool, members: Sequence[NginxMember]) -> AppConfig | None:
-        proxy = pool.spec.proxy
-        if proxy is None:
-            return None
-        settings = AppSettings(
-            balance=proxy.balance,
-            connect_timeout=proxy.dialTimeout.total_seconds(),
-            retries=2,
-            idle_timeout=proxy.idleTimeout.total_seconds() if proxy.idleTimeout else None,
-            on_empty=proxy.emptyPool,
-            eject_after=0,  # the access log judges members, not failed connects to nginx
-            max_lifetime=proxy.maxLifetime.total_seconds() if proxy.maxLifetime else None,
-            min_reuse=proxy.minReuseInterval.total_seconds(),
-        )
-        targets = tuple((self.target(pool, m), m.weight) for m in members if not m.down)
-        listen = tuple((str(proxy.listen.host), port) for port in proxy.listen.ports)
-        return AppConfig(app_key(pool.metadata.name), listen, targets, settings, None)
 
     def plan(
         self, resource: IPPool, facts: PoolFacts, state: PoolState, *, now: float
     ) -> Sequence[TargetPlan[PoolValue]]:
         key = app_key(resource.metadata.name)
-        want = self.desired_app(resource, facts.members)
+        want = desired_app(resource, facts.members)
         planned = plan_app(key, want, facts.app, kind=IPPool.KIND, name=resource.metadata.name)
         if planned is None or want is None:
             return [_widened(planned)] if planned is not None else []
@@ -382,44 +385,38 @@ class IPPoolCapability(Capability[IPPool, PoolFacts, PoolValue, PoolState]):
         return (PoolCollector(self),)
 
     def routes(self) -> Sequence[web.RouteDef]:
-        async def pool(request: web.Request) -> web.Response:
-            name = request.match_info["name"]
-            state = self.states.get(name)
-            if state is None:
-                return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
-            if not state.judged:  # an empty answer would read as a pool without members
-                message = f"the first scan of IP pool {name} has not finished"
-                return web.json_response({"error": message}, status=503, headers={"Retry-After": "1"})
-            members = {
-                ip: {
-                    "available": health.verdict.available,
-                    "reason": health.verdict.reason,
-                    "requests": dict(health.requests),
-                    "history": [list(item) for item in health.history[-20:]],
-                    **health_to_json(health)["state"],
-                }
-                for ip, health in sorted(state.health.items())
-            }
-            counts = {
-                "lines": state.counts.lines,
-                "unparsable": state.counts.unparsable,
-                "unattributed": state.counts.unattributed,
-            }
-            return web.json_response({"name": name, "members": members, "log": counts})
-
-        async def rescan(request: web.Request) -> web.Response:
-            name = request.match_info["name"]
-            if name not in self.states:
-                return web.json_response({"error": f"no IP pool {name} on this node"}, status=404)
+        def rescan(name: str, state: PoolState, request: web.Request) -> dict[str, str]:
             if not self.passes.request(IPPool.KIND, name):
-                return web.json_response({"error": "no agent runs passes here"}, status=503)
-            return web.json_response({"rescan": name}, status=202)
+                raise NotReadyError("no agent runs passes here")
+            return {"rescan": name}
 
         return (
-            web.get("/pools/{name}", pool),
-            web.post("/pools/{name}/rescan", rescan),
+            state_route("GET", "/pools/{name}", self, _pool_view, what="IP pool"),
+            state_route("POST", "/pools/{name}/rescan", self, rescan, what="IP pool", status=202),
             *compat_routes(self, self.api_port),
         )
+
+
+def _pool_view(name: str, state: PoolState, request: web.Request) -> dict[str, Any]:
+    """Every member's availability, reason, requests, recent history and strategy state; the log's counts."""
+    if not state.judged:  # an empty answer would read as a pool without members
+        raise NotReadyError(f"the first scan of IP pool {name} has not finished")
+    members = {
+        ip: {
+            "available": health.verdict.available,
+            "reason": health.verdict.reason,
+            "requests": dict(health.requests),
+            "history": [list(item) for item in health.history[-20:]],
+            **health_to_json(health)["state"],
+        }
+        for ip, health in sorted(state.health.items())
+    }
+    log = {
+        "lines": state.counts.lines,
+        "unparsable": state.counts.unparsable,
+        "unattributed": state.counts.unattributed,
+    }
+    return {"name": name, "members": members, "log": log}
 
 
 class PoolCollector(Collector):

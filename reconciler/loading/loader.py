@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from reconciler.errors import DesiredStateError, Problem, Severity
-from reconciler.loading import cross_checks
-from reconciler.loading.cross_checks import Declared, PartialList, Placed, declared_of
+from reconciler.loading import allow_list_checks, cross_checks
+from reconciler.loading.allow_list_checks import PartialList
+from reconciler.loading.cross_checks import Declared, Placed, declared_of
 from reconciler.loading.documents import validate_document
 from reconciler.loading.locator import DocRef, Locator
 from reconciler.loading.yaml_reader import YamlError, YamlLimits, read_yaml
@@ -204,10 +205,10 @@ def load_tree(tree: SourceTree, options: LoadOptions | None = None, *, cache: Fi
         problems.extend(cross_checks.check_references(unique, locator, declared))
         problems.extend(cross_checks.check_files(unique, locator, tree.other_paths))
     problems.extend(cross_checks.check_ports(unique, locator))
-    problems.extend(cross_checks.check_internal_ranges(unique, locator, options.internal_ranges, partial))
-    problems.extend(cross_checks.check_duplicate_entries(unique, locator, partial))
-    problems.extend(cross_checks.check_entry_sense(unique, locator, options.today, partial))
-    problems.extend(cross_checks.check_confusable_domains(unique, locator))
+    problems.extend(allow_list_checks.check_internal_ranges(unique, locator, options.internal_ranges, partial))
+    problems.extend(allow_list_checks.check_duplicate_entries(unique, locator, partial))
+    problems.extend(allow_list_checks.check_entry_sense(unique, locator, options.today, partial))
+    problems.extend(allow_list_checks.check_confusable_domains(unique, locator))
     problems.extend(cross_checks.check_route_conflicts(unique, locator))
     state = _state(unique, starts)
     log.debug(

@@ -6,12 +6,13 @@ has a description, which becomes the JSON Schema and the editor hover text).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
-from typing import ClassVar, Literal
+from collections.abc import Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from reconciler.model.values import ALL_NODES, NodeSelectorItem, ResourceName
+from reconciler.model.values import ALL_NODES, ListenAddress, NodeSelectorItem, ResourceName
 
 API_VERSION = "reconciler/v1"
 
@@ -81,10 +82,74 @@ class Spec(Strict):
         return ALL_NODES in self.nodes or ALL_NODES in other.nodes or bool(set(self.nodes) & set(other.nodes))
 
 
+FieldPath = tuple[str | int, ...]  # a field's place in a document: ("spec", "zones", 0, "include")
+EACH = "*"  # in a declared field path: every item of the list there
+
+
+def values_at(root: object, path: tuple[str, ...], at: FieldPath = ()) -> Iterator[tuple[FieldPath, object]]:
+    """Every value at ``path`` under ``root`` (a model, or a document's raw mapping), with its place; ``EACH``
+    walks every item of a list; a missing or None value yields nothing."""
+    if not path:
+        if root is not None:
+            yield at, root
+        return
+    head, rest = path[0], path[1:]
+    if head == EACH:
+        if isinstance(root, list | tuple):
+            for index, item in enumerate(root):
+                yield from values_at(item, rest, (*at, index))
+        return
+    child = root.get(head) if isinstance(root, dict) else getattr(root, head, None)
+    yield from values_at(child, rest, (*at, head))
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A field of a kind that names a resource of another kind (``besides``: a value that names none, like
+    ``'*'`` for every list)."""
+
+    path: tuple[str, ...]
+    kind: str
+    besides: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OnePerNode:
+    """A kind of which one resource per node is enforced: what it does there, and what the problem calls it."""
+
+    what: str
+    noun: str
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """A listening address a resource claims on its nodes, where it is written, and who claims it."""
+
+    path: FieldPath
+    address: ListenAddress
+    owner: str
+
+
 class Resource(Strict):
-    """The envelope of a desired-state document; each kind narrows ``kind`` and ``spec``."""
+    """The envelope of a desired-state document; each kind narrows ``kind`` and ``spec``, and declares what the
+    cross-document checks need of it (``loading/cross_checks.py`` knows no kind by name)."""
 
     KIND: ClassVar[str] = ""
+    REFERENCES: ClassVar[tuple[Reference, ...]] = ()  # fields naming other resources
+    FILES: ClassVar[tuple[tuple[str, ...], ...]] = ()  # fields naming files (relative: in the desired-state tree)
+    ONE_PER_NODE: ClassVar[OnePerNode | None] = None  # two of this kind on one node would fight
+
+    def listeners(self) -> Iterator[Listener]:
+        """The listening addresses this resource claims (a port belongs to one listener per node)."""
+        return iter(())
+
+    @classmethod
+    def references_in(cls, data: Any) -> Iterator[tuple[FieldPath, str, str]]:
+        """The resources ``data`` (this kind's model or raw document) names: (where, kind, name)."""
+        for reference in cls.REFERENCES:
+            for at, value in values_at(data, reference.path):
+                if isinstance(value, str) and value != reference.besides:
+                    yield at, reference.kind, value
 
     apiVersion: Literal["reconciler/v1"] = Field(description="Always reconciler/v1.")
     metadata: Metadata = Field(description="Name and labels of the resource.")

@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.model.common import Resource, Spec, Strict, ensure_unique
+from reconciler.model.common import EACH, Resource, Spec, Strict, ensure_unique
 from reconciler.model.values import DnsName, FileMode, IPAddressValue, PositiveDuration
 
 EdgeMode = Literal["available", "force", "blindforce", "unavailable"]
@@ -206,5 +206,9 @@ class EdgeNetwork(Resource):
     """A set of edges published through DNS."""
 
     KIND: ClassVar[str] = "EdgeNetwork"
+    FILES: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("spec", "zones", EACH, "include"),
+        ("spec", "zones", EACH, "template"),
+    )
     kind: Literal["EdgeNetwork"] = Field(description="EdgeNetwork.")
     spec: EdgeNetworkSpec = Field(description="The edges and their publication.")

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from reconciler.model.common import Resource, Spec
+from reconciler.model.common import EACH, OnePerNode, Reference, Resource, Spec
 from reconciler.model.values import IPNetworkValue
 
 ALL_LISTS = "*"
@@ -48,5 +48,9 @@ class EgressGateway(Resource):
     """A gateway configuration; usually selects gateway nodes with spec.nodes."""
 
     KIND: ClassVar[str] = "EgressGateway"
+    REFERENCES: ClassVar[tuple[Reference, ...]] = (
+        Reference(("spec", "allowLists", EACH), "EgressAllowList", besides=ALL_LISTS),
+    )
+    ONE_PER_NODE: ClassVar[OnePerNode | None] = OnePerNode("holds the egress chains and sets", "gateway")
     kind: Literal["EgressGateway"] = Field(description="EgressGateway.")
     spec: EgressGatewaySpec = Field(description="What the gateway enforces.")

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.model.common import Resource, Spec
+from reconciler.model.common import OnePerNode, Resource, Spec
 from reconciler.model.values import IPAddressValue, IPNetworkValue
 
 
@@ -49,5 +49,6 @@ class EgressRoute(Resource):
     """Routes of the public address space via a gateway."""
 
     KIND: ClassVar[str] = "EgressRoute"
+    ONE_PER_NODE: ClassVar[OnePerNode | None] = OnePerNode("routes the public address space", "route")
     kind: Literal["EgressRoute"] = Field(description="EgressRoute.")
     spec: EgressRouteSpec = Field(description="The gateway and exclusions.")

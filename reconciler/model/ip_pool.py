@@ -7,12 +7,13 @@ a repository can ship them; absolute paths are on the machine.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from reconciler.model.common import Resource, Spec, Strict
+from reconciler.model.common import Listener, Reference, Resource, Spec, Strict
 from reconciler.model.values import (
     Balance,
     Duration,
@@ -174,5 +175,14 @@ class IPPool(Resource):
     """An nginx egress-IP pool."""
 
     KIND: ClassVar[str] = "IPPool"
+    REFERENCES: ClassVar[tuple[Reference, ...]] = (Reference(("spec", "strategy"), "HealthStrategy"),)
+    FILES: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("spec", "members", "nginxConf"),
+        ("spec", "members", "upstream", "file"),
+    )
     kind: Literal["IPPool"] = Field(description="IPPool.")
     spec: IPPoolSpec = Field(description="The pool.")
+
+    def listeners(self) -> Iterator[Listener]:
+        if self.spec.proxy is not None:
+            yield Listener(("spec", "proxy", "listen"), self.spec.proxy.listen, f"IPPool/{self.metadata.name}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from reconciler.model.common import Resource, Spec, Strict, ensure_unique
+from reconciler.model.common import Listener, Resource, Spec, Strict, ensure_unique
 from reconciler.model.values import Balance, Duration, HostPortValue, ListenAddressValue, PositiveDuration
 
 
@@ -112,3 +113,9 @@ class TCPProxy(Resource):
     KIND: ClassVar[str] = "TCPProxy"
     kind: Literal["TCPProxy"] = Field(description="TCPProxy.")
     spec: TCPProxySpec = Field(description="The apps.")
+
+    def listeners(self) -> Iterator[Listener]:
+        for a, app in enumerate(self.spec.apps):
+            owner = f"TCPProxy/{self.metadata.name} app {app.name}"
+            for i, address in enumerate(app.listen):
+                yield Listener(("spec", "apps", a, "listen", i), address, owner)

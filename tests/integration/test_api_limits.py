@@ -18,7 +18,7 @@ import time
 import pytest
 
 from reconciler.api import server
-from tests.unit.test_api import SECRET, Handle
+from tests.unit.api.test_server import SECRET, Handle
 
 pytestmark = pytest.mark.integration
 

@@ -66,7 +66,7 @@ def test_the_cli_reads_the_state_file(cli: Callable[..., CliResult], tmp_path: P
 
 def test_the_shipped_nagios_commands_are_valid_checks(cli: Callable[..., CliResult], tmp_path: Path) -> None:
     """Every command in runtime/nagios runs our check with flags it accepts (UNKNOWN: this state dir is empty)."""
-    config = (Path(__file__).parents[2] / "runtime" / "nagios" / "reconciler-edges.cfg").read_text()
+    config = (Path(__file__).parents[3] / "runtime" / "nagios" / "reconciler-edges.cfg").read_text()
     commands = re.findall(r"command_line\s+\S+/reconciler (.+)", config)
     services = dict(re.findall(r"service_description\s+(\S+)\s+check_command\s+(\S+)", config))
     assert sorted(services) == ["ACTIVE_EDGE_LATENCY", "EDGE_ROTATE", "EDGE_TESTMATCH"]

@@ -14,8 +14,10 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from reconciler.console.allow_list_edits import Entry
 from reconciler.console.auth import SESSION_COOKIE, Session, Sessions, TokenBook, trusted
-from reconciler.console.edits import EDGE_MODES, EditError, Entry
+from reconciler.console.edge_network_edits import EDGE_MODES
+from reconciler.console.edits import EditError
 from reconciler.console.legacy import legacy_routes
 from reconciler.console.nodes import read_nodes
 from reconciler.console.service import (

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from reconciler.console.edits import EditError, Entry
+from reconciler.console.allow_list_edits import Entry
+from reconciler.console.edits import EditError
 from reconciler.console.service import RefusedEditError, entry_json
 
 if TYPE_CHECKING:

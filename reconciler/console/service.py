@@ -14,22 +14,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.console.edits import (
-    EditError,
+from reconciler.console.allow_list_edits import (
     Entry,
     add_entry,
     allow_entry,
-    ban_address,
     expected_added,
-    expected_banned,
-    expected_mode,
     expected_removed,
     parse_entries,
-    refuse_bidi_controls,
     remove_entry,
-    set_banned,
-    set_edge_mode,
 )
+from reconciler.console.edge_network_edits import expected_mode, set_edge_mode
+from reconciler.console.edits import EditError, refuse_bidi_controls
+from reconciler.console.ip_pool_edits import ban_address, expected_banned, set_banned
 from reconciler.errors import Problem, ReconcilerError, Severity
 from reconciler.loading.loader import DEFAULT_MAX_FILE_BYTES, LoadResult, load_tree
 from reconciler.model import EdgeNetwork, EgressAllowList, IPPool

@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from reconciler.console.allow_list_edits import Entry
 from reconciler.console.app import Access, ConsoleApp
 from reconciler.console.auth import TokenBook, hash_token
-from reconciler.console.edits import Entry
 from reconciler.console.service import Console, add_edit, compare_url
 from reconciler.errors import ReconcilerError
 from reconciler.settings import GitIdentity

@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+from reconciler.console.allow_list_edits import Entry
 from reconciler.console.auth import Sessions
-from reconciler.console.edits import EditError, Entry
+from reconciler.console.edits import EditError
 from reconciler.console.service import Edit, add_edit, ban_edit, mode_edit
 from reconciler.loading.loader import load_tree
 from reconciler.model import EdgeNetwork

@@ -100,6 +100,205 @@ class FakeCommandRunner:
         return CommandResult(command, 0, b"", b"")
 
 
+def _bare(member: str) -> str:
+    """A member as ipset prints it: a host without its /32 or /128."""
+    return member.removesuffix("/32").removesuffix("/128")
+
+
+@dataclass
+class FakeSet:
+    header: str  # what follows the name on its create line: "hash:net family inet ... counters"
+    members: dict[str, tuple[int, int]] = field(default_factory=dict)  # bare member -> packets, bytes
+
+
+@dataclass
+class FakeKernel:
+    """A kernel's ipsets, iptables chains, forwarding switches and tracked connections, changed and read through
+    the commands the firewall applier and observer run (``ipset``, ``ip[6]tables[-restore]``, ``sysctl``,
+    ``conntrack``), as a :class:`~reconciler.system.commands.CommandRunner`. It prints what it was given: how a
+    real kernel rewrites rules is tested in a namespace. ``fail``: argv prefixes answered with exit status 1."""
+
+    sets: dict[str, FakeSet] = field(default_factory=dict)
+    # (family, table, chain) -> its rules as ``-S`` prints them after ``-A chain ``; built-in chains exist already
+    chains: dict[tuple[int, str, str], list[str]] = field(default_factory=dict)
+    sysctl: dict[str, str] = field(
+        default_factory=lambda: {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"}
+    )
+    connections: dict[int, list[str]] = field(default_factory=lambda: {4: [], 6: []})  # destinations tracked
+    fail: list[tuple[str, ...]] = field(default_factory=list)
+    calls: list[tuple[str, ...]] = field(default_factory=list)
+
+    BUILTIN = (("filter", "INPUT"), ("filter", "FORWARD"), ("filter", "OUTPUT"), ("nat", "POSTROUTING"))
+
+    def __post_init__(self) -> None:
+        for family in (4, 6):
+            for table, chain in self.BUILTIN:
+                self.chains.setdefault((family, table, chain), [])
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,
+        stdin: bytes | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        command = tuple(argv)
+        self.calls.append(command)
+        if any(command[: len(prefix)] == prefix for prefix in self.fail):
+            return CommandResult(command, 1, b"", b"refused by the test")
+        try:
+            out = self._do(command, (stdin or b"").decode())
+        except LookupError as exc:
+            return CommandResult(command, 1, b"", str(exc).encode())
+        return CommandResult(command, 0, out.encode(), b"")
+
+    def _do(self, argv: tuple[str, ...], stdin: str) -> str:
+        tool, rest = argv[0], list(argv[1:])
+        family = 6 if tool.startswith("ip6") or "ipv6" in rest else 4
+        if tool == "ipset":
+            return self._ipset(rest, stdin)
+        if tool.endswith("tables-restore"):
+            self._restore(family, stdin)
+            return ""
+        if tool.endswith("tables"):
+            return self._xtables(family, rest)
+        if tool == "sysctl":
+            return self._sysctl(rest)
+        if tool == "conntrack":
+            return self._conntrack(family, rest)
+        raise LookupError(f"{tool}: not a command this kernel knows")
+
+    def _sysctl(self, rest: list[str]) -> str:
+        if rest[0] == "-w":
+            key, _, value = rest[1].partition("=")
+            self.sysctl[key] = value
+            return ""
+        return self.sysctl[rest[1]] + "\n"
+
+    def _conntrack(self, family: int, rest: list[str]) -> str:
+        if rest[0] == "-L":
+            return "".join(
+                f"tcp      6 431999 ESTABLISHED src=192.0.2.10 dst={d} sport=40000 dport=443\n"
+                for d in self.connections[family]
+            )
+        address = rest[rest.index("--orig-dst") + 1]
+        if address not in self.connections[family]:
+            raise LookupError("0 flow entries have been deleted")
+        self.connections[family] = [d for d in self.connections[family] if d != address]
+        return ""
+
+    def _set(self, name: str) -> FakeSet:
+        if name not in self.sets:
+            raise LookupError(f"The set with the given name does not exist: {name}")
+        return self.sets[name]
+
+    def _ipset(self, rest: list[str], stdin: str) -> str:
+        rest = [a for a in rest if a != "-exist"]
+        if rest[0] == "restore":
+            for line in stdin.splitlines():
+                if line.strip():
+                    self._ipset(line.split(), "")
+            return ""
+        if rest[0] == "list":
+            return self._ipset_list(rest[1:])
+        self._ipset_edit(rest[0], rest[1], rest[2:])
+        return ""
+
+    def _ipset_list(self, rest: list[str]) -> str:
+        if rest == ["-t"]:
+            return "".join(
+                f"Name: {n}\nType: {s.header.split()[0]}\nNumber of entries: {len(s.members)}\n"
+                for n, s in sorted(self.sets.items())
+            )
+        if rest == ["-n"]:
+            return "".join(f"{n}\n" for n in sorted(self.sets))
+        name = rest[-1]
+        found = self._set(name)
+        if rest[0] == "-n":
+            return f"{name}\n"
+        counted = "counters" in found.header.split()
+        lines = [f"create {name} {found.header}"]
+        for member, (packets, size) in sorted(found.members.items()):
+            lines.append(f"add {name} {member}" + (f" packets {packets} bytes {size}" if counted else ""))
+        return "\n".join(lines) + "\n"
+
+    def _ipset_edit(self, verb: str, name: str, rest: list[str]) -> None:
+        if verb == "create":
+            self.sets.setdefault(name, FakeSet(" ".join(rest)))
+        elif verb == "add":
+            extra = dict(zip(rest[1::2], rest[2::2], strict=False))
+            self._set(name).members[_bare(rest[0])] = (int(extra.get("packets", 0)), int(extra.get("bytes", 0)))
+        elif verb == "del":
+            self._set(name).members.pop(_bare(rest[0]), None)
+        elif verb == "flush":
+            self._set(name).members.clear()
+        elif verb == "destroy":
+            self._set(name)
+            del self.sets[name]
+        elif verb == "swap":
+            first, second = self._set(name), self._set(rest[0])
+            self.sets[name], self.sets[rest[0]] = second, first
+        elif verb == "rename":
+            self.sets[rest[0]] = self._set(name)
+            del self.sets[name]
+        else:
+            raise LookupError(f"ipset {verb}: not a command this kernel knows")
+
+    def _restore(self, family: int, text: str) -> None:
+        """``--noflush``: a chain declared (``:chain``) is emptied, rules appended; other chains stay."""
+        table = ""
+        for line in text.splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+            elif line.startswith(":"):
+                self.chains[(family, table, line[1:].split()[0])] = []
+            elif line.startswith("-A "):
+                chain, _, rule = line[3:].partition(" ")
+                self.chains[(family, table, chain)].append(rule)
+
+    def _chain(self, family: int, table: str, chain: str) -> list[str]:
+        if (family, table, chain) not in self.chains:
+            raise LookupError(f"iptables: No chain/target/match by that name ({chain}).")
+        return self.chains[(family, table, chain)]
+
+    def _xtables(self, family: int, rest: list[str]) -> str:
+        rest = rest[2:] if rest[:1] == ["-w"] else rest
+        table = "filter"
+        if rest[:1] == ["-t"]:
+            table, rest = rest[1], rest[2:]
+        verb, chain, tail = rest[0], rest[1] if len(rest) > 1 else "", rest[2:]
+        if verb == "-n":  # -n -L chain: does it exist
+            self._chain(family, table, rest[2])
+            return ""
+        rules = self._chain(family, table, chain)
+        if verb == "-S":
+            builtin = (table, chain) in self.BUILTIN
+            head = f"-P {chain} ACCEPT" if builtin else f"-N {chain}"
+            return "".join(f"{line}\n" for line in [head, *(f"-A {chain} {r}" for r in rules)])
+        if verb == "-C":
+            if " ".join(tail) not in rules:
+                raise LookupError("iptables: Bad rule (does a matching rule exist in that chain?).")
+        elif verb == "-I":
+            rules.insert(int(tail[0]) - 1, " ".join(tail[1:]))
+        elif verb == "-D":
+            rules.remove(" ".join(tail))
+        elif verb == "-F":
+            rules.clear()
+        elif verb == "-X":
+            del self.chains[(family, table, chain)]
+        else:
+            raise LookupError(f"iptables {verb}: not a command this kernel knows")
+        return ""
+
+    def rules(self, family: int, table: str, chain: str) -> list[str]:
+        return list(self.chains.get((family, table, chain), []))
+
+    def members(self, name: str) -> set[str]:
+        return set(self.sets[name].members) if name in self.sets else set()
+
+
 def tree_of(files: Mapping[str, str], root: str = "repo") -> SourceTree:
     """A SourceTree from {relative path: YAML text}."""
     return SourceTree(

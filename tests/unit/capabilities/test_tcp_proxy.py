@@ -1,5 +1,6 @@
-"""The TCPProxy capability in-process: resource -> plan -> running apps -> observed -> no more changes; its part of
-the state file, its metrics and a settings change carried out by the plan."""
+"""The TCPProxy capability in-process (no root, no outside program; targets and listeners on loopback, names through
+FakeResolver): resource -> plan -> running apps -> observed -> no more changes; its part of the state file, its
+metrics and a settings change carried out by the plan."""
 
 from __future__ import annotations
 
@@ -19,8 +20,6 @@ from reconciler.status.state_file import CapabilityState
 from reconciler.testing import Driven, FakeResolver
 from tests.conftest import descriptors_exhausted
 from tests.integration.agents import free_port
-
-pytestmark = pytest.mark.integration
 
 
 def _proxy(ports: list[int], target_port: int, retries: int = 1) -> TCPProxy:

@@ -99,7 +99,12 @@ def values_at(root: object, path: tuple[str, ...], at: FieldPath = ()) -> Iterat
             for index, item in enumerate(root):
                 yield from values_at(item, rest, (*at, index))
         return
-    child = root.get(head) if isinstance(root, dict) else getattr(root, head, None)
+    if isinstance(root, dict):
+        child = root.get(head)
+    elif isinstance(root, BaseModel):  # a model's field; never an attribute of a str or a list in a raw document
+        child = getattr(root, head, None)
+    else:
+        return
     yield from values_at(child, rest, (*at, head))
 
 

@@ -10,6 +10,7 @@ def test_values_at_walks_lists_and_skips_what_is_missing() -> None:
     data = {"spec": {"zones": [{"include": "a.inc"}, {"template": "t"}, {"include": None}]}}
     assert list(values_at(data, ("spec", "zones", EACH, "include"))) == [(("spec", "zones", 0, "include"), "a.inc")]
     assert list(values_at(data, ("spec", "nothing", EACH))) == []
+    assert list(values_at({"spec": "text"}, ("spec", "upper"))) == []  # a raw str's methods are no fields
 
 
 def test_references_are_read_from_a_raw_document_as_from_the_model() -> None:

@@ -65,22 +65,20 @@ def validate_paths(
     options = replace(options or LoadOptions(), partial=True, today=today)
     files = [f for p in paths for f in (sorted(p.rglob("*.y*ml")) if p.is_dir() else [p])]
     tree = read_source_files(files, max_file_bytes=options.max_file_bytes)
-    return validate_tree(tree, options, allow_empty=allow_empty)
+    return _documents_required(validate_tree(tree, options), allow_empty)
 
 
-def validate_tree(
-    tree: SourceTree,
-    options: LoadOptions,
-    *,
-    cache: FileCache | None = None,
-    allow_empty: bool = True,
-) -> ValidationReport:
-    """Load a tree already read and report every problem, sorted; with ``cache``, files unchanged since the last
+def validate_tree(tree: SourceTree, options: LoadOptions, *, cache: FileCache | None = None) -> ValidationReport:
+    """Load a tree already read and report its problems, sorted; with ``cache``, files unchanged since the last
     load are not parsed again (the agent's admission of each revision)."""
     result = load_tree(tree, options, cache=cache)
-    report = ValidationReport(tree.root, result, ()).adding(result.problems)
-    if result.documents == 0 and not allow_empty and report.valid:
-        report = report.adding([Problem(tree.root, 0, 0, NO_DOCUMENTS)])
+    return ValidationReport(tree.root, result, ()).adding(result.problems)
+
+
+def _documents_required(report: ValidationReport, allow_empty: bool) -> ValidationReport:
+    """An empty tree is a problem of its own, unless allowed or something else is wrong already."""
+    if report.result.documents == 0 and not allow_empty and report.valid:
+        return report.adding([Problem(report.root, 0, 0, NO_DOCUMENTS)])
     return report
 
 
@@ -98,10 +96,10 @@ def validate_path(
     """
     options = replace(options or LoadOptions(), today=today)
     tree = read_source_tree(path, display_root=str(path), max_file_bytes=options.max_file_bytes)
-    report = validate_tree(tree, options, allow_empty=allow_empty)
+    report = validate_tree(tree, options)
     if base is not None:
         base_tree = read_tree_at_revision(path, base, max_file_bytes=options.max_file_bytes)
         base_result = load_tree(base_tree, options)
         report = report.adding(check_protected(base_result, report.result, base))
     log.info("validated root=%s documents=%d base=%s", tree.root, report.result.documents, base)
-    return report
+    return _documents_required(report, allow_empty)

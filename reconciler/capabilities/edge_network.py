@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from reconciler.capabilities.routes import NotFoundError, state_route
 from reconciler.capabilities.state import Runtime, read_part
 from reconciler.errors import ApplyError
 from reconciler.model import DesiredState
-from reconciler.model.edge_network import EdgeNetwork, Rotation
+from reconciler.model.edge_network import EdgeNetwork, EdgeNetworkSpec, Rotation
 from reconciler.model.observed import EdgeProbeFacts
 from reconciler.observers.http_probe import ProbeSpec, probe_all, probe_canaries
 from reconciler.planning.edges import (
@@ -136,6 +136,7 @@ class EdgeFacts:
     records: Mapping[str, tuple[str, ...]]  # zone -> the addresses it publishes
     problems: tuple[str, ...]
     files: Mapping[str, ZoneFile] = field(default_factory=dict)  # zone -> its file, for each rendered zone
+    unpublished: tuple[str, ...] = ()  # zones no live edge has an address for: not rendered, never written
 
 
 def _histories_from_json(data: object) -> dict[str, History]:
@@ -180,6 +181,7 @@ class NetworkState:
     # zone -> its canary at the last round
     canaries: Annotated[dict[str, dict[str, Any]], Runtime] = field(default_factory=dict)
     canaries_off: Annotated[str, Runtime] = ""  # why no canary was used at the last round
+    unpublished: Annotated[tuple[str, ...], Runtime] = ()  # zones held back at the last round: no live address
 
 
 def saved_networks(version: int, part: Mapping[str, Any]) -> dict[str, NetworkState]:
@@ -297,39 +299,15 @@ class EdgeNetworkCapability(Capability[EdgeNetwork, EdgeFacts, ZoneValue, Networ
             if canaries and failed_canaries >= spec.canaryKiller
             else ""
         )
-        problems: list[str] = []
-        records: dict[str, tuple[str, ...]] = {}
-        zones: dict[str, RenderedZone] = {}
-        for zone in spec.zones:
-            name = str(zone.name)
-            addresses = []
-            for host in per_zone[name]:
-                address = state.addresses.get(host)
-                if address is None:
-                    problems.append(f"{host} is live but has no address: not published in {name}")
-                else:
-                    addresses.append(address)
-            records[name] = tuple(sorted(set(addresses)))
-            try:
-                zones[name] = render_zone(
-                    name,
-                    labels=zone.labels,
-                    addresses=records[name],
-                    soa=spec.soa,
-                    nameservers=spec.nameserver_names,
-                    glue=spec.glue,
-                    include=self._read(zone.include),
-                    template=self._read(zone.template),
-                )
-            except ZoneTemplateError as exc:
-                problems.append(str(exc))
+        zones, records, problems, unpublished = _render_zones(spec, per_zone, state, self._read)
+        state.unpublished = unpublished
         output = spec.output
         files = {}
         for name in zones:
             path = Path(output.dir) / f"{name}.zone"
             exists = read_bytes_if_exists(path) is not None
             files[name] = ZoneFile(exists, exists and _permissions_wanted(path, output.mode, output.group))
-        facts = EdgeFacts(probes, tiers, selection, zones, records, tuple(problems), files)
+        facts = EdgeFacts(probes, tiers, selection, zones, records, problems, files, unpublished)
         return Observed(
             facts,
             _summary(resource, facts, state),
@@ -508,6 +486,11 @@ class EdgeCollector(Collector):
         wanted = GaugeMetricFamily(
             "reconciler_edge_live_wanted", "How many edges should be live (spec.liveCount).", labels=["network"]
         )
+        held = GaugeMetricFamily(
+            "reconciler_edge_zone_unpublished",
+            "1 while a zone is not written because no live edge has an address (the file keeps what it had).",
+            labels=["network", "zone"],
+        )
         for network, state in sorted(self.capability.states.items()):
             for edge, history in sorted(state.histories.items()):
                 if history.last is None:
@@ -519,7 +502,9 @@ class EdgeCollector(Collector):
             rotations.add_metric([network], float(len(state.changes)))
             if state.live_count is not None:
                 wanted.add_metric([network], float(state.live_count))
-        yield from (last, mean, live, failed, rotations, wanted)
+            for zone in state.unpublished:
+                held.add_metric([network, zone], 1.0)
+        yield from (last, mean, live, failed, rotations, wanted, held)
 
 
 def _timings(resource: EdgeNetwork, state: NetworkState) -> dict[str, dict[str, float]]:
@@ -557,7 +542,50 @@ def _summary(resource: EdgeNetwork, facts: EdgeFacts, state: NetworkState) -> di
         summary["canariesOff"] = state.canaries_off
     if facts.problems:
         summary["problems"] = list(facts.problems)
+    if facts.unpublished:
+        summary["unpublished"] = list(facts.unpublished)
     return summary
+
+
+def _render_zones(
+    spec: EdgeNetworkSpec,
+    per_zone: Mapping[str, Sequence[str]],
+    state: NetworkState,
+    read: Callable[[str | None], str | None],
+) -> tuple[dict[str, RenderedZone], dict[str, tuple[str, ...]], tuple[str, ...], tuple[str, ...]]:
+    """Each zone rendered with the addresses of its live edges; the problems met; the zones not rendered
+    because none of their live edges has an address (a zone without one is never written)."""
+    problems: list[str] = []
+    records: dict[str, tuple[str, ...]] = {}
+    zones: dict[str, RenderedZone] = {}
+    unpublished: list[str] = []
+    for zone in spec.zones:
+        name = str(zone.name)
+        addresses = []
+        for host in per_zone[name]:
+            address = state.addresses.get(host)
+            if address is None:
+                problems.append(f"{host} is live but has no address: not published in {name}")
+            else:
+                addresses.append(address)
+        records[name] = tuple(sorted(set(addresses)))
+        if not records[name]:  # a zone without an address would replace a working one: it stays as it is
+            unpublished.append(name)
+            continue
+        try:
+            zones[name] = render_zone(
+                name,
+                labels=zone.labels,
+                addresses=records[name],
+                soa=spec.soa,
+                nameservers=spec.nameserver_names,
+                glue=spec.glue,
+                include=read(zone.include),
+                template=read(zone.template),
+            )
+        except ZoneTemplateError as exc:
+            problems.append(str(exc))
+    return zones, records, tuple(problems), tuple(unpublished)
 
 
 def _iso(at: float) -> str:
@@ -565,6 +593,13 @@ def _iso(at: float) -> str:
 
 
 def _degraded(resource: EdgeNetwork, facts: EdgeFacts) -> tuple[str, str] | None:
+    if facts.unpublished:
+        zones = ", ".join(facts.unpublished)
+        return (
+            "NoLiveEdge",
+            f"no live edge has an address for {zones}: not written, what the zone files publish stays "
+            "(edgemanage wrote nothing either)",
+        )
     if facts.problems:
         return "ZoneProblem", "; ".join(facts.problems)
     if facts.selection.short:

@@ -131,3 +131,47 @@ def test_the_routes_and_metrics_show_each_edge(tmp_path: Path) -> None:
         assert seconds is not None
         assert 0.02 <= seconds <= 0.3  # FakeFetcher's range
     assert registry.get_sample_value("reconciler_edge_live_wanted", {"network": "edges"}) == 2.0
+
+
+def test_a_first_start_with_no_answering_edge_leaves_the_zone_file_as_it_was(tmp_path: Path) -> None:
+    """edgemanage writes nothing when no edge has answered (a first start, a lost state file, a wrong checksum
+    while migrating): a zone with no address never replaces a working one, nor is a first one written; the
+    network is Degraded (NoLiveEdge), status lists the zone and a metric says so until an edge answers."""
+    network = _network(tmp_path / "zones")
+    (tmp_path / "zones").mkdir()
+    working = tmp_path / "zones" / "example.org.zone"
+    before = b"$TTL 60\n@ IN SOA ns.example.net. hostmaster.example.org. 2026120701 1 1 1 1\n@ IN A 192.0.2.9\n"
+    working.write_bytes(before)
+    fetcher = FakeFetcher(body=b"not the object")  # every probe fails its checksum
+    capability = Driven(EdgeNetworkCapability(fetcher, FakeResolver(), FakeCommandRunner(), FakeClock()))
+    capability.capability.use(DesiredState({"EdgeNetwork": {"edges": network}}))
+
+    async def scenario() -> None:
+        observed = await capability.observe(network)
+        assert observed.degraded is not None
+        assert observed.degraded[0] == "NoLiveEdge"
+        assert "example.org" in observed.degraded[1]
+        assert observed.summary["unpublished"] == ["example.org"]
+        assert capability.plan(network, observed.facts, now=time.time()) == []
+        await capability.cycle(network, now=time.time())
+        assert working.read_bytes() == before
+        registry = CollectorRegistry()
+        for collector in capability.capability.collectors():
+            registry.register(collector)
+        held = registry.get_sample_value(
+            "reconciler_edge_zone_unpublished", {"network": "edges", "zone": "example.org"}
+        )
+        assert held == 1.0
+
+        fetcher.body = b"object"  # the edges answer again: the zone is written with their addresses
+        await capability.cycle(network, now=time.time())
+        assert working.read_bytes() != before
+        assert b"192.0.2.21" in working.read_bytes()
+        assert capability.state("edges").unpublished == ()
+
+    asyncio.run(scenario())
+
+    fresh = tmp_path / "fresh"
+    first = Driven(EdgeNetworkCapability(FakeFetcher(body=b"wrong"), FakeResolver(), FakeCommandRunner(), FakeClock()))
+    asyncio.run(first.cycle(_network(fresh), now=time.time()))
+    assert not (fresh / "example.org.zone").exists()  # nor is a first zone written without an address

@@ -58,7 +58,8 @@ def old_config(pool: IPPool, strategy: HealthStrategy | None, api_port: str) -> 
             math.ceil(proxy.maxLifetime.total_seconds()) if proxy is not None and proxy.maxLifetime else 0
         ),
         "strategy": strategy.spec.type if strategy is not None else "",
-        "consecutive_failure": settings.failures if settings is not None else 0,
+        # ipmanager banned when the count exceeded consecutive_failure: the value it needs to ban as we do
+        "consecutive_failure": settings.banning - 1 if settings is not None else 0,
     }
 
 

@@ -1,5 +1,6 @@
-"""The IP-pool rule, fixed: a member is banned at the ``failures``-th failure in a row when those failures fall
-within ``within``; after ``cooldown`` it returns with its count reset. A success ends a run of failures.
+"""The IP-pool rule, fixed: a member is banned at the ``failures``-th failure in a row (``mode: exceed``: at the
+one after, as ipmanager counted) when those failures fall within ``within``; after ``cooldown`` it returns with
+its count reset. A success ends a run of failures. While banned, the run that banned it is kept (and shown).
 
 Observations that arrive while a member is banned (requests already in flight) neither extend nor end the ban.
 """
@@ -36,12 +37,14 @@ def step(
         return state
     if observation.ok:
         return ConsecutiveState() if state.failures else state
-    run = (*state.failures, observation.at)[-settings.failures :]
+    banning = settings.banning
+    run = (*state.failures, observation.at)[-banning:]
     window = settings.within.total_seconds()
-    if len(run) == settings.failures and run[-1] - run[0] <= window:
+    if len(run) == banning and run[-1] - run[0] <= window:
         until = now + settings.cooldown.total_seconds()
-        reason = f"{settings.failures} failures in a row within {window:g}s; banned for {settings.cooldown}"
-        return ConsecutiveState(Verdict(False, reason), (), until)
+        reason = f"{banning} failures in a row within {window:g}s; banned for {settings.cooldown}"
+        # the run that banned stays in the state while banned: the count shown is the one that banned it
+        return ConsecutiveState(Verdict(False, reason), run, until)
     return ConsecutiveState(AVAILABLE, run, None)
 
 

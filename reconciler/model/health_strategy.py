@@ -26,6 +26,16 @@ class ConsecutiveSettings(Strict):
         default=timedelta(minutes=10),
         description="How long a banned target stays out; its count is then reset.",
     )
+    mode: Literal["reach", "exceed"] = Field(
+        default="reach",
+        description="reach: banned at the failures-th failure in a row; exceed: banned once the count exceeds "
+        "failures, at the (failures+1)-th, as ipmanager counted (its consecutive_failure).",
+    )
+
+    @property
+    def banning(self) -> int:
+        """The failure in a row that bans."""
+        return self.failures + (1 if self.mode == "exceed" else 0)
 
 
 class LatencySettings(Strict):

@@ -100,11 +100,12 @@ def test_members_judged_shown_counted_saved_and_served_in_the_old_shapes(tmp_pat
 
     answers = asyncio.run(_routes(capability, calls))
     assert answers["ping"] == "pong"
-    assert (answers["config"]["strategy"], answers["config"]["consecutive_failure"]) == ("consecutive", 2)
+    # ipmanager banned once the count exceeded consecutive_failure: banning at the 2nd is its 1
+    assert (answers["config"]["strategy"], answers["config"]["consecutive_failure"]) == ("consecutive", 1)
     assert (answers["config"]["cool_down_min"], answers["config"]["probe_port"]) == (10, "9900")
     assert answers["history"]["AvailableIP"] == ["203.0.113.6"]
     banned = answers["history"]["IPHistory"]["203.0.113.5"]
-    assert (banned["Banned"], banned["Port"], banned["Failure"]) == (True, "19001", 0)
+    assert (banned["Banned"], banned["Port"], banned["Failure"]) == (True, "19001", 2)  # the count that banned it
     assert [entry["StatusCode"] for entry in banned["History"]] == ["200", "502", "502"]
     assert banned["CoolDowns"] == [["2027-01-15T08:00:00Z", "2027-01-15T08:10:00Z"]]
     assert (answers["renew"], calls) == ("Renewed", [("IPPool", "egress")])

@@ -32,6 +32,16 @@ def test_consecutive_bans_exactly_at_the_nth_failure_within_the_window() -> None
     assert "3 failures in a row" in states[-1].verdict.reason
 
 
+def test_exceed_mode_bans_at_the_failure_after_n_as_ipmanager_did() -> None:
+    """ipmanager banned when the count exceeded consecutive_failure (Failure > N): with 3, at the 4th failure."""
+    exceed = CONSECUTIVE.model_copy(update={"mode": "exceed"})
+    states = _consecutive([(0, False), (10, False), (20, False), (30, False)], exceed)
+    assert [s.verdict.available for s in states] == [True, True, True, False]
+    assert "4 failures in a row" in states[-1].verdict.reason
+    assert (CONSECUTIVE.banning, exceed.banning) == (3, 4)
+    assert len(states[-1].failures) == 4  # while banned, the count that banned it (ipmanager's Failure)
+
+
 def test_consecutive_never_bans_failures_spread_wider_than_the_window() -> None:
     states = _consecutive([(0, False), (40, False), (70, False)])  # 70 s from first to third: wider than 60 s
     assert all(s.verdict.available for s in states)
@@ -62,11 +72,19 @@ def test_release_after_cooldown_with_the_count_reset() -> None:
     failures=st.integers(1, 6),
     window=st.integers(1, 100),
     outcomes=st.lists(st.tuples(st.integers(0, 50), st.booleans()), max_size=40),
+    exceed=st.booleans(),
 )
-def test_consecutive_matches_its_rule_in_words(failures: int, window: int, outcomes: list[tuple[int, bool]]) -> None:
-    """Against an oracle written from the rule: banned at the N-th failure in a row when the last N failures fit
-    the window; a success ends the run; nothing else bans (the hour-long cool-down outlasts every sequence)."""
-    rule = ConsecutiveSettings(failures=failures, within=timedelta(seconds=window), cooldown=timedelta(hours=1))
+def test_consecutive_matches_its_rule_in_words(
+    failures: int, window: int, outcomes: list[tuple[int, bool]], exceed: bool
+) -> None:
+    """Against an oracle written from the rule: banned at the N-th failure in a row (``exceed``: the N+1-th) when
+    those last failures fit the window; a success ends the run; nothing else bans (the hour-long cool-down
+    outlasts every sequence)."""
+    mode = "exceed" if exceed else "reach"
+    rule = ConsecutiveSettings(
+        failures=failures, within=timedelta(seconds=window), cooldown=timedelta(hours=1), mode=mode
+    )
+    failures += exceed
     at, state = 0.0, ConsecutiveState()
     run: list[float] = []
     banned = False

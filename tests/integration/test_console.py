@@ -334,7 +334,9 @@ def test_gitlab_and_gitea_requests() -> None:
 
 
 def test_the_old_tools_calls_map_onto_the_same_commits(remote: Remote, tmp_path: Path) -> None:
-    """--legacy-api partners: /api?add=, /api?del=, /show-all and /ping; off without the flag."""
+    """--legacy-api partners answers outputGuard's calls as its server did (service/httpserver.go), field by field
+    as its page (static/index.html) reads them: data.status and data.info of /api, data.Records[] of /show-all,
+    the message of /ping; off without the flag."""
     off = make_app(remote, tmp_path / "off")
     app = make_app(remote, tmp_path / "console", legacy="partners")
 
@@ -343,26 +345,45 @@ def test_the_old_tools_calls_map_onto_the_same_commits(remote: Remote, tmp_path:
         client = await client_for(app)
         try:
             assert (await without.get("/show-all")).status == 404
-            assert await (await client.get("/ping")).text() == "pong"
+            assert await (await client.get("/ping")).json() == {"message": "pong"}
             tip = head(remote)
-            assert (await client.get("/api?add=legacy.example.com")).status == 401  # no edit without a user
+            anonymous = await client.get("/api?add=legacy.example.com&nonDeletable=false")
+            assert (anonymous.status, (await anonymous.json())["status"]) == (401, "failed")  # no edit without a user
             assert head(remote) == tip
+            # the page's own call: /api?${action}=${ip}&nonDeletable=${checkbox.checked}
             added = await client.get("/api?add=legacy.example.com&nonDeletable=true", headers=AUTH)
             assert added.status == 200, await added.text()
-            body = await added.json()
-            assert (body["result"], body["entry"], body["commit"]) == ("added", "legacy.example.com", head(remote))
+            assert await added.json() == {"info": "legacy.example.com", "status": "success"}
+            assert added.headers["X-Reconciler-Commit"] == head(remote)
             text = git(remote.bare, "show", f"main:{FILE}")
             assert text.endswith("    - domain: legacy.example.com\n      protected: true")
-            shown = await (await client.get("/show-all", headers=AUTH)).json()
-            assert {"entry": "legacy.example.com", "nonDeletable": True, "comment": ""} in shown
-            assert {"entry": "203.0.113.7", "nonDeletable": False, "comment": "partner's fixed webhook sender"} in shown
-            refused = await client.get("/api?del=legacy.example.com", headers=AUTH)
-            assert refused.status == 409
-            assert (await refused.json())["result"] == "error"
+            go_false = await client.get("/api?add=203.0.113.80&nonDeletable=yes", headers=AUTH)  # ParseBool: not true
+            assert (await go_false.json())["status"] == "success"
+            assert git(remote.bare, "show", f"main:{FILE}").endswith("    - ip: 203.0.113.80")  # not protected
+
+            shown = (await (await client.get("/show-all", headers=AUTH)).json())["Records"]
+            assert [r["ID"] for r in shown] == list(range(1, len(shown) + 1))
+            by_name = {r["Name"]: r for r in shown}
+            domain = by_name["legacy.example.com"]
+            assert (domain["Types"], domain["IP"], domain["IsNoDel"], domain["IsLocalNet"]) == (
+                "Domain",
+                "",
+                True,
+                False,
+            )
+            fixed = by_name["203.0.113.7"]
+            assert (fixed["Types"], fixed["IP"], fixed["IsNoDel"]) == ("IP", "203.0.113.7", False)
+            assert set(fixed) == {"ID", "Types", "IP", "Name", "IsNoDel", "IsLocalNet", "CreatedAt"}
+            assert fixed["CreatedAt"] == "0001-01-01T00:00:00Z"
+
+            refused = await client.get("/api?del=legacy.example.com", headers=AUTH)  # protected
+            assert refused.status == 400
+            assert (await refused.json())["status"] == "failed"
+            assert "protected" in (await refused.json())["info"]
             deleted = await client.get("/api?del=203.0.113.7", headers=AUTH)
-            assert (await deleted.json())["result"] == "deleted"
-            internal = await client.get("/api?add=192.168.1.1", headers=AUTH)
-            assert internal.status == 422
+            assert await deleted.json() == {"info": "203.0.113.7", "status": "success"}
+            internal = await client.get("/api?add=192.168.1.1", headers=AUTH)  # refused by validation
+            assert (internal.status, (await internal.json())["status"]) == (400, "failed")
         finally:
             await client.close()
             await without.close()

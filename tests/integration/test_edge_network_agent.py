@@ -111,7 +111,9 @@ def test_edges_through_the_agent_flapping_checksum_and_restarts(tmp_path: Path) 
         }
     )
     with EdgeServers(EDGES, port, BODY) as edges:
-        edges.delays.update({E0: 0.01, E1: 0.03, E2: 0.06, E3: 0.09, E4: 0.12})
+        # far enough apart that the first round's one probe each orders them even on a busy machine (the live set
+        # is sticky: a first pick of E2 over E1 would stay), and all under goodEnough
+        edges.delays.update({E0: 0.01, E1: 0.03, E2: 0.13, E3: 0.2, E4: 0.26})
         edges.bodies[WRONG] = b"tampered\n"
         agent = AgentProcess(remote, tmp_path / "state", node="dns-1").start()
         try:
@@ -119,7 +121,7 @@ def test_edges_through_the_agent_flapping_checksum_and_restarts(tmp_path: Path) 
                 lambda: zone_file.exists() and _zone(zone_file)[0] == {E0, E1},
                 timeout=20,
                 what="E0, E1 live",
-                explain=lambda: agent.log.read_text()[-4000:],
+                explain=lambda: f"{_network(agent)}\n{agent.log.read_text()[-4000:]}",
             )
             assert marker.exists()
 

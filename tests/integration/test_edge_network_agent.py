@@ -123,7 +123,8 @@ def test_edges_through_the_agent_flapping_checksum_and_restarts(tmp_path: Path) 
                 what="E0, E1 live",
                 explain=lambda: f"{_network(agent)}\n{agent.log.read_text()[-4000:]}",
             )
-            assert marker.exists()
+            # afterChange runs once the zone files are written: a moment after the file is there
+            wait_for(marker.exists, timeout=10, what="afterChange", explain=lambda: agent.log.read_text()[-4000:])
 
             _wrong_checksum_shows(agent)
 

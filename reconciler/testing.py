@@ -23,6 +23,7 @@ from reconciler.model import DesiredState
 from reconciler.model.common import Resource
 from reconciler.model.observed import NameFacts, ResolvedAddress
 from reconciler.model.source_tree import SourceFile, SourceTree
+from reconciler.observers.firewall import bare
 from reconciler.planning.plan import TargetPlan
 from reconciler.status.state_file import CapabilityState
 from reconciler.system.commands import CommandResult
@@ -98,11 +99,6 @@ class FakeCommandRunner:
             if command[: len(prefix)] == prefix:
                 return result
         return CommandResult(command, 0, b"", b"")
-
-
-def _bare(member: str) -> str:
-    """A member as ipset prints it: a host without its /32 or /128."""
-    return member.removesuffix("/32").removesuffix("/128")
 
 
 @dataclass
@@ -229,9 +225,9 @@ class FakeKernel:
             self.sets.setdefault(name, FakeSet(" ".join(rest)))
         elif verb == "add":
             extra = dict(zip(rest[1::2], rest[2::2], strict=False))
-            self._set(name).members[_bare(rest[0])] = (int(extra.get("packets", 0)), int(extra.get("bytes", 0)))
+            self._set(name).members[bare(rest[0])] = (int(extra.get("packets", 0)), int(extra.get("bytes", 0)))
         elif verb == "del":
-            self._set(name).members.pop(_bare(rest[0]), None)
+            self._set(name).members.pop(bare(rest[0]), None)
         elif verb == "flush":
             self._set(name).members.clear()
         elif verb == "destroy":

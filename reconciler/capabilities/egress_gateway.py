@@ -36,7 +36,7 @@ from reconciler.model.egress_gateway import EgressGateway
 from reconciler.model.internal_ranges import DEFAULT_RANGES, AddressRanges
 from reconciler.model.observed import FirewallFacts
 from reconciler.observers.dns import Answers, resolve_public
-from reconciler.observers.firewall import read_firewall, set_counters
+from reconciler.observers.firewall import bare, read_firewall, set_counters
 from reconciler.planning.egress import EgressPlan, Memory, PartCache, plan_egress, selected_lists
 from reconciler.planning.firewall import (
     CutTarget,
@@ -377,7 +377,7 @@ class EgressGatewayCapability(Capability[EgressGateway, GatewayFacts, FirewallVa
         async def egress(_: web.Request) -> web.Response:
             rows = await self._read_counters()
             destinations = [
-                {"ip": _bare(network), "type": label, "hostname": host, "packets": packets, "bytes": size}
+                {"ip": bare(network), "type": label, "hostname": host, "packets": packets, "bytes": size}
                 for network, label, host, packets, size in rows
             ]
             return web.json_response({"destinations": destinations})
@@ -390,15 +390,10 @@ def _destination_metrics(rows: list[tuple[str, str, str, int, int]]) -> list[Met
     size = Metric("iptables_bytes_count", "Bytes to (OUTPUT) and from (INPUT) a destination.", "counter")
     packets = Metric("iptables_packets_count", "Packets to (OUTPUT) and from (INPUT) a destination.", "counter")
     for network, label, host, count, total in rows:
-        labels = {"ip": _bare(network), "type": label, "hostname": host}
+        labels = {"ip": bare(network), "type": label, "hostname": host}
         size.add_sample("iptables_bytes_count", labels, total)
         packets.add_sample("iptables_packets_count", labels, count)
     return [size, packets]
-
-
-def _bare(network: str) -> str:
-    """A host without its /32 or /128 (the old tool's label values); a network as it is."""
-    return network.removesuffix("/32").removesuffix("/128")
 
 
 class EgressCollector(Collector):

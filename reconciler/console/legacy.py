@@ -54,7 +54,10 @@ def kind_of(destination: str) -> str:
 GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})  # what Go's strconv.ParseBool reads as true
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 # the ranges the old server called local networks (its isPrivateIP)
-OLD_PRIVATE = ("100.64.0.0/10", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+OLD_PRIVATE = tuple(
+    ipaddress.ip_network(block)
+    for block in ("100.64.0.0/10", "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
+)
 
 
 def _failed(info: str, status: int = 400) -> web.Response:
@@ -71,7 +74,7 @@ def _local(destination: str) -> bool:
         address = ipaddress.ip_network(destination, strict=False).network_address
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(block) for block in OLD_PRIVATE)
+    return any(address in block for block in OLD_PRIVATE)
 
 
 def record(index: int, entry: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from reconciler.errors import Problem, Severity
-from reconciler.loading.cross_checks import Placed
+from reconciler.loading.cross_checks import Placed, of_kind
 from reconciler.loading.locator import DocRef, Locator
 from reconciler.model import EgressAllowList, EgressGateway
 from reconciler.model.egress_allow_list import AllowEntry
@@ -31,19 +31,15 @@ class PartialList:
     entries: tuple[tuple[int, AllowEntry], ...]
 
 
-def _of_kind(placed: Sequence[Placed], kind: type[EgressAllowList | EgressGateway]) -> list[Placed]:
-    return [p for p in placed if isinstance(p.resource, kind)]
-
-
-def _names(placed: Sequence[Placed], kind: type[EgressAllowList | EgressGateway]) -> list[str]:
-    return [p.resource.metadata.name for p in _of_kind(placed, kind)]
+def _names(placed: Sequence[Placed], kind: type[EgressAllowList]) -> list[str]:
+    return [p.resource.metadata.name for p in of_kind(placed, kind)]
 
 
 def _gateway_ranges(placed: Sequence[Placed], default: AddressRanges) -> Mapping[str, list[tuple[str, AddressRanges]]]:
     """For each allow-list name, the internal ranges of every gateway that enforces it."""
     lists = _names(placed, EgressAllowList)
     ranges: dict[str, list[tuple[str, AddressRanges]]] = {name: [] for name in lists}
-    for item in _of_kind(placed, EgressGateway):
+    for item in of_kind(placed, EgressGateway):
         assert isinstance(item.resource, EgressGateway)
         spec = item.resource.spec
         own = AddressRanges(spec.internalRanges) if spec.internalRanges is not None else default
@@ -64,7 +60,7 @@ def check_internal_ranges(
     ranges = _gateway_ranges(placed, default)
     lists = [
         (item.resource.metadata.name, item.ref, tuple(enumerate(item.resource.spec.entries)))
-        for item in _of_kind(placed, EgressAllowList)
+        for item in of_kind(placed, EgressAllowList)
         if isinstance(item.resource, EgressAllowList)
     ]
     lists += [(p.name, p.ref, p.entries) for p in partial]
@@ -97,7 +93,7 @@ def _entry_lists(
     placed: Sequence[Placed], partial: Sequence[PartialList]
 ) -> Iterator[tuple[DocRef, Sequence[tuple[int, AllowEntry]]]]:
     """Every allow-list's entries by index: the valid lists', and the valid entries of lists with other errors."""
-    for item in _of_kind(placed, EgressAllowList):
+    for item in of_kind(placed, EgressAllowList):
         assert isinstance(item.resource, EgressAllowList)
         yield item.ref, list(enumerate(item.resource.spec.entries))
     for part in partial:

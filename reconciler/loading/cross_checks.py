@@ -54,7 +54,7 @@ def declared_of(data: object, ref: DocRef) -> Declared | None:
     return Declared(data["kind"], name, ref, references)
 
 
-def _of_kind(placed: Sequence[Placed], kind: type[Resource]) -> list[Placed]:
+def of_kind(placed: Sequence[Placed], kind: type[Resource]) -> list[Placed]:
     return [p for p in placed if isinstance(p.resource, kind)]
 
 

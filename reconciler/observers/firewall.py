@@ -26,6 +26,11 @@ def normalise(member: str) -> str:
     return member + ("/128" if ":" in member else "/32")
 
 
+def bare(member: str) -> str:
+    """A network as ipset prints a member and the old tool labelled it: a host without its /32 or /128."""
+    return member.removesuffix("/32").removesuffix("/128")
+
+
 def _run(runner: CommandRunner, argv: Sequence[str]) -> str:
     try:
         return runner.run(argv, timeout=TIMEOUT).check().stdout.decode(errors="replace")
